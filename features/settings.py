@@ -1,0 +1,178 @@
+"""One typed settings object for the whole platform.
+
+    twinops.yaml ─┐
+    TWINOPS_* env ┼─► Settings ─► every backend URI / path / knob
+    defaults ─────┘   (embedded defaults need no server)
+
+It lives in `features/` because that is the bottom of the import chain
+(features ← training ← serving; monitoring uses features; pipelines composes all),
+so every package can read it without importing upward.
+
+Precedence (highest first): init kwargs, `TWINOPS_*` environment variables
+(nested with `__`, e.g. `TWINOPS_TRAINING__MAX_EPOCHS=3`), the YAML file named by
+`TWINOPS_CONFIG` (default `./twinops.yaml`, optional), then the defaults below.
+
+All state of a run (MLflow db + artifacts, Feast registry + online store +
+offline parquet, reports, quarantine, prediction log) lives under `state_dir`,
+so two runs with different `TWINOPS_STATE_DIR` never mix.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+
+class FeastSettings(BaseModel):
+    """Feast stores. Embedded default: SQLite online store, parquet offline store."""
+
+    project: str = "twinops"
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    #: Redis connection string, used when online_store == "redis" (e.g. "localhost:6379").
+    redis_connection: str = "localhost:6379"
+    #: Feature view TTL in days: how far back point-in-time joins look, and (in
+    #: serving) the age beyond which online features are flagged stale.
+    ttl_days: int = 3650
+
+
+class SimulatorSettings(BaseModel):
+    """The embedded fleet simulator (the demo's data source)."""
+
+    n_assets: int = 40
+    seed: int = 7
+
+
+class TrainingSettings(BaseModel):
+    """Knobs of the physics-informed RUL model and its training run."""
+
+    max_epochs: int = 30
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    hidden_size: int = 64
+    seed: int = 42
+    #: Piecewise-linear target cap (standard C-MAPSS protocol).
+    rul_cap: float = 125.0
+    #: Weights of the physics terms in the loss; 0 turns a term off (data-only baseline).
+    weight_time_consistency: float = 1.0
+    weight_damage_law: float = 0.1
+    #: Fraction of run-to-failure assets held out (by asset) for validation + calibration.
+    val_fraction: float = 0.2
+    interval_level: float = 0.9
+    #: Evaluation gate: a version becomes `challenger` only if its validation RMSE
+    #: beats a constant-mean predictor by this factor (0.9 = at least 10% lower).
+    gate_max_rmse_ratio_to_constant: float = 0.9
+
+
+class ServingSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 3000
+    #: Default horizon (cycles) for the probability of failure.
+    horizon: int = 30
+    max_batch: int = 256
+
+
+class MonitoringSettings(BaseModel):
+    #: Share of monitored columns that must drift for the dataset to count as drifted.
+    drift_share_threshold: float = 0.5
+    #: Per-column p-value / distance threshold handed to Evidently's drift test.
+    column_threshold: float = 0.05
+    #: Minimum number of current rows before a drift verdict is trusted.
+    min_rows: int = 50
+
+
+class Settings(BaseSettings):
+    """Typed configuration; read `twinops.yaml` and `TWINOPS_*` env vars."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TWINOPS_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    state_dir: Path = Field(default_factory=lambda: Path.cwd() / ".twinops")
+    #: DVC-tracked data directory (raw readings, events, quarantine, reference data).
+    data_dir: Path = Field(default_factory=lambda: Path.cwd() / "data")
+    #: MLflow tracking + registry URI; None = embedded sqlite under state_dir.
+    mlflow_tracking_uri: str | None = None
+    #: DVC remote; None = a local directory under state_dir.
+    dvc_remote_url: str | None = None
+    model_name: str = "twinops-rul"
+    experiment_name: str = "twinops"
+    #: Rolling window (cycles) of the feature transform, offline and online.
+    window: int = 30
+
+    feast: FeastSettings = FeastSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    training: TrainingSettings = TrainingSettings()
+    serving: ServingSettings = ServingSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = os.environ.get("TWINOPS_CONFIG", "twinops.yaml")
+        return (
+            init_settings,
+            env_settings,
+            YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),
+        )
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> Settings:
+        self.state_dir = self.state_dir.expanduser().resolve()
+        self.data_dir = self.data_dir.expanduser().resolve()
+        return self
+
+    # ---- derived locations (all under state_dir unless configured) ----
+    @cached_property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.state_dir / "mlartifacts"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.state_dir / "feast"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"
+
+    @property
+    def prediction_log_path(self) -> Path:
+        return self.state_dir / "predictions.sqlite"
+
+    @property
+    def dvc_remote(self) -> str:
+        return self.dvc_remote_url or str(self.state_dir / "dvc-remote")
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
+
+
+def get_settings(**overrides) -> Settings:
+    """Build settings fresh (no global cache: tests and runs switch state dirs)."""
+    return Settings(**overrides)
