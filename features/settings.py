@@ -20,7 +20,6 @@ so two runs with different `TWINOPS_STATE_DIR` never mix.
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -84,10 +83,11 @@ class ServingSettings(BaseModel):
 class MonitoringSettings(BaseModel):
     #: Share of monitored columns that must drift for the dataset to count as drifted.
     drift_share_threshold: float = 0.5
-    #: Per-column p-value / distance threshold handed to Evidently's drift test.
-    column_threshold: float = 0.05
-    #: Minimum number of current rows before a drift verdict is trusted.
-    min_rows: int = 50
+    #: Per-column threshold for Evidently's drift test; None = each method's own default
+    #: (p-value 0.05 for small samples, normed Wasserstein distance 0.1 above 1000 rows).
+    column_threshold: float | None = None
+    #: Minimum number of current asset states before a drift verdict is trusted.
+    min_rows: int = 30
 
 
 class Settings(BaseSettings):
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
         return self
 
     # ---- derived locations (all under state_dir unless configured) ----
-    @cached_property
+    @property
     def tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
 

@@ -1,0 +1,1 @@
+"""The Feast feature repo of twinops (feature_store.yaml + definitions.py)."""

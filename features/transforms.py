@@ -1,0 +1,128 @@
+"""THE window transform — one implementation for training (offline) and serving (online).
+
+    readings (valid, any order) ─► sort by asset, timestamp, cycle
+        ─► for each row: that asset's trailing `window` rows (fewer at the start)
+        ─► per sensor: mean, least-squares slope vs cycle;  settings: current value
+        ─► [asset_id, timestamp, cycle, *FEATURE_COLUMNS]      (window_features)
+        ─► last row per asset                                    (latest_window_features)
+
+Why one implementation: training/serving skew is the classic silent failure of
+RUL systems. Offline, `window_features` runs over full histories and the rows go
+to Feast's offline store; online, `latest_window_features` runs over only the
+last `window` readings of an asset and is pushed to the online store. The two
+must agree bit for bit, so the computation is written on the explicit trailing
+window: row i gathers the values at offsets i-w+1 .. i (masked where they belong
+to another asset or do not exist) and accumulates them oldest-to-newest with
+elementwise adds. Each output therefore depends only on the values inside its
+window, in a fixed order — no cumulative sums whose rounding would depend on how
+much history came before. (pandas' rolling().mean() uses running sums, whose
+last bits do depend on the history length, which is why it is not used here.)
+
+Features (46 floats, static so Feast's schema and the model's input never move):
+  <sensor>_mean   mean over the window (21)
+  <sensor>_slope  least-squares slope per cycle over the window; 0 for one point (21)
+  op_setting_1..3 current operating settings (3)
+  cycle           the asset's age in cycles (1)
+Constant sensors (e.g. sensor_1 in FD001) give constant features; the trainer's
+scaler must tolerate zero variance.
+
+Speed: O(rows × window × columns) vectorised numpy; 20k rows, window 30 ≈ 0.1 s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.contract import ASSET_ID, CYCLE, SENSOR_COLUMNS, SETTING_COLUMNS, TIMESTAMP
+
+MEAN_COLUMNS: list[str] = [f"{s}_mean" for s in SENSOR_COLUMNS]
+SLOPE_COLUMNS: list[str] = [f"{s}_slope" for s in SENSOR_COLUMNS]
+#: The model's input, in order. Static: the Feast schema is generated from it.
+FEATURE_COLUMNS: list[str] = [*MEAN_COLUMNS, *SLOPE_COLUMNS, *SETTING_COLUMNS, CYCLE]
+#: Columns of window_features' output (cycle appears once, as the key and as a feature).
+OUTPUT_COLUMNS: list[str] = [ASSET_ID, TIMESTAMP, CYCLE] + [
+    c for c in FEATURE_COLUMNS if c != CYCLE
+]
+
+
+def _sorted(readings: pd.DataFrame) -> pd.DataFrame:
+    return readings.sort_values([ASSET_ID, TIMESTAMP, CYCLE], kind="mergesort").reset_index(
+        drop=True
+    )
+
+
+def window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
+    """One feature row per reading, over that asset's trailing `window` readings.
+
+    Output is sorted by (asset_id, timestamp, cycle) with a fresh index; `cycle` is
+    int64, every other feature float64. `window` counts readings, not cycles.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    df = _sorted(readings)
+    n = len(df)
+    y = df[SENSOR_COLUMNS].to_numpy(dtype=np.float64)  # (n, s)
+    c = df[CYCLE].to_numpy(dtype=np.float64)  # (n,)
+    # Position of each row inside its asset's history: row i may look back
+    # `pos[i]` rows without leaving the asset.
+    pos = df.groupby(ASSET_ID, sort=False).cumcount().to_numpy()
+    rows = np.arange(n)
+    count = np.minimum(pos + 1, window).astype(np.float64)
+
+    def lagged(arr: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
+        """(arr at row i-lag, validity mask) — invalid where i-lag is another asset."""
+        ok = pos >= lag
+        return arr[np.maximum(rows - lag, 0)], ok
+
+    # Pass 1: window sums of y and cycle, oldest -> newest (fixed order).
+    sum_y = np.zeros_like(y)
+    sum_c = np.zeros(n)
+    for lag in range(window - 1, -1, -1):
+        yl, ok = lagged(y, lag)
+        cl, _ = lagged(c, lag)
+        sum_y += np.where(ok[:, None], yl, 0.0)
+        sum_c += np.where(ok, cl, 0.0)
+    mean_y = sum_y / count[:, None]
+    mean_c = sum_c / count
+
+    # Pass 2: centred cross-products (numerically stable least squares).
+    sxy = np.zeros_like(y)
+    sxx = np.zeros(n)
+    for lag in range(window - 1, -1, -1):
+        yl, ok = lagged(y, lag)
+        cl, _ = lagged(c, lag)
+        dc = np.where(ok, cl - mean_c, 0.0)
+        sxx += dc * dc
+        sxy += dc[:, None] * np.where(ok[:, None], yl - mean_y, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where(sxx[:, None] > 0, sxy / np.where(sxx > 0, sxx, 1.0)[:, None], 0.0)
+
+    out = pd.DataFrame(
+        {
+            ASSET_ID: df[ASSET_ID].astype("string").to_numpy(),
+            TIMESTAMP: pd.DatetimeIndex(pd.to_datetime(df[TIMESTAMP], utc=True)).astype(
+                "datetime64[ns, UTC]"
+            ),
+            CYCLE: df[CYCLE].astype("int64").to_numpy(),
+        }
+    )
+    feats = pd.DataFrame(
+        np.hstack([mean_y, slope, df[SETTING_COLUMNS].to_numpy(dtype=np.float64)]),
+        columns=[*MEAN_COLUMNS, *SLOPE_COLUMNS, *SETTING_COLUMNS],
+    )
+    out = pd.concat([out, feats], axis=1)
+    out[ASSET_ID] = out[ASSET_ID].astype("string")
+    return out[OUTPUT_COLUMNS]
+
+
+def latest_window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
+    """Features of the newest reading of each asset (the online path).
+
+    Only the last `window` readings per asset are used — all the window needs —
+    so serving cost does not grow with an asset's age. Identical to the last row
+    per asset of `window_features` on the full history.
+    """
+    tail = _sorted(readings).groupby(ASSET_ID, sort=False).tail(window)
+    feats = window_features(tail, window)
+    return feats.groupby(ASSET_ID, sort=False).tail(1).reset_index(drop=True)

@@ -1,0 +1,290 @@
+"""Validate readings against the contract; quarantine every rejected row with a reason.
+
+    raw readings ─► column check ─► per-row checks (types, NaN, inf, unknown asset)
+                                 ─► per-asset checks on rows that passed (duplicates,
+                                     out-of-order cycles/timestamps)
+                 ─► ValidationResult(valid  : typed contract frame, sorted by asset, time
+                                     quarantined: original columns + quarantine_reason
+                                     counts : input/valid/quarantined + per-check counts)
+    write_quarantine(result, settings) ─► <data_dir>/quarantine/quarantine-<utc>-<id>.parquet
+                                          + counts.jsonl ledger (both atomic: tmp + os.replace)
+
+Invariant: len(valid) + len(quarantined) == len(input). Nothing is dropped
+silently, because a sensor pipeline that loses rows quietly makes RUL labels and
+drift statistics lie without anybody noticing.
+
+Rules and why:
+- naive timestamps are read as UTC (the contract is UTC; refusing them would
+  quarantine most CSV exports), unparsable ones are rejected;
+- cycle must be a positive integer: it is the age axis of the window transform;
+- NaN/inf in a setting or sensor is rejected, not imputed: imputation is a
+  modelling decision, not an ingestion one;
+- duplicates of (asset_id, cycle) or (asset_id, timestamp): first one (in time,
+  then input order) is kept, later copies are quarantined — re-sent batches are
+  the common cause;
+- out of order: in timestamp order, a cycle lower than one already seen for the
+  asset is rejected (clock or counter went backwards). The later-in-time row is
+  the one blamed; a single wild typo in an early row can therefore reject many
+  later rows, which is loud rather than silent — intended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.contract import (
+    ASSET_ID,
+    CYCLE,
+    MEASUREMENT_COLUMNS,
+    QUARANTINE_REASON,
+    READING_COLUMNS,
+    TIMESTAMP,
+)
+
+#: Keys of ValidationResult.counts besides input/valid/quarantined.
+CHECKS = (
+    "missing_columns",
+    "bad_asset_id",
+    "bad_timestamp",
+    "bad_cycle",
+    "unparsable",
+    "missing_value",
+    "non_finite",
+    "unknown_asset",
+    "duplicate",
+    "out_of_order",
+)
+
+
+@dataclass
+class ValidationResult:
+    valid: pd.DataFrame
+    quarantined: pd.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+    missing_columns: list[str] = field(default_factory=list)
+
+
+class _Reasons:
+    """Collects reasons per row position; joins them with '; ' at the end."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._lists: list[list[str]] = [[] for _ in range(n)]
+        self.counts = dict.fromkeys(CHECKS, 0)
+
+    def add(self, mask: np.ndarray, check: str, reason: str | np.ndarray) -> None:
+        idx = np.flatnonzero(mask)
+        self.counts[check] += len(idx)
+        if isinstance(reason, str):
+            for i in idx:
+                self._lists[i].append(reason)
+        else:
+            for i in idx:
+                self._lists[i].append(reason[i])
+
+    def bad(self) -> np.ndarray:
+        return np.array([bool(r) for r in self._lists], dtype=bool)
+
+    def joined(self) -> np.ndarray:
+        return np.array(["; ".join(r) for r in self._lists], dtype=object)
+
+
+def _numeric(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(float values, unparsable mask): unparsable = present in input but not a number."""
+    raw = col
+    if isinstance(raw.dtype, pd.StringDtype) or raw.dtype == object:
+        stripped = raw.astype("string").str.strip()
+        raw = stripped.where(stripped != "", None)
+    num = pd.to_numeric(raw, errors="coerce")
+    values = num.astype("float64").to_numpy(na_value=np.nan)
+    unparsable = values != values  # NaN after coercion ...
+    unparsable &= ~pd.isna(raw).to_numpy()  # ... but something was there
+    return values, unparsable
+
+
+def _timestamps(col: pd.Series) -> np.ndarray:
+    """Parse to UTC; naive values are taken as UTC; unparsable -> NaT."""
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        ts = col.dt.tz_convert(UTC)
+    elif pd.api.types.is_datetime64_dtype(col.dtype):
+        ts = col.dt.tz_localize(UTC)
+    else:
+        ts = pd.to_datetime(col, utc=True, errors="coerce", format="mixed")
+    return pd.DatetimeIndex(ts).astype("datetime64[ns, UTC]")
+
+
+def validate_readings(
+    df: pd.DataFrame, known_assets: Iterable[str] | None = None
+) -> ValidationResult:
+    """Split readings into a typed valid frame and a quarantine with reasons."""
+    n = len(df)
+    original = df.reset_index(drop=True)
+    missing = [c for c in READING_COLUMNS if c not in original.columns]
+    if missing:
+        # Without the contract's columns no row can be trusted: all rows go to
+        # quarantine, the reason names the columns.
+        q = original.copy()
+        q[QUARANTINE_REASON] = f"missing column(s): {', '.join(missing)}"
+        counts = {"input": n, "valid": 0, "quarantined": n, **dict.fromkeys(CHECKS, 0)}
+        counts["missing_columns"] = n
+        empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in _dtypes().items()})
+        return ValidationResult(empty, q, counts, missing)
+
+    reasons = _Reasons(n)
+
+    # ---- per-row checks -------------------------------------------------------
+    asset = original[ASSET_ID].astype("string").str.strip()
+    bad_asset = asset.isna().to_numpy() | (asset.fillna("") == "").to_numpy()
+    reasons.add(bad_asset, "bad_asset_id", "missing asset_id")
+
+    ts = _timestamps(original[TIMESTAMP])
+    bad_ts = np.asarray(ts.isna())
+    reasons.add(bad_ts, "bad_timestamp", "unparsable or missing timestamp")
+
+    cyc, _ = _numeric(original[CYCLE])
+    with np.errstate(invalid="ignore"):
+        bad_cycle = ~np.isfinite(cyc) | (cyc != np.round(cyc)) | (cyc < 1)
+    reasons.add(bad_cycle, "bad_cycle", "cycle is not a positive integer")
+
+    values = np.empty((n, len(MEASUREMENT_COLUMNS)))
+    unparsed = np.zeros((n, len(MEASUREMENT_COLUMNS)), dtype=bool)
+    for j, c in enumerate(MEASUREMENT_COLUMNS):
+        values[:, j], unparsed[:, j] = _numeric(original[c])
+        reasons.add(unparsed[:, j], "unparsable", f"unparsable {c}")
+    nan = np.isnan(values)
+    inf = np.isinf(values)
+    names = np.array(MEASUREMENT_COLUMNS)
+    nan_only = nan & ~unparsed  # unparsable cells already have their reason
+    if nan_only.any():
+        msg = np.array(
+            ["NaN in " + ", ".join(names[row]) if row.any() else "" for row in nan_only],
+            dtype=object,
+        )
+        reasons.add(nan_only.any(axis=1), "missing_value", msg)
+    if inf.any():
+        msg = np.array(
+            ["inf in " + ", ".join(names[row]) if row.any() else "" for row in inf], dtype=object
+        )
+        reasons.add(inf.any(axis=1), "non_finite", msg)
+
+    if known_assets is not None:
+        known = set(map(str, known_assets))
+        unknown = ~bad_asset & ~asset.fillna("").isin(known).to_numpy()
+        reasons.add(unknown, "unknown_asset", "unknown asset_id")
+
+    # ---- per-asset ordering checks, on rows that passed the row checks -----------
+    ok = ~reasons.bad()
+    pos = np.flatnonzero(ok)
+    if len(pos):
+        keyed = pd.DataFrame(
+            {"a": asset.to_numpy()[pos], "t": ts[pos], "c": cyc[pos], "pos": pos}
+        ).sort_values(["a", "t", "pos"], kind="mergesort")
+        dup_c = keyed.duplicated(["a", "c"], keep="first").to_numpy()
+        dup_t = keyed.duplicated(["a", "t"], keep="first").to_numpy() & ~dup_c
+        p = keyed["pos"].to_numpy()
+        reasons.add(_scatter(n, p[dup_c]), "duplicate", "duplicate (asset_id, cycle)")
+        reasons.add(_scatter(n, p[dup_t]), "duplicate", "duplicate (asset_id, timestamp)")
+        rest = keyed[~(dup_c | dup_t)]
+        prev_max = rest.groupby("a", sort=False)["c"].cummax()
+        prev_max = prev_max.groupby(rest["a"], sort=False).shift(1)
+        ooo = (rest["c"] < prev_max).to_numpy()
+        reasons.add(
+            _scatter(n, rest["pos"].to_numpy()[ooo]),
+            "out_of_order",
+            "out-of-order cycle (lower than an earlier reading of this asset)",
+        )
+
+    bad = reasons.bad()
+    quarantined = original[bad].copy()
+    quarantined[QUARANTINE_REASON] = reasons.joined()[bad]
+
+    good = ~bad
+    valid = pd.DataFrame(
+        {
+            ASSET_ID: asset[good].astype("string").to_numpy(),
+            TIMESTAMP: ts[good],
+            CYCLE: cyc[good].astype("int64"),
+        }
+    )
+    valid[MEASUREMENT_COLUMNS] = values[good]
+    valid = valid.astype(_dtypes())
+    valid = valid.sort_values([ASSET_ID, TIMESTAMP, CYCLE], kind="mergesort").reset_index(drop=True)
+    counts = {"input": n, "valid": len(valid), "quarantined": int(bad.sum()), **reasons.counts}
+    return ValidationResult(valid, quarantined, counts, [])
+
+
+def _scatter(n: int, positions: np.ndarray) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[positions] = True
+    return mask
+
+
+def _dtypes() -> dict[str, str]:
+    from features.contract import READING_DTYPES
+
+    return READING_DTYPES
+
+
+# ---- quarantine store ---------------------------------------------------------------
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_quarantine(
+    result: ValidationResult | pd.DataFrame, settings, *, source: str | None = None
+) -> Path:
+    """Append this batch's quarantined rows under settings.quarantine_dir; return its path.
+
+    Each call writes one new parquet file (never rewrites earlier batches), so
+    appending is atomic per batch: the file is written to a temp name and
+    os.replace'd into place. Raw columns are stored as strings, because rejected
+    rows are by definition the ones whose types cannot be trusted. A batch with
+    no rejected rows still writes an (empty) file, so every ingest leaves a
+    trace. `counts.jsonl` gets one line per batch (rewritten atomically).
+
+    `result` may also be a bare quarantine frame (rows + quarantine_reason), e.g.
+    validation's rejects concatenated with rows the caller rejected itself; its
+    counts are then taken per reason. `source` (where the batch came from) is
+    stored as a column and in the ledger.
+    """
+    if isinstance(result, pd.DataFrame):
+        frame = result
+        reasons = frame[QUARANTINE_REASON].value_counts() if len(frame) else {}
+        counts = {
+            "quarantined": len(frame),
+            "reasons": {str(k): int(v) for k, v in dict(reasons).items()},
+        }
+    else:
+        frame, counts = result.quarantined, dict(result.counts)
+    qdir = Path(settings.quarantine_dir)
+    qdir.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    batch = f"quarantine-{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+    q = frame.copy()
+    for c in q.columns:
+        q[c] = q[c].astype("string")
+    q["quarantined_at"] = pd.Timestamp(now)
+    q["source"] = pd.array([source] * len(q), dtype="string")
+    path = qdir / f"{batch}.parquet"
+    tmp = path.with_name(f".{path.name}.tmp")
+    q.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+    ledger = qdir / "counts.jsonl"
+    line = json.dumps({"batch": batch, "at": now.isoformat(), "source": source, **counts}) + "\n"
+    old = ledger.read_bytes() if ledger.exists() else b""
+    _atomic_write_bytes(ledger, old + line.encode())
+    return path

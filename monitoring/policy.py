@@ -1,0 +1,143 @@
+"""The retrain decision: a pure function of a drift verdict, a policy and the clock.
+
+    DriftResult | summary dict ─┐
+    RetrainPolicy ──────────────┼─► decide_retrain ─► Decision(retrain, reasons)
+    now, last_retrain_at, new_rows ┘                        │
+                                          pipelines/ retrain flow (or nothing)
+
+Why pure: the decision to spend compute and put a new model through review
+is the part of the loop that must be predictable and auditable. No clock
+reads, no I/O, no Evidently import here — the caller passes `now` and the
+facts, and every branch is unit-tested. `reasons` always explains the
+outcome, for the audit trail and the CLI.
+
+Triggers (any one suffices):
+  * drift: share of drifted columns >= max_drift_share (trusted only with
+    at least min_rows current rows);
+  * a critical column drifted (same trust rule);
+  * coverage: more than max_unmatched_share of the current rows are in life
+    stages the reference never saw (life-stage-matched reports only);
+  * staleness: no retrain for max_hours_without_retrain.
+Blockers (any one vetoes):
+  * cooldown: the last retrain was less than min_hours_between_retrains ago;
+  * nothing new to learn: fewer than min_new_rows new labelled rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RetrainPolicy(BaseModel):
+    """When drift justifies a retrain. Defaults suit a daily monitor run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Retrain when at least this share of monitored columns drifted.
+    max_drift_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Fewer current rows than this: the drift verdict is not trusted.
+    min_rows: int = Field(default=50, ge=0)
+    #: Cooldown between retrains (hours).
+    min_hours_between_retrains: float = Field(default=24.0, ge=0.0)
+    #: New labelled (run-to-failure) rows needed since the last retrain; 0 = no requirement.
+    min_new_rows: int = Field(default=0, ge=0)
+    #: Columns whose drift alone triggers a retrain.
+    critical_columns: tuple[str, ...] = ()
+    #: Trigger when more than this share of current rows is in unseen life stages; None = off.
+    max_unmatched_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: Trigger a retrain when the model is older than this (hours); None = off.
+    max_hours_without_retrain: float | None = Field(default=None, gt=0.0)
+
+
+@dataclass(frozen=True)
+class Decision:
+    retrain: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def _utc(ts: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _facts(drift: Any) -> dict[str, Any]:
+    """Normalise a DriftResult or its summary dict to the fields used here."""
+    get = drift.get if isinstance(drift, Mapping) else lambda k, d=None: getattr(drift, k, d)
+    columns = get("columns", {}) or {}
+    drifted = get("drifted_columns", None)
+    if drifted is None:
+        drifted = [c for c, v in columns.items() if v.get("drifted")]
+    return {
+        "share": float(get("share", 0.0) or 0.0),
+        "n_current": get("n_current", None),
+        "drifted": list(drifted),
+        "unmatched_share": float(get("unmatched_share", 0.0) or 0.0),
+    }
+
+
+def decide_retrain(
+    drift: Any,
+    policy: RetrainPolicy,
+    *,
+    now: datetime,
+    last_retrain_at: datetime | None = None,
+    new_rows: int = 0,
+) -> Decision:
+    """Decide whether to retrain; `reasons` says why (or why not)."""
+    facts = _facts(drift)
+    now = _utc(now)
+    triggers: list[str] = []
+    notes: list[str] = []
+
+    n_current = facts["n_current"]
+    trusted = n_current is None or n_current >= policy.min_rows
+    if not trusted:
+        notes.append(
+            f"drift verdict not trusted: {n_current} current rows < min_rows {policy.min_rows}"
+        )
+    else:
+        if facts["share"] >= policy.max_drift_share and facts["drifted"]:
+            cols = ", ".join(facts["drifted"])
+            triggers.append(
+                f"drift share {facts['share']:.2f} >= {policy.max_drift_share:.2f} ({cols})"
+            )
+        critical = [c for c in policy.critical_columns if c in facts["drifted"]]
+        if critical:
+            triggers.append(f"critical column(s) drifted: {', '.join(critical)}")
+        if (
+            policy.max_unmatched_share is not None
+            and facts["unmatched_share"] > policy.max_unmatched_share
+        ):
+            triggers.append(
+                f"{facts['unmatched_share']:.0%} of current rows are in life stages the "
+                f"reference lacks (> {policy.max_unmatched_share:.0%})"
+            )
+
+    hours_since = None
+    if last_retrain_at is not None:
+        hours_since = (now - _utc(last_retrain_at)).total_seconds() / 3600.0
+    if policy.max_hours_without_retrain is not None and (
+        hours_since is None or hours_since >= policy.max_hours_without_retrain
+    ):
+        age = "never retrained" if hours_since is None else f"last retrain {hours_since:.1f} h ago"
+        triggers.append(f"model stale: {age} (max {policy.max_hours_without_retrain:g} h)")
+
+    if not triggers:
+        return Decision(False, [*notes, "no retrain trigger: no significant drift"])
+
+    blockers: list[str] = []
+    if hours_since is not None and hours_since < policy.min_hours_between_retrains:
+        blockers.append(
+            f"cooldown: last retrain {hours_since:.1f} h ago "
+            f"< {policy.min_hours_between_retrains:g} h"
+        )
+    if new_rows < policy.min_new_rows:
+        blockers.append(f"only {new_rows} new labelled rows < min_new_rows {policy.min_new_rows}")
+    if blockers:
+        return Decision(False, [*triggers, *notes, *(f"blocked by {b}" for b in blockers)])
+    return Decision(True, [*triggers, *notes])

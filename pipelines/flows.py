@@ -1,0 +1,430 @@
+"""Prefect flows: the predictive-maintenance loop, one flow per stage.
+
+    ingest ─► features ─► train ─► evaluate ─► promote ─► score ─► monitor ─┐
+      ▲                    ▲                                                  │
+      │                    └──────────── retrain (challenger only) ◄──────────┘ drift
+   simulator / C-MAPSS / CSV / Parquet
+
+Each flow is small and calls plain functions from features/, training/,
+serving/ and monitoring/, so the same logic runs from the CLI, a schedule, or a
+test. They run in-process against Prefect's ephemeral API by default, or against
+a Prefect server when PREFECT_API_URL is set. I/O tasks retry; tasks that take
+live clients or big frames use NO_CACHE.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from features.settings import Settings, get_settings
+from pipelines import audit
+
+
+def _settings(settings: Settings | None) -> Settings:
+    return settings or get_settings()
+
+
+# ───────────────────────────── ingest ─────────────────────────────
+
+
+@dataclass
+class IngestSummary:
+    source: str
+    rows_in: int
+    rows_valid: int
+    rows_appended: int
+    rows_already_stored: int
+    rows_quarantined: int
+    reasons: dict[str, int]
+    events_appended: int
+    quarantine_file: str | None
+    data_hash: str | None
+
+
+@task(cache_policy=NO_CACHE)
+def load_source_task(source: str, settings: Settings):
+    from features.sources.loader import load_source
+
+    return load_source(source, settings)
+
+
+@task(cache_policy=NO_CACHE)
+def validate_and_store_task(readings, events, settings: Settings, source: str) -> IngestSummary:
+    from features import datastore
+    from features.contract import QUARANTINE_REASON
+    from features.validation import validate_readings, write_quarantine
+
+    result = validate_readings(readings)
+    appended, already_stored, conflicts = datastore.append_readings(settings, result.valid)
+    quarantined = result.quarantined
+    if len(conflicts):
+        conflicts = conflicts.assign(
+            **{QUARANTINE_REASON: "conflicts with the stored reading of this (asset_id, cycle)"}
+        )
+        quarantined = conflicts if not len(quarantined) else _concat(quarantined, conflicts)
+    quarantine_file = None
+    if len(quarantined):
+        quarantine_file = str(write_quarantine(quarantined, settings, source=source))
+    events_appended = datastore.append_events(settings, events)
+    reasons = (
+        quarantined[QUARANTINE_REASON].value_counts().to_dict() if len(quarantined) else {}
+    )
+    return IngestSummary(
+        source=source,
+        rows_in=len(readings),
+        rows_valid=len(result.valid),
+        rows_appended=appended,
+        rows_already_stored=already_stored,
+        rows_quarantined=len(quarantined),
+        reasons={str(k): int(v) for k, v in reasons.items()},
+        events_appended=events_appended,
+        quarantine_file=quarantine_file,
+        data_hash=None,
+    )
+
+
+def _concat(a, b):
+    import pandas as pd
+
+    return pd.concat([a, b], ignore_index=True)
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def track_data_task(settings: Settings) -> str:
+    from features.versioning import track_data
+
+    return track_data(settings)
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(source: str = "simulator", settings: Settings | None = None) -> IngestSummary:
+    """Read a source, validate against the contract, quarantine bad rows, version with DVC."""
+    settings = _settings(settings)
+    readings, events = load_source_task(source, settings)
+    summary = validate_and_store_task(readings, events, settings, source)
+    summary.data_hash = track_data_task(settings)
+    print(
+        f"ingested {summary.rows_appended}/{summary.rows_in} rows from {source}; "
+        f"quarantined {summary.rows_quarantined} {summary.reasons or ''}; data {summary.data_hash}"
+    )
+    return summary
+
+
+# ───────────────────────────── features ─────────────────────────────
+
+
+@flow(name="features", log_prints=True)
+def features_flow(settings: Settings | None = None) -> dict:
+    """Window features for every stored reading → Feast offline parquet → registry → online store."""
+    from features import datastore, store
+    from features.transforms import window_features
+
+    settings = _settings(settings)
+    readings = datastore.load_readings(settings)
+    if not len(readings):
+        raise RuntimeError("no readings stored yet: run `twinops ingest` first")
+    frame = window_features(readings, settings.window)
+    path = store.write_offline_features(settings, frame)
+    store.apply_definitions(settings)
+    store.materialize(settings)
+    print(f"features: {len(frame)} rows for {frame['asset_id'].nunique()} assets → {path}")
+    return {"rows": len(frame), "assets": int(frame["asset_id"].nunique()), "path": str(path)}
+
+
+# ───────────────────────────── train / evaluate ─────────────────────────────
+
+
+@dataclass
+class TrainSummary:
+    run_id: str
+    version: str
+    metrics: dict = field(default_factory=dict)
+
+
+@task(cache_policy=NO_CACHE)
+def training_frame_task(settings: Settings):
+    from features import datastore, store
+    from features.labels import rul_labels
+
+    labels = rul_labels(datastore.load_readings(settings), datastore.load_events(settings))
+    if not len(labels):
+        raise RuntimeError("no run-to-failure assets (failure events) to train on")
+    return store.training_frame(settings, labels)
+
+
+@flow(name="train", log_prints=True)
+def train_flow(
+    settings: Settings | None = None, physics: bool = True, extra_tags: dict | None = None
+) -> TrainSummary:
+    """Point-in-time training frame from Feast → Lightning fit → MLflow run + registered version."""
+    from features.store import FEATURE_SERVICE_NAME
+    from features.transforms import FEATURE_COLUMNS
+    from features.versioning import data_hash
+    from training.registry import log_and_register
+    from training.train import fit
+
+    settings = _settings(settings)
+    if not physics:
+        settings = settings.model_copy(
+            update={
+                "training": settings.training.model_copy(
+                    update={"weight_time_consistency": 0.0, "weight_damage_law": 0.0}
+                )
+            }
+        )
+    frame = training_frame_task(settings)
+    result = fit(frame, settings, feature_columns=FEATURE_COLUMNS)
+    run_id, version = log_and_register(
+        settings,
+        result,
+        dvc_hash=data_hash(settings) or "untracked",
+        feature_service=FEATURE_SERVICE_NAME,
+        extra_tags=extra_tags,
+    )
+    print(f"trained {settings.model_name} v{version} (run {run_id}): {result.metrics}")
+    return TrainSummary(run_id=run_id, version=str(version), metrics=dict(result.metrics))
+
+
+@flow(name="evaluate", log_prints=True)
+def evaluate_flow(version: str | None = None, settings: Settings | None = None) -> dict:
+    """Gate a registered version on its held-out-asset metrics; passing → alias `challenger`."""
+    from training.registry import evaluate_and_gate
+
+    settings = _settings(settings)
+    verdict = evaluate_and_gate(settings, version)
+    audit.record(
+        settings,
+        action="gate",
+        version=verdict["version"],
+        outcome="passed" if verdict["passed"] else "failed",
+        reasons=verdict["reasons"],
+    )
+    print(f"gate for v{verdict['version']}: {'passed' if verdict['passed'] else 'FAILED'} {verdict['reasons']}")
+    return verdict
+
+
+# ───────────────────────────── promote ─────────────────────────────
+
+
+@flow(name="promote", log_prints=True)
+def promote_flow(
+    version: str | None = None, demo_auto_approve: bool = False, settings: Settings | None = None
+) -> dict:
+    """Move `champion` to the challenger version — only with an explicit, logged approval.
+
+    The real four-eyes review workflow is a later issue; until then the only way
+    to promote is `demo_auto_approve=True`, which is recorded on the version and in
+    the audit log as what it is: an automatic approval for a demo, not a review.
+    """
+    from training.registry import get_alias_version, set_alias, tag_version
+
+    settings = _settings(settings)
+    if not demo_auto_approve:
+        raise PermissionError(
+            "promotion needs an approval; the review workflow is not built yet. "
+            "For a demo, pass --demo-auto-approve (recorded as an automatic demo approval)."
+        )
+    version = version or get_alias_version(settings, "challenger")
+    if version is None:
+        raise RuntimeError("no version has the alias 'challenger': run `twinops evaluate` first")
+    previous = get_alias_version(settings, "champion")
+    approver = f"demo-auto-approval ({getpass.getuser()})"
+    note = "DEMO: automatic approval without human review"
+    tag_version(
+        settings,
+        version,
+        {
+            "promotion.approved_by": approver,
+            "promotion.note": note,
+            "promotion.at": datetime.now(UTC).isoformat(),
+            "promotion.previous_champion": previous or "",
+        },
+    )
+    set_alias(settings, "champion", version)
+    audit.record(settings, action="promote", version=version, outcome="champion", reasons=[note],
+                 actor=approver, previous=previous)
+    print(f"champion → v{version} (was {previous}); {note}")
+    return {"version": version, "previous": previous, "approved_by": approver}
+
+
+# ───────────────────────────── score (in-process serving) ─────────────────────────────
+
+
+@flow(name="score", log_prints=True)
+def score_flow(asset_ids: list[str] | None = None, settings: Settings | None = None) -> list[str]:
+    """Predict for assets through the serving code path (champion + online features + log).
+
+    The demo uses this to produce the prediction log without a running server;
+    the HTTP service calls the very same function per request.
+    """
+    import functools
+
+    from features import datastore, store
+    from serving.predict import ServedModel, predict_assets
+    from serving.prediction_log import PredictionLog
+    from serving.schemas import PredictRequest
+    from training.registry import load_by_alias
+
+    settings = _settings(settings)
+    model = ServedModel.from_loaded(load_by_alias(settings, "champion"))
+    if asset_ids is None:
+        events = datastore.load_events(settings)
+        failed = set(events["asset_id"]) if len(events) else set()
+        asset_ids = sorted(set(datastore.load_readings(settings)["asset_id"]) - failed)
+    response = predict_assets(
+        PredictRequest(asset_ids=asset_ids),
+        model=model,
+        fetch_features=functools.partial(store.online_features, store.get_store(settings)),
+        default_horizon=settings.serving.horizon,
+        log=PredictionLog(settings.prediction_log_path),
+    ).model_dump()
+    ok = [p for p in response["predictions"] if "error" not in p]
+    print(f"scored {len(ok)}/{len(asset_ids)} assets with {model.name} v{model.version}")
+    return [p["asset_id"] for p in ok]
+
+
+# ───────────────────────────── monitor ─────────────────────────────
+
+
+@dataclass
+class MonitorSummary:
+    drift: bool
+    share: float
+    report_html: str
+    report_json: str
+    retrain: bool
+    reasons: list[str]
+    retrained_version: str | None = None
+
+
+@task(cache_policy=NO_CACHE)
+def monitoring_frames_task(settings: Settings, since: datetime | None):
+    """(reference, current) with the champion's predicted RUL on both, for stage matching.
+
+    Reference: feature rows of the run-to-failure (training) assets, scored by the
+    champion. Current: the prediction log, one row per asset state (an asset
+    scored many times on the same features counts once).
+    """
+    import pandas as pd
+
+    from features import datastore, store
+    from monitoring.drift import distinct_states
+    from serving.prediction_log import PredictionLog
+    from training.registry import load_by_alias
+
+    current = distinct_states(PredictionLog(settings.prediction_log_path).read(since=since))
+    if not len(current):
+        raise RuntimeError("the prediction log is empty: nothing to monitor yet")
+    events = datastore.load_events(settings)
+    offline = pd.read_parquet(store.offline_path(settings))
+    reference = offline[offline["asset_id"].isin(set(events["asset_id"]))].reset_index(drop=True)
+    champion = load_by_alias(settings, "champion")
+    reference["rul"] = champion.predictor.predict(reference, horizon=settings.serving.horizon)[
+        "rul"].to_numpy()
+    return reference, current
+
+
+@flow(name="monitor", log_prints=True)
+def monitor_flow(
+    settings: Settings | None = None, retrain_on_drift: bool = True, since: datetime | None = None
+) -> MonitorSummary:
+    """Compare logged prediction inputs with the training reference; drift → retrain flow.
+
+    Like is compared with like: the reference is re-weighted to the current
+    cohort's distribution of predicted RUL (life stage) before Evidently tests
+    each feature, so an ageing fleet is not mistaken for drift (see
+    monitoring/drift.py). A retrained model is registered and gated to
+    `challenger` at most: it never becomes champion without the promotion step.
+    """
+    import mlflow
+
+    from features.transforms import FEATURE_COLUMNS
+    from monitoring.drift import drift_report
+    from monitoring.policy import RetrainPolicy, decide_retrain
+
+    settings = _settings(settings)
+    reference, current = monitoring_frames_task(settings, since)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    columns = [c for c in FEATURE_COLUMNS if c in current.columns and c != "cycle"
+               and reference[c].nunique() > 1]
+    result = drift_report(
+        reference,
+        current,
+        columns,
+        settings.reports_dir / f"drift-{stamp}",
+        stage_column="rul",
+        share_threshold=settings.monitoring.drift_share_threshold,
+        column_threshold=settings.monitoring.column_threshold,
+    )
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    _ensure_experiment(settings, f"{settings.experiment_name}-monitoring")
+    with mlflow.start_run(run_name=f"drift-{stamp}") as run:
+        mlflow.log_metrics({"drift_share": result.share, "drift": float(result.drift),
+                            "rows": len(current)})
+        mlflow.log_artifact(str(result.html_path), artifact_path="drift")
+        mlflow.log_artifact(str(result.json_path), artifact_path="drift")
+    policy = RetrainPolicy(max_drift_share=settings.monitoring.drift_share_threshold,
+                           min_rows=settings.monitoring.min_rows)
+    decision = decide_retrain(result, policy, now=datetime.now(UTC), new_rows=len(current))
+    summary = MonitorSummary(
+        drift=result.drift,
+        share=result.share,
+        report_html=str(result.html_path),
+        report_json=str(result.json_path),
+        retrain=decision.retrain,
+        reasons=list(decision.reasons),
+    )
+    print(f"drift={result.drift} share={result.share:.2f} → retrain={decision.retrain} "
+          f"{decision.reasons}")
+    if decision.retrain and retrain_on_drift:
+        trained = train_flow(settings, extra_tags={"trigger.drift_report": str(result.json_path),
+                                                   "trigger.monitor_run": run.info.run_id})
+        evaluate_flow(trained.version, settings)
+        summary.retrained_version = trained.version
+    return summary
+
+
+def _ensure_experiment(settings: Settings, name: str) -> None:
+    import mlflow
+
+    if mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, artifact_location=settings.artifact_root.as_uri())
+    mlflow.set_experiment(name)
+
+
+# ───────────────────────────── the whole loop ─────────────────────────────
+
+
+@flow(name="run", log_prints=True)
+def run_flow(settings: Settings | None = None, live_drift: str | None = None) -> dict:
+    """The whole loop on the embedded default: simulate → … → monitor (→ retrain)."""
+    settings = _settings(settings)
+    ingest = ingest_flow("simulator", settings)
+    features_flow(settings)
+    trained = train_flow(settings)
+    verdict = evaluate_flow(trained.version, settings)
+    promoted = promote_flow(trained.version, demo_auto_approve=True, settings=settings) if verdict["passed"] else None
+    live_source = "simulator-live" if not live_drift else f"simulator-live:{live_drift}"
+    live = ingest_flow(live_source, settings)
+    features_flow(settings)
+    scored = score_flow(settings=settings) if promoted else []
+    monitored = monitor_flow(settings) if scored else None
+    summary = {
+        "ingest": asdict(ingest),
+        "live_ingest": asdict(live),
+        "train": asdict(trained),
+        "gate": verdict,
+        "promoted": promoted,
+        "scored_assets": scored,
+        "monitor": asdict(monitored) if monitored else None,
+    }
+    out = settings.reports_dir / "last_run.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2, default=str))
+    return summary

@@ -1,0 +1,36 @@
+"""Process-wide runtime setup shared by the CLI and the flows.
+
+    Settings ──► state_dir/ ──► PREFECT_HOME (ephemeral API db), BENTOML_HOME,
+                                MLflow sqlite, Feast registry, reports, logs
+
+Prefect reads PREFECT_HOME when it is first imported, so this must run before any
+`import prefect`; that is why the CLI calls `prepare(settings)` first and imports
+flows lazily. When PREFECT_API_URL is set, flows talk to that server instead of
+the ephemeral in-process API.
+"""
+
+from __future__ import annotations
+
+import os
+
+from features.settings import Settings
+
+
+def prepare(settings: Settings) -> Settings:
+    """Create the state directory and point library homes into it.
+
+    Environment variables already set by the user win (setdefault), so a shared
+    Prefect server or BentoML home can still be used on purpose.
+    """
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["TWINOPS_STATE_DIR"] = str(settings.state_dir)
+    os.environ["TWINOPS_DATA_DIR"] = str(settings.data_dir)
+    os.environ.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("BENTOML_HOME", str(settings.state_dir / "bentoml"))
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    # MLflow 3 warns loudly about the sqlite file store's git-sha autologging; keep CLI output readable.
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    return settings

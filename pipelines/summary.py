@@ -1,0 +1,49 @@
+"""What `twinops run` prints at the end: where to look next.
+
+    run_flow summary ─► MLflow run + version, drift report, serve command, curl
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from features.settings import Settings
+
+
+def where_to_look(settings: Settings, summary: dict, serve_cmd: list[str]) -> str:
+    train = summary["train"]
+    monitor = summary.get("monitor") or {}
+    promoted = summary.get("promoted") or {}
+    asset = (summary.get("scored_assets") or ["<asset-id>"])[0]
+    host, port = settings.serving.host, settings.serving.port
+    body = json.dumps({"asset_ids": [asset]})
+    lines = [
+        "",
+        "── twinops: the loop ran ─────────────────────────────────────────",
+        f"state directory     {settings.state_dir}",
+        f"data (DVC) hash     {summary['ingest'].get('data_hash')}",
+        f"MLflow run          {train['run_id']}  (tracking URI {settings.tracking_uri})",
+        f"registered model    {settings.model_name} v{train['version']}  "
+        f"gate {'passed' if summary['gate']['passed'] else 'FAILED'}",
+        f"champion            v{promoted.get('version', '-')}  ({promoted.get('approved_by', 'not promoted')})",
+        f"quarantined rows    {summary['live_ingest'].get('rows_quarantined', 0)} (live) "
+        f"→ {summary['live_ingest'].get('quarantine_file') or 'none'}",
+        f"drift report        {monitor.get('report_html', '-')}",
+        f"drift verdict       drift={monitor.get('drift')} share={monitor.get('share')} "
+        f"retrain={monitor.get('retrain')} {monitor.get('reasons', '')}",
+    ]
+    if monitor.get("retrained_version"):
+        lines.append(f"retrained           v{monitor['retrained_version']} (challenger at most; "
+                     "champion unchanged)")
+    lines += [
+        "",
+        "browse experiments:",
+        f"  .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000",
+        "serve the champion:",
+        f"  TWINOPS_STATE_DIR={shlex.quote(str(settings.state_dir))} " + shlex.join(serve_cmd),
+        "then get a prediction:",
+        f"  curl -s -X POST http://{host}:{port}/predict -H 'Content-Type: application/json' "
+        f"-d '{body}'",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,88 @@
+"""MLflow registry round trip on a real sqlite tracking store in tmp_path.
+
+register -> alias -> load_by_alias equals the in-memory predictor; a tampered artifact is
+refused; the pyfunc model (models from code) predicts the same values.
+"""
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.integration
+
+mlflow = pytest.importorskip("mlflow")
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    from features.settings import get_settings
+    from training import registry
+    from training.synthetic import synthetic_frame
+    from training.train import fit
+
+    tmp = tmp_path_factory.mktemp("registry")
+    s = get_settings(state_dir=tmp / "state")
+    s.training.max_epochs = 4
+    frame = synthetic_frame(n_assets=10, n_sensors=3, seed=5, t_min=90, t_max=130)
+    result = fit(frame, s)
+    run_id, version = registry.log_and_register(
+        s, result, dvc_hash="deadbeef", feature_service="rul_model", extra_tags={"purpose": "test"}
+    )
+    return s, frame, result, run_id, version
+
+
+def test_register_alias_and_load(registered):
+    from training import registry
+    from training.artifact import sha256_of_dir
+
+    s, frame, result, run_id, version = registered
+    assert registry.get_alias_version(s, "champion") is None
+    registry.set_alias(s, "challenger", version)
+    assert registry.get_alias_version(s, "challenger") == version
+    loaded = registry.load_by_alias(s, "challenger")
+    assert (loaded.name, loaded.version, loaded.run_id) == (s.model_name, version, run_id)
+    tags = loaded.tags
+    assert tags["dvc_data_hash"] == "deadbeef" and tags["feature_service"] == "rul_model"
+    assert tags["artifact_sha256"] == sha256_of_dir(result.artifact_dir)
+    assert tags["purpose"] == "test" and tags["git_commit"] and tags["trained_by"]
+    x = frame[result.feature_columns].iloc[:40]
+    np.testing.assert_allclose(
+        loaded.predictor.predict(x, horizon=30).to_numpy(),
+        result.predictor.predict(x, horizon=30).to_numpy(),
+    )
+    run = mlflow.MlflowClient(s.tracking_uri).get_run(run_id)
+    assert "val_rmse" in run.data.metrics and "physics_alpha" in run.data.metrics
+    assert run.info.artifact_uri.startswith(s.artifact_root.as_uri())
+    with pytest.raises(LookupError):
+        registry.load_by_alias(s, "nonexistent")
+
+
+def test_tampered_artifact_is_refused(registered):
+    from training import registry
+
+    s, _, _, _, version = registered
+    registry.set_alias(s, "champion", version)
+    weights = list(s.artifact_root.rglob("weights.safetensors"))
+    assert len(weights) == 1
+    original = weights[0].read_bytes()
+    data = bytearray(original)
+    data[-1] ^= 0xFF
+    weights[0].write_bytes(bytes(data))
+    try:
+        with pytest.raises(registry.TamperedArtifactError):
+            registry.load_by_alias(s, "champion")
+    finally:
+        weights[0].write_bytes(original)
+    assert registry.load_by_alias(s, "champion").version == version
+
+
+def test_pyfunc_model_predicts_the_same(registered):
+    s, frame, result, _, version = registered
+    mlflow.set_tracking_uri(s.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{s.model_name}/{version}")
+    x = frame[result.feature_columns].iloc[:25]
+    got = model.predict(x)
+    want = result.predictor.predict(x, horizon=30)
+    assert list(got.columns) == ["rul", "rul_lower", "rul_upper", "p_fail", "health"]
+    np.testing.assert_allclose(got.to_numpy(), want[list(got.columns)].to_numpy(), rtol=1e-6)
+    got60 = model.predict(x, params={"horizon": 60})
+    assert (got60["p_fail"].to_numpy() >= got["p_fail"].to_numpy()).all()

@@ -1,0 +1,51 @@
+"""The raw data store: idempotent re-ingest, conflicts handed back, atomic writes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from features import datastore
+from features.settings import get_settings
+from features.sources.simulator import simulate_fleet
+from features.validation import validate_readings
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return get_settings(state_dir=tmp_path / "state", data_dir=tmp_path / "data")
+
+
+def test_reingest_is_idempotent_and_conflicts_come_back(settings):
+    readings, events = simulate_fleet(3, seed=1)
+    valid = validate_readings(readings).valid
+    assert datastore.append_readings(settings, valid)[0] == len(readings)
+
+    changed = valid.copy()
+    changed.loc[changed.index[:5], "sensor_2"] += 1.0
+    appended, same, conflicts = datastore.append_readings(settings, changed)
+    assert appended == 0 and same == len(valid) - 5 and len(conflicts) == 5
+    stored = datastore.load_readings(settings)
+    assert len(stored) == len(readings)
+    # the stored values were not overwritten by the conflicting rows
+    pd.testing.assert_series_equal(
+        stored["sensor_2"].reset_index(drop=True), valid["sensor_2"].reset_index(drop=True),
+        check_names=False,
+    )
+
+    assert datastore.append_events(settings, events) == len(events)
+    assert datastore.append_events(settings, events) == 0
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "x.parquet"
+    datastore.atomic_write_parquet(pd.DataFrame({"a": [1]}), path)
+
+    class Boom(pd.DataFrame):
+        def to_parquet(self, *a, **k):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        datastore.atomic_write_parquet(Boom({"a": [2]}), path)
+    assert pd.read_parquet(path)["a"].tolist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]

@@ -1,0 +1,133 @@
+"""The window transform: hand-checked values, offline/online equality, speed."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.contract import READING_COLUMNS, SENSOR_COLUMNS, SETTING_COLUMNS
+from features.sources.simulator import simulate_fleet
+from features.transforms import (
+    FEATURE_COLUMNS,
+    OUTPUT_COLUMNS,
+    latest_window_features,
+    window_features,
+)
+
+
+def _tiny() -> pd.DataFrame:
+    """Asset A: sensor_2 = 1, 2, 4, 8 at cycles 1..4; asset B: one reading."""
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+    rows = []
+    for i, v in enumerate([1.0, 2.0, 4.0, 8.0]):
+        rows.append(
+            {
+                "asset_id": "A",
+                "timestamp": t0 + pd.Timedelta(hours=i),
+                "cycle": i + 1,
+                "sensor_2": v,
+            }
+        )
+    rows.append({"asset_id": "B", "timestamp": t0, "cycle": 7, "sensor_2": 5.0})
+    df = pd.DataFrame(rows)
+    for c in READING_COLUMNS:
+        if c not in df:
+            df[c] = 0.5
+    return df[READING_COLUMNS]
+
+
+def test_feature_columns_static_and_output_layout():
+    assert len(FEATURE_COLUMNS) == 46 and len(set(FEATURE_COLUMNS)) == 46
+    assert FEATURE_COLUMNS[:2] == ["sensor_1_mean", "sensor_2_mean"]
+    assert FEATURE_COLUMNS[-4:] == [*SETTING_COLUMNS, "cycle"]
+    out = window_features(_tiny(), 3)
+    assert list(out.columns) == OUTPUT_COLUMNS
+    assert set(FEATURE_COLUMNS) <= set(out.columns)
+    assert str(out["cycle"].dtype) == "int64"
+
+
+def test_hand_checked_values_window_3():
+    out = window_features(_tiny(), 3).set_index(["asset_id", "cycle"])
+    mean = out["sensor_2_mean"]
+    slope = out["sensor_2_slope"]
+    # min_periods=1: the first rows use what exists.
+    assert mean[("A", 1)] == 1.0 and slope[("A", 1)] == 0.0
+    assert mean[("A", 2)] == 1.5 and slope[("A", 2)] == 1.0
+    assert mean[("A", 3)] == pytest.approx(7 / 3, abs=1e-12)
+    assert slope[("A", 3)] == pytest.approx(1.5, abs=1e-12)  # fit of 1,2,4 on 1,2,3
+    assert mean[("A", 4)] == pytest.approx(14 / 3, abs=1e-12)  # window 2,4,8
+    assert slope[("A", 4)] == pytest.approx(3.0, abs=1e-12)  # fit of 2,4,8 on 2,3,4
+    # Windows never cross assets; a single point has slope 0.
+    assert mean[("B", 7)] == 5.0 and slope[("B", 7)] == 0.0
+    # Settings are the current values; constant sensors give zero slope.
+    assert out["op_setting_1"].eq(0.5).all() and out["sensor_3_slope"].eq(0.0).all()
+
+
+def test_slope_uses_cycle_gaps():
+    df = _tiny()
+    df.loc[df["asset_id"] == "A", "cycle"] = [1, 2, 10, 20]
+    df.loc[df["asset_id"] == "A", "sensor_2"] = [0.0, 1.0, 9.0, 19.0]  # y = cycle - 1
+    out = window_features(df, 4)
+    assert out.loc[3, "sensor_2_slope"] == pytest.approx(1.0, abs=1e-12)
+
+
+def _naive(readings: pd.DataFrame, window: int) -> pd.DataFrame:
+    """Reference: per-row loop with np.polyfit."""
+    rows = []
+    df = readings.sort_values(["asset_id", "timestamp"]).reset_index(drop=True)
+    for _, g in df.groupby("asset_id", sort=False):
+        for i in range(len(g)):
+            w = g.iloc[max(0, i - window + 1) : i + 1]
+            rec = {}
+            for s in SENSOR_COLUMNS:
+                rec[f"{s}_mean"] = w[s].mean()
+                rec[f"{s}_slope"] = np.polyfit(w["cycle"], w[s], 1)[0] if len(w) > 1 else 0.0
+            rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def test_matches_naive_reference():
+    r, _ = simulate_fleet(2, seed=4)
+    r = r.groupby("asset_id").head(40)
+    ours = window_features(r, 7)
+    ref = _naive(r, 7)
+    for c in ref.columns:
+        np.testing.assert_allclose(
+            ours[c].to_numpy(), ref[c].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=c
+        )
+
+
+def test_offline_online_exactly_equal():
+    r, _ = simulate_fleet(6, seed=9)
+    window = 30
+    full = window_features(r, window)
+    last_full = full.groupby("asset_id", sort=False).tail(1).reset_index(drop=True)
+    online = latest_window_features(r, window)
+    pd.testing.assert_frame_equal(online, last_full, check_exact=True)
+    # ... and from only the last `window` readings, as a serving cache would hold.
+    tail = r.groupby("asset_id").tail(window)
+    again = window_features(tail, window).groupby("asset_id", sort=False).tail(1)
+    np.testing.assert_array_equal(
+        again[FEATURE_COLUMNS].to_numpy(float), last_full[FEATURE_COLUMNS].to_numpy(float)
+    )
+
+
+def test_input_order_irrelevant():
+    r, _ = simulate_fleet(3, seed=9)
+    a = window_features(r, 10)
+    b = window_features(r.sample(frac=1.0, random_state=1), 10)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_bad_window():
+    with pytest.raises(ValueError):
+        window_features(_tiny(), 0)
+
+
+def test_fast_20k_rows():
+    r, _ = simulate_fleet(100, seed=1)
+    assert len(r) > 20_000
+    t = time.perf_counter()
+    window_features(r, 30)
+    assert time.perf_counter() - t < 2.0

@@ -1,0 +1,52 @@
+"""Settings precedence, the audit log, and a CLI that answers instantly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from features.settings import get_settings
+from pipelines import audit
+
+
+def test_yaml_then_env_precedence(tmp_path, monkeypatch):
+    cfg = tmp_path / "twinops.yaml"
+    cfg.write_text("window: 12\ntraining:\n  max_epochs: 3\nstate_dir: %s\n" % (tmp_path / "s"))
+    monkeypatch.setenv("TWINOPS_CONFIG", str(cfg))
+    monkeypatch.delenv("TWINOPS_STATE_DIR", raising=False)
+    settings = get_settings()
+    assert settings.window == 12 and settings.training.max_epochs == 3
+    assert settings.tracking_uri == f"sqlite:///{tmp_path / 's' / 'mlflow.db'}"
+    monkeypatch.setenv("TWINOPS_TRAINING__MAX_EPOCHS", "9")
+    assert get_settings().training.max_epochs == 9
+
+
+def test_state_dirs_do_not_mix(tmp_path):
+    a = get_settings(state_dir=tmp_path / "a")
+    b = get_settings(state_dir=tmp_path / "b")
+    assert a.tracking_uri != b.tracking_uri
+    assert a.prediction_log_path.parent != b.prediction_log_path.parent
+
+
+def test_audit_is_append_only(tmp_path):
+    settings = get_settings(state_dir=tmp_path)
+    audit.record(settings, action="gate", version="1", outcome="passed", reasons=["ok"])
+    audit.record(settings, action="promote", version="1", outcome="champion", actor="alice")
+    rows = audit.history(settings)
+    assert [r["action"] for r in rows] == ["gate", "promote"]
+    assert rows[1]["actor"] == "alice" and rows[0]["reasons"] == ["ok"]
+
+
+def test_cli_help_lists_commands_without_heavy_imports():
+    """`twinops --help` stays instant because nothing heavy is imported at startup."""
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    for command in ("simulate", "ingest", "features", "train", "evaluate", "promote", "serve",
+                    "monitor", "run"):
+        assert command in out
+    heavy = subprocess.run(
+        [sys.executable, "-c", "import sys, pipelines.cli; "
+         "print(sorted(m for m in ('torch','prefect','feast','mlflow','evidently','bentoml',"
+         "'lightning') if m in sys.modules))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert heavy == "[]", f"CLI imports heavy modules at startup: {heavy}"

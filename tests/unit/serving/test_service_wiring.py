@@ -1,0 +1,69 @@
+"""The BentoML service definition (no server): routes, config, /healthz middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from serving.health import HealthzMiddleware
+
+
+def call(mw, method="GET", path="/healthz"):
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(msg):
+        sent.append(msg)
+
+    asyncio.run(mw({"type": "http", "method": method, "path": path}, receive, send))
+    return sent
+
+
+def test_healthz_answers_json_with_model_version(monkeypatch):
+    async def app(scope, receive, send):  # pragma: no cover - must not be reached
+        raise AssertionError("healthz must not reach the app")
+
+    mw = HealthzMiddleware(app)
+    monkeypatch.setattr(
+        HealthzMiddleware,
+        "_health",
+        staticmethod(lambda: (200, {"status": "ok", "model_version": "7"})),
+    )
+    start, body = call(mw)
+    assert start["status"] == 200
+    assert json.loads(body["body"]) == {"status": "ok", "model_version": "7"}
+    assert (b"content-type", b"application/json") in start["headers"]
+
+
+def test_other_paths_pass_through():
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append((scope["method"], scope["path"]))
+
+    mw = HealthzMiddleware(app)
+    call(mw, "POST", "/predict")
+    call(mw, "POST", "/healthz")
+    call(mw, "GET", "/readyz")
+    assert seen == [("POST", "/predict"), ("POST", "/healthz"), ("GET", "/readyz")]
+
+
+def test_healthz_before_the_service_exists_is_503():
+    status, body = HealthzMiddleware._health()  # no service instantiated in this process
+    assert status == 503 and body["status"] == "starting"
+
+
+def test_service_definition():
+    pytest.importorskip("bentoml")
+    from serving.service import TwinService
+
+    assert set(TwinService.apis) == {"predict"}
+    api = TwinService.apis["predict"]
+    assert api.route == "/predict"
+    assert set(api.input_spec.model_fields) == {"asset_ids", "horizon"}
+    assert TwinService.config["logging"]["access"]["enabled"] is False
+    assert (HealthzMiddleware, {}) in TwinService.middlewares

@@ -1,0 +1,193 @@
+"""The model artifact: a plain directory that rebuilds an `RULPredictor` without pickle.
+
+    <dir>/
+      weights.safetensors   state_dict of RULNet (+ damage-law params), safetensors format
+      model.json            architecture, feature_columns, scaler mean/std, rul_cap,
+                            interval_level, conformal calibration, physics params, metadata
+
+    save_artifact(dir, net, spec) ──► dir ──► sha256_of_dir(dir)  (tag on the registry version)
+                                      │
+                                      └──► load_predictor(dir) ──► RULPredictor.predict(_array)
+
+Why not torch.save / pickle: a model file is untrusted input on the serving side, and
+unpickling executes code. safetensors holds only tensors; everything else is JSON.
+Why a directory hash: the registry stores `artifact_sha256`; serving recomputes it on the
+downloaded directory and refuses to load anything that was altered after registration.
+
+The predictor is on the serving path, so `predict_array` is a thin numpy/torch path with
+no pandas; `predict` only selects columns, checks them and wraps the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from training.conformal import ConformalCalibration
+
+WEIGHTS_FILE = "weights.safetensors"
+SPEC_FILE = "model.json"
+FORMAT_VERSION = 1
+OUTPUT_COLUMNS = ["rul", "rul_lower", "rul_upper", "interval_level", "p_fail", "health"]
+
+
+@dataclass
+class ModelSpec:
+    """Everything except the weights that is needed to rebuild and use the model."""
+
+    n_features: int
+    hidden_size: int
+    feature_columns: list[str]
+    scaler_mean: list[float]
+    scaler_std: list[float]
+    rul_cap: float
+    interval_level: float
+    calibration: dict
+    n_layers: int = 2
+    dropout: float = 0.0
+    physics: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        n = self.n_features
+        if not (len(self.feature_columns) == len(self.scaler_mean) == len(self.scaler_std) == n):
+            raise ValueError(
+                "feature_columns, scaler_mean and scaler_std must have n_features entries"
+            )
+
+
+def sha256_of_dir(path: str | Path) -> str:
+    """sha256 over the sorted (relative POSIX path, file bytes) of every file under `path`.
+
+    Path and content are length-prefixed so that moving bytes between names changes the hash.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"not a directory: {root}")
+    h = hashlib.sha256()
+    files = [p for p in root.rglob("*") if p.is_file()]
+    for p in sorted(files, key=lambda q: q.relative_to(root).as_posix()):
+        rel = p.relative_to(root).as_posix().encode()
+        data = p.read_bytes()
+        h.update(len(rel).to_bytes(8, "big") + rel)
+        h.update(len(data).to_bytes(8, "big") + data)
+    return h.hexdigest()
+
+
+def save_artifact(path: str | Path, net, spec: ModelSpec) -> Path:
+    """Write weights.safetensors + model.json into `path` (created; must be empty or absent)."""
+    from safetensors.torch import save_file
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    if any(out.iterdir()):
+        raise FileExistsError(f"artifact directory is not empty: {out}")
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "twinops-rulnet"})
+    (out / SPEC_FILE).write_text(json.dumps(asdict(spec), indent=1, sort_keys=True))
+    return out
+
+
+def load_predictor(path: str | Path) -> RULPredictor:
+    """Rebuild the predictor from an artifact directory (safetensors + JSON, no pickle)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from training.network import RULNet
+
+    root = Path(path)
+    raw = json.loads((root / SPEC_FILE).read_text())
+    if raw.get("format_version", 1) > FORMAT_VERSION:
+        raise ValueError(f"artifact format {raw['format_version']} is newer than this code")
+    spec = ModelSpec(**raw)
+    net = RULNet(
+        spec.n_features,
+        spec.hidden_size,
+        n_layers=spec.n_layers,
+        dropout=spec.dropout,
+        rul_scale=spec.rul_cap,
+    )
+    net.load_state_dict(load_file(str(root / WEIGHTS_FILE)), strict=True)
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return RULPredictor(net, spec, torch_module=torch)
+
+
+class RULPredictor:
+    """Network + scaler + conformal calibration; predictions with intervals and p_fail."""
+
+    def __init__(self, net, spec: ModelSpec, torch_module=None) -> None:
+        if torch_module is None:
+            import torch as torch_module
+        self._torch = torch_module
+        self.net = net.eval()
+        self.spec = spec
+        self.feature_columns: list[str] = list(spec.feature_columns)
+        self._mean = np.asarray(spec.scaler_mean, dtype=np.float32)
+        self._inv_std = (1.0 / np.asarray(spec.scaler_std, dtype=np.float64)).astype(np.float32)
+        self.calibration = ConformalCalibration.from_dict(spec.calibration)
+
+    @property
+    def interval_level(self) -> float:
+        return float(self.spec.interval_level)
+
+    @property
+    def physics_params(self) -> dict:
+        return dict(self.spec.physics)
+
+    def raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Point RUL and health for an already validated (n, n_features) float array."""
+        torch = self._torch
+        z = (np.asarray(x, dtype=np.float32) - self._mean) * self._inv_std
+        with torch.inference_mode():
+            rul, health = self.net(torch.from_numpy(np.ascontiguousarray(z)))
+        return rul.numpy().astype(np.float64), health.numpy().astype(np.float64)
+
+    def predict_array(
+        self, x: np.ndarray, horizon: float, level: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """Fast path: (n, n_features) array in `feature_columns` order -> dict of 1-d arrays."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+        if x.ndim != 2 or x.shape[1] != len(self.feature_columns):
+            raise ValueError(
+                f"expected shape (n, {len(self.feature_columns)}), got {tuple(x.shape)}"
+            )
+        bad = ~np.isfinite(x)
+        if bad.any():
+            cols = [self.feature_columns[j] for j in np.flatnonzero(bad.any(axis=0))]
+            raise ValueError(
+                f"{int(bad.any(axis=1).sum())} row(s) have NaN/inf features in columns: {cols}"
+            )
+        level = self.interval_level if level is None else float(level)
+        rul, health = self.raw(x)
+        lower, upper = self.calibration.interval(rul, level)
+        return {
+            "rul": rul,
+            "rul_lower": lower,
+            "rul_upper": upper,
+            "interval_level": np.full(rul.shape, level),
+            "p_fail": self.calibration.p_fail(rul, float(horizon)),
+            "health": health,
+        }
+
+    def predict(self, features_df, horizon: float, level: float | None = None):
+        """Frame with the feature columns (extras ignored) -> DataFrame of OUTPUT_COLUMNS.
+
+        The output keeps the input index, so callers can join back asset ids.
+        """
+        import pandas as pd
+
+        missing = [c for c in self.feature_columns if c not in features_df.columns]
+        if missing:
+            raise ValueError(f"missing feature columns: {missing}")
+        x = features_df[self.feature_columns].to_numpy(dtype=np.float64, na_value=np.nan)
+        out = self.predict_array(x, horizon, level)
+        return pd.DataFrame(out, index=features_df.index, columns=OUTPUT_COLUMNS)

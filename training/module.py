@@ -1,0 +1,130 @@
+"""LightningModule: wires RULNet and the physics terms into one loss; logs the metrics.
+
+    batch (x, x_next, y, y_next, dt, rul_raw, has_next)
+        │ RULNet on x and x_next
+        ▼
+    loss = mse((rul - y)/cap)                                   data term (capped target)
+         + w_tc * mean_pairs(((rul_t - rul_next - dt)/cap)^2)   (a) time consistency (non-plateau)
+         + w_dl * [ mean((D - exp(-alpha rul))^2)               (b) damage law, learnable alpha
+                  + mean_pairs(max(0, D_t - D_next)^2) ]        (b') monotone damage
+    logs: train/loss, train/data_loss, train/physics_tc, train/physics_dl,
+          val/rmse (cycles, capped target), val/physics_residual (RMS of (a) in cycles)
+
+Everything is divided by the cap so the data term and the physics terms have the same
+unit (fraction of the cap): a time-consistency violation of k cycles costs as much as a
+prediction error of k cycles. With w_tc = w_dl = 0 the same module is the data-only
+baseline. Imports lightning at module level: import it only inside functions.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import lightning as L
+import torch
+
+from training import physics
+from training.network import RULNet
+
+
+class RULModule(L.LightningModule):
+    def __init__(
+        self,
+        n_features: int,
+        hidden_size: int = 64,
+        n_layers: int = 2,
+        dropout: float = 0.0,
+        rul_cap: float = 125.0,
+        learning_rate: float = 2e-3,
+        weight_decay: float = 1e-4,
+        weight_time_consistency: float = 1.0,
+        weight_damage_law: float = 0.1,
+        alpha0: float | None = None,
+        max_epochs: int = 30,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = RULNet(n_features, hidden_size, n_layers, dropout, rul_scale=rul_cap)
+        self.damage_law = physics.ExponentialDamageLaw(alpha0 or 3.0 / rul_cap)
+        self.cap = float(rul_cap)
+        self.best_rmse = float("inf")
+        self.best_state: dict | None = None
+        self.best_epoch = -1
+        self._val_sums = torch.zeros(4, dtype=torch.float64)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(x)
+
+    # ------------------------------------------------------------------ losses
+    def losses(self, batch) -> dict[str, torch.Tensor]:
+        """All loss terms of a batch (unweighted), in units of the cap."""
+        x, x_next, y, _y_next, dt, rul_raw, has_next = batch
+        rul, health = self.net(x)
+        rul_n, health_n = self.net(x_next)
+        cap = self.cap
+        data = physics.masked_mean_square((rul - y) / cap)
+        r_tc, m_tc = physics.time_consistency_residual(rul, rul_n, dt, cap, target_t=rul_raw)
+        tc = physics.masked_mean_square(r_tc / cap, m_tc & (has_next > 0))
+        law = physics.masked_mean_square(self.damage_law.residual(rul, health))
+        mono = physics.masked_mean_square(
+            physics.monotone_damage_residual(1.0 - health, 1.0 - health_n), has_next > 0
+        )
+        return {
+            "data": data,
+            "tc": tc,
+            "dl": law + mono,
+            "rul": rul,
+            "r_tc": r_tc,
+            "m_tc": m_tc & (has_next > 0),
+        }
+
+    def training_step(self, batch, batch_idx):
+        hp = self.hparams
+        t = self.losses(batch)
+        loss = t["data"] + hp.weight_time_consistency * t["tc"] + hp.weight_damage_law * t["dl"]
+        bs = batch[0].shape[0]
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=bs)
+        self.log("train/data_loss", t["data"], on_step=False, on_epoch=True, batch_size=bs)
+        self.log("train/physics_tc", t["tc"], on_step=False, on_epoch=True, batch_size=bs)
+        self.log("train/physics_dl", t["dl"], on_step=False, on_epoch=True, batch_size=bs)
+        return loss
+
+    # -------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = torch.zeros(4, dtype=torch.float64)
+
+    def validation_step(self, batch, batch_idx):
+        t = self.losses(batch)
+        y = batch[2]
+        err = (t["rul"] - y).double()
+        m = t["m_tc"]
+        self._val_sums += torch.stack(
+            [
+                (err * err).sum(),
+                torch.tensor(float(err.numel()), dtype=torch.float64),
+                (t["r_tc"][m].double() ** 2).sum(),
+                m.sum().double(),
+            ]
+        ).cpu()
+
+    def on_validation_epoch_end(self) -> None:
+        s = self._val_sums
+        rmse = float((s[0] / s[1].clamp_min(1)).sqrt())
+        phys = float((s[2] / s[3].clamp_min(1)).sqrt())
+        self.log("val/rmse", rmse)
+        self.log("val/physics_residual", phys)
+        self.log("physics/alpha", float(self.damage_law.alpha.detach()))
+        # Keep the best weights in memory: cheaper than checkpoint files, and the caller
+        # restores them after early stopping (Lightning's EarlyStopping does not).
+        if not self.trainer.sanity_checking and rmse < self.best_rmse:
+            self.best_rmse = rmse
+            self.best_epoch = int(self.current_epoch)
+            self.best_state = copy.deepcopy(self.state_dict())
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay
+        )
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, hp.max_epochs))
+        return {"optimizer": opt, "lr_scheduler": sched}

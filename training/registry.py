@@ -1,0 +1,331 @@
+"""MLflow tracking + model registry for RUL models (aliases only, never stages).
+
+    FitResult ──► log_and_register ──► MLflow run: params, metrics, physics params, plot
+                        │                 └─► pyfunc model "model" (models from code:
+                        │                     training/pyfunc_model.py + artifacts/model_dir
+                        │                     + code path training/) ──► registered version N
+                        │                     tags: dvc_data_hash, feature_service, git_commit,
+                        │                           artifact_sha256, trained_by
+                        ▼
+    set_alias(settings, "challenger" | "champion", N)
+                        ▼
+    load_by_alias ──► download model ──► sha256_of_dir(model_dir) == tag? ──► load_predictor
+                                                 └─ no ──► TamperedArtifactError
+
+Why aliases: MLflow stages are deprecated; an alias is a movable, named pointer
+(`models:/<name>@champion`) that serving resolves at load time, so promotion and rollback
+are one registry call and need no redeploy.
+Why verify a hash: the registry records what was reviewed; anything that changes the
+artifact store afterwards (a bad copy, a tampered file) must not reach serving.
+mlflow is imported inside the functions: `import training.registry` stays cheap.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TRAINING_DIR = Path(__file__).resolve().parent
+PYFUNC_FILE = TRAINING_DIR / "pyfunc_model.py"
+MODEL_NAME_IN_RUN = "model"
+PIP_REQUIREMENTS = ["mlflow", "torch", "safetensors", "pandas", "numpy"]
+
+
+class TamperedArtifactError(RuntimeError):
+    """The downloaded model directory does not hash to the registered artifact_sha256."""
+
+
+@dataclass
+class LoadedModel:
+    predictor: object  # training.artifact.RULPredictor
+    name: str
+    version: str
+    run_id: str | None
+    tags: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------- helpers
+def _client(settings):
+    import mlflow
+    from mlflow import MlflowClient
+
+    Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+    # tqdm bars of artifact downloads are noise in service logs
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def _experiment_id(settings, client) -> str:
+    exp = client.get_experiment_by_name(settings.experiment_name)
+    if exp is not None:
+        return exp.experiment_id
+    root = Path(settings.artifact_root)
+    root.mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(settings.experiment_name, artifact_location=root.as_uri())
+
+
+def git_commit() -> str:
+    """HEAD of the repository holding this code, or "unknown" (no git, no commit yet)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=TRAINING_DIR,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and sha else "unknown"
+
+
+def _plot(val_predictions, path: Path) -> Path | None:
+    """Predicted vs true RUL on held-out assets with the conformal band; None w/o matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    vp = val_predictions
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    ax = axes[0]
+    ax.scatter(vp["rul_true"], vp["rul"], s=4, alpha=0.4)
+    lim = [0, float(max(vp["rul_true"].max(), vp["rul"].max())) * 1.05]
+    ax.plot(lim, lim, "k--", lw=1)
+    ax.set(xlabel="true RUL (capped)", ylabel="predicted RUL", title="held-out assets")
+    ax = axes[1]
+    for aid, g in list(vp.groupby("asset_id"))[:4]:
+        line = ax.plot(g["cycle"], g["rul"], lw=1, label=str(aid))[0]
+        ax.fill_between(
+            g["cycle"], g["rul_lower"], g["rul_upper"], color=line.get_color(), alpha=0.15
+        )
+        ax.plot(g["cycle"], g["rul_true"], "--", color=line.get_color(), lw=1)
+    ax.set(xlabel="cycle", ylabel="RUL", title="trajectories (dashed = truth, band = interval)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------- API
+def log_and_register(
+    settings,
+    fit_result,
+    *,
+    dvc_hash: str | None,
+    feature_service: str,
+    extra_tags: dict | None = None,
+) -> tuple[str, str]:
+    """Log the run and register the pyfunc model; returns (run_id, model version)."""
+    import mlflow
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    from training.artifact import sha256_of_dir
+    from training.pyfunc_model import DEFAULT_HORIZON, PYFUNC_OUTPUT_COLUMNS
+
+    client = _client(settings)
+    exp_id = _experiment_id(settings, client)
+    artifact_dir = Path(fit_result.artifact_dir)
+    sha = sha256_of_dir(artifact_dir)
+    predictor = fit_result.predictor
+    cols = list(predictor.feature_columns)
+    vp = fit_result.val_predictions
+    # Input example: a few real held-out rows would need the frame; the scaler mean is a
+    # valid, non-identifying row of the right dtype.
+    example = _example_frame(predictor, cols, getattr(fit_result, "feature_dtypes", None))
+    example_out = predictor.predict(example, horizon=DEFAULT_HORIZON)[PYFUNC_OUTPUT_COLUMNS]
+    signature = infer_signature(example, example_out, params={"horizon": DEFAULT_HORIZON})
+    tags = {
+        "dvc_data_hash": dvc_hash or "unknown",
+        "feature_service": feature_service,
+        "git_commit": git_commit(),
+        "artifact_sha256": sha,
+        "trained_by": _user(),
+        **{k: str(v) for k, v in (extra_tags or {}).items()},
+    }
+    with mlflow.start_run(experiment_id=exp_id) as run:
+        mlflow.log_params({k: _param(v) for k, v in fit_result.params.items()})
+        metrics = {k: float(v) for k, v in fit_result.metrics.items() if np.isfinite(v)}
+        metrics.update(
+            {
+                f"physics_{k}": float(v)
+                for k, v in fit_result.physics_params.items()
+                if isinstance(v, int | float)
+            }
+        )
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(fit_result.physics_params, "physics_params.json")
+        mlflow.set_tags(tags)
+        if vp is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                png = _plot(vp, Path(tmp) / "val_pred_vs_true.png")
+                if png is not None:
+                    mlflow.log_artifact(str(png), artifact_path="plots")
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_NAME_IN_RUN,
+            python_model=str(PYFUNC_FILE),
+            artifacts={"model_dir": str(artifact_dir)},
+            code_paths=[str(TRAINING_DIR)],
+            signature=signature,
+            input_example=example,
+            pip_requirements=PIP_REQUIREMENTS,
+            model_config={"horizon": DEFAULT_HORIZON},
+            registered_model_name=settings.model_name,
+        )
+        run_id = run.info.run_id
+    version = str(info.registered_model_version)
+    for k, v in tags.items():
+        client.set_model_version_tag(settings.model_name, version, k, v)
+    return run_id, version
+
+
+def _example_frame(predictor, cols, dtypes: dict | None):
+    """One row (the training mean) with the training frame's dtypes, so that the signature
+    accepts what the feature store sends (e.g. an int64 `cycle`)."""
+    import numpy as np
+    import pandas as pd
+
+    df = pd.DataFrame([predictor.spec.scaler_mean], columns=cols).astype("float64")
+    for c, dt in (dtypes or {}).items():
+        if c in df.columns and np.issubdtype(np.dtype(dt), np.integer):
+            df[c] = df[c].round().astype(dt)
+    return df
+
+
+def _param(v):
+    s = str(v)
+    return s if len(s) <= 500 else s[:497] + "..."
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return "unknown"
+
+
+def set_alias(settings, alias: str, version: str | int) -> None:
+    """Point `alias` (e.g. "challenger", "champion") at `version`."""
+    _client(settings).set_registered_model_alias(settings.model_name, alias, str(version))
+
+
+def get_alias_version(settings, alias: str) -> str | None:
+    """Version the alias points to, or None when the model or alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = _client(settings).get_model_version_by_alias(settings.model_name, alias)
+    except MlflowException:
+        return None
+    return str(mv.version)
+
+
+def _model_dir_in(local_model: Path) -> Path:
+    """Locate artifacts["model_dir"] inside a downloaded pyfunc model via its MLmodel file."""
+    import yaml
+
+    mlmodel = yaml.safe_load((local_model / "MLmodel").read_text())
+    arts = mlmodel.get("flavors", {}).get("python_function", {}).get("artifacts", {})
+    rel = (arts.get("model_dir") or {}).get("path", "artifacts/model_dir")
+    return local_model / rel
+
+
+def load_by_alias(settings, alias: str, dst_dir: str | Path | None = None) -> LoadedModel:
+    """Download `models:/<name>@<alias>`, verify artifact_sha256, load the predictor.
+
+    Raises LookupError if the alias does not exist, TamperedArtifactError on a hash mismatch.
+    `dst_dir` keeps the download (default: a fresh temporary directory, left for the process).
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from training.artifact import load_predictor, sha256_of_dir
+
+    client = _client(settings)
+    name = settings.model_name
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise LookupError(f"no model version with alias {alias!r} for {name!r}") from exc
+    expected = mv.tags.get("artifact_sha256")
+    if not expected:
+        raise TamperedArtifactError(f"{name} v{mv.version} has no artifact_sha256 tag; refusing")
+    dst = Path(dst_dir) if dst_dir else Path(tempfile.mkdtemp(prefix="twinops-model-"))
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst)
+        )
+    )
+    model_dir = _model_dir_in(local)
+    actual = sha256_of_dir(model_dir)
+    if actual != expected:
+        raise TamperedArtifactError(
+            f"{name} v{mv.version}: artifact sha256 {actual} != registered {expected}; "
+            "refusing to load"
+        )
+    return LoadedModel(
+        predictor=load_predictor(model_dir),
+        name=name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        tags=dict(mv.tags),
+    )
+
+
+def tag_version(settings, version: str | int, tags: dict) -> None:
+    """Set tags on a model version (the registry is where reviewers look)."""
+    client = _client(settings)
+    for key, value in tags.items():
+        client.set_model_version_tag(settings.model_name, str(version), key, str(value))
+
+
+def latest_version(settings) -> str | None:
+    """Highest registered version number, or None when nothing is registered."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = _client(settings).search_model_versions(f"name='{settings.model_name}'")
+    except MlflowException:
+        return None
+    return str(max(int(v.version) for v in versions)) if versions else None
+
+
+def evaluate_and_gate(settings, version: str | int | None = None) -> dict:
+    """Gate a version on the metrics its run measured on held-out assets.
+
+    Passing versions get the alias `challenger`; every verdict is written on the
+    version as tags (`gate.passed`, `gate.reasons`) so the registry shows why.
+    The held-out metrics were computed in `fit` on assets never used for
+    training, so re-scoring here would only repeat them.
+    """
+    from training.evaluate import passes_gate
+
+    client = _client(settings)
+    version = str(version or latest_version(settings) or "")
+    if not version:
+        raise LookupError(f"no registered version of {settings.model_name!r}: train first")
+    mv = client.get_model_version(settings.model_name, version)
+    metrics = client.get_run(mv.run_id).data.metrics
+    baseline = metrics.get("val_constant_rmse")
+    if baseline is None:
+        passed, reasons = False, ["run has no val_constant_rmse: cannot compare to a baseline"]
+    else:
+        passed, reasons = passes_gate(metrics, baseline, settings)
+    tag_version(settings, version, {"gate.passed": str(passed).lower(),
+                                    "gate.reasons": " | ".join(reasons)})
+    if passed:
+        set_alias(settings, "challenger", version)
+    return {"version": version, "passed": passed, "reasons": reasons,
+            "metrics": {k: v for k, v in metrics.items() if k.startswith("val_")}}

@@ -1,0 +1,260 @@
+"""`fit(frame, settings)`: train, calibrate, evaluate and save one RUL model.
+
+    frame ──► clean (drop NaN/inf feature rows) ──► RULDataModule (split by asset, scaler, pairs)
+                                                          │
+                      L.Trainer(cpu, seeded, no logger/checkpoints, early stop on val/rmse)
+                                                          │ best weights (in memory)
+                                                          ▼
+             predictions on held-out assets ──► ConformalCalibration (split conformal)
+                                                          │
+             save_artifact(dir) ──► load_predictor(dir) ──► evaluate on held-out assets
+                                                          ▼
+             FitResult(predictor, metrics, artifact_dir, physics_params, ...)
+
+The returned predictor is the one *loaded back from the artifact*, so whatever is
+evaluated here is byte-for-byte what the registry stores and serving loads.
+The data-only baseline is the same call with settings.training.weight_* = 0.
+
+Honest calibration numbers: the held-out assets both calibrate the intervals and report
+them, so `val_coverage` / `val_width` are computed leave-one-asset-out (each held-out asset
+is scored with intervals calibrated on the other held-out assets); the in-sample value is
+`val_coverage_insample`. Early stopping also looks at these assets; its selection effect on
+the residuals is small next to the asset-to-asset spread and is accepted here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from training.conformal import ConformalCalibration
+
+
+@dataclass
+class FitResult:
+    predictor: object  # training.artifact.RULPredictor
+    metrics: dict[str, float]
+    artifact_dir: Path
+    physics_params: dict
+    feature_columns: list[str] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    #: held-out rows: asset_id, cycle, rul_true (capped), rul, rul_lower, rul_upper, p_fail, health
+    val_predictions: object = None
+    train_assets: list[str] = field(default_factory=list)
+    val_assets: list[str] = field(default_factory=list)
+    #: dtype name of each feature column in the training frame (the pyfunc signature uses them)
+    feature_dtypes: dict[str, str] = field(default_factory=dict)
+
+
+def _clean(frame, feature_columns: list[str]):
+    x = frame[feature_columns].to_numpy(dtype=np.float64, na_value=np.nan)
+    ok = np.isfinite(x).all(axis=1) & np.isfinite(frame["rul"].to_numpy(dtype=np.float64))
+    return frame.loc[ok], int((~ok).sum())
+
+
+def _loao_coverage(pred, y, assets, level: float) -> tuple[float, float]:
+    """Leave-one-asset-out conformal coverage and mean width over the calibration assets."""
+    covered = widths = n = 0.0
+    uniq = np.unique(assets)
+    if uniq.size < 2:
+        return float("nan"), float("nan")
+    for a in uniq:
+        hold = assets == a
+        cal = ConformalCalibration.fit(pred[~hold], y[~hold])
+        lo, hi = cal.interval(pred[hold], level)
+        covered += float(((y[hold] >= lo) & (y[hold] <= hi)).sum())
+        widths += float(np.where(np.isfinite(hi), hi - lo, np.nan).sum())
+        n += hold.sum()
+    return float(covered / n), float(widths / n)
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Silence Lightning's banner lines and known-harmless warnings for one fit."""
+    names = ["lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for msg in (
+                ".*does not have many workers.*",
+                ".*number of training batches.*",
+                ".*GPU available but not used.*",
+                ".*LeafSpec.*",
+                ".*litlogger.*",
+            ):
+                warnings.filterwarnings("ignore", message=msg)
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels, strict=True):
+            lg.setLevel(lv)
+
+
+def default_artifact_dir(settings) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path(settings.state_dir) / "models" / f"rul-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def fit(
+    frame,
+    settings,
+    feature_columns: list[str] | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    accelerator: str = "cpu",
+    horizon: int | None = None,
+) -> FitResult:
+    """Train the physics-informed RUL network on a labelled frame and save its artifact."""
+    import lightning as L
+    import pandas as pd
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from training import evaluate as ev
+    from training.artifact import ModelSpec, load_predictor, save_artifact
+    from training.datamodule import RULDataModule, infer_feature_columns
+    from training.module import RULModule
+
+    ts = settings.training
+    horizon = int(horizon if horizon is not None else settings.serving.horizon)
+    cols = list(feature_columns) if feature_columns is not None else infer_feature_columns(frame)
+    if not cols:
+        raise ValueError("no feature columns in the training frame")
+    frame, n_dropped = _clean(frame, cols)
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        accelerator = "cpu"
+    # One intra-op thread: for a network this small, thread hand-offs cost more than the
+    # math (measured on 2 cores: 1.3 ms vs 6.4 ms per step with 2 threads).
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    L.seed_everything(ts.seed, workers=True, verbose=False)
+
+    t0 = time.perf_counter()
+    dm = RULDataModule(frame, cols, ts.rul_cap, ts.val_fraction, ts.batch_size, ts.seed)
+    module = RULModule(
+        n_features=len(cols),
+        hidden_size=ts.hidden_size,
+        rul_cap=ts.rul_cap,
+        learning_rate=ts.learning_rate,
+        weight_time_consistency=ts.weight_time_consistency,
+        weight_damage_law=ts.weight_damage_law,
+        max_epochs=ts.max_epochs,
+    )
+    try:
+        with _quiet_lightning():
+            trainer = L.Trainer(
+                max_epochs=ts.max_epochs,
+                accelerator=accelerator,
+                devices=1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                deterministic=True,
+                num_sanity_val_steps=0,
+                callbacks=[EarlyStopping("val/rmse", patience=8, min_delta=0.01, mode="min")],
+            )
+            trainer.fit(module, datamodule=dm)
+    finally:
+        torch.set_num_threads(old_threads)
+    if module.best_state is not None:
+        module.load_state_dict(module.best_state)
+    train_seconds = time.perf_counter() - t0
+    net = module.net.cpu().eval()
+
+    # ---- split-conformal calibration on the held-out assets
+    vp = dm.val_pairs
+    with torch.inference_mode():
+        val_pred = net(torch.from_numpy(vp.x))[0].numpy().astype(np.float64)
+    y_val = vp.y.astype(np.float64)
+    calibration = ConformalCalibration.fit(val_pred, y_val)
+    physics_params = module.damage_law.params()
+    spec = ModelSpec(
+        n_features=len(cols),
+        hidden_size=ts.hidden_size,
+        feature_columns=cols,
+        scaler_mean=[float(v) for v in dm.scaler.mean],
+        scaler_std=[float(v) for v in dm.scaler.std],
+        rul_cap=float(ts.rul_cap),
+        interval_level=float(ts.interval_level),
+        calibration=calibration.to_dict(),
+        n_layers=module.hparams.n_layers,
+        dropout=module.hparams.dropout,
+        physics={
+            **physics_params,
+            "weight_time_consistency": ts.weight_time_consistency,
+            "weight_damage_law": ts.weight_damage_law,
+        },
+        metadata={
+            "trained_at": datetime.now(UTC).isoformat(),
+            "train_assets": len(dm.train_assets),
+            "val_assets": dm.val_assets,
+            "seed": ts.seed,
+        },
+    )
+    artifact_dir = save_artifact(
+        Path(out_dir) if out_dir else default_artifact_dir(settings), net, spec
+    )
+    predictor = load_predictor(artifact_dir)
+
+    # ---- metrics on the held-out assets, with the predictor as stored
+    val_frame = dm.val_frame.sort_values(["asset_id", "cycle"], kind="stable")
+    m = ev.evaluate(predictor, val_frame, horizon=horizon)
+    out = predictor.predict(val_frame, horizon=horizon)
+    cov, width = _loao_coverage(out["rul"].to_numpy(), y_val, vp.asset_id, ts.interval_level)
+    train_mean = float(dm.train_pairs.y.mean())
+    metrics = {f"val_{k}": float(v) for k, v in m.items()}
+    metrics.update(
+        {
+            "val_coverage_insample": metrics["val_coverage"],
+            "val_width_insample": metrics["val_width"],
+            "val_coverage": cov,
+            "val_width": width,
+            "val_constant_rmse": ev.constant_rmse(train_mean, val_frame, ts.rul_cap),
+            "alpha": physics_params["alpha"],
+            "train_seconds": train_seconds,
+            "epochs": float(trainer.current_epoch),
+            "best_epoch": float(module.best_epoch),
+            "n_dropped_rows": float(n_dropped),
+            "n_train_rows": float(len(dm.train_frame)),
+        }
+    )
+    val_predictions = pd.DataFrame(
+        {
+            "asset_id": val_frame["asset_id"].astype(str).to_numpy(),
+            "cycle": val_frame["cycle"].to_numpy(),
+            "rul_true": y_val,
+        }
+    )
+    for c in out.columns:
+        val_predictions[c] = out[c].to_numpy()
+    params = {
+        **ts.model_dump(),
+        "n_features": len(cols),
+        "n_train_assets": len(dm.train_assets),
+        "n_val_assets": len(dm.val_assets),
+        "horizon": horizon,
+        "damage_law": physics_params["damage_law"],
+    }
+    return FitResult(
+        predictor=predictor,
+        metrics=metrics,
+        artifact_dir=Path(artifact_dir),
+        physics_params=physics_params,
+        feature_columns=cols,
+        params=params,
+        val_predictions=val_predictions,
+        train_assets=dm.train_assets,
+        val_assets=dm.val_assets,
+        feature_dtypes={c: str(frame[c].dtype) for c in cols},
+    )
