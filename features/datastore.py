@@ -68,7 +68,10 @@ def append_readings(settings: Settings, new: pd.DataFrame) -> tuple[int, int, pd
     else:
         keys = [ASSET_ID, CYCLE]
         joined = new.reset_index(drop=True).merge(
-            existing[READING_COLUMNS], on=keys, how="left", suffixes=("", "__stored"),
+            existing[READING_COLUMNS],
+            on=keys,
+            how="left",
+            suffixes=("", "__stored"),
             indicator=True,
         )
         stored = (joined["_merge"] == "both").to_numpy()
@@ -80,8 +83,11 @@ def append_readings(settings: Settings, new: pd.DataFrame) -> tuple[int, int, pd
         new = new.reset_index(drop=True)
         fresh, same, conflicts = new[~stored], new[stored & equal], new[stored & ~equal]
     if len(fresh):
-        merged = (pd.concat([existing, fresh[READING_COLUMNS]], ignore_index=True)
-                  if len(existing) else fresh[READING_COLUMNS])
+        merged = (
+            pd.concat([existing, fresh[READING_COLUMNS]], ignore_index=True)
+            if len(existing)
+            else fresh[READING_COLUMNS]
+        )
         merged = merged.sort_values([ASSET_ID, CYCLE], kind="stable").reset_index(drop=True)
         atomic_write_parquet(merged, settings.raw_dir / READINGS_FILE)
     return len(fresh), len(same), conflicts
@@ -92,8 +98,11 @@ def append_events(settings: Settings, new: pd.DataFrame) -> int:
     if new is None or not len(new):
         return 0
     existing = load_events(settings)
-    merged = (pd.concat([existing, new[EVENT_COLUMNS]], ignore_index=True)
-              if len(existing) else new[EVENT_COLUMNS])
+    merged = (
+        pd.concat([existing, new[EVENT_COLUMNS]], ignore_index=True)
+        if len(existing)
+        else new[EVENT_COLUMNS]
+    )
     before = len(existing)
     merged = merged.drop_duplicates([ASSET_ID, CYCLE, "event"], keep="first")
     merged = merged.sort_values([ASSET_ID, TIMESTAMP], kind="stable").reset_index(drop=True)

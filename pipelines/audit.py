@@ -21,8 +21,16 @@ def audit_path(settings: Settings):
     return settings.state_dir / "audit.jsonl"
 
 
-def record(settings: Settings, *, action: str, version: str | None, outcome: str,
-           reasons: list[str] | None = None, actor: str | None = None, **extra) -> dict:
+def record(
+    settings: Settings,
+    *,
+    action: str,
+    version: str | None,
+    outcome: str,
+    reasons: list[str] | None = None,
+    actor: str | None = None,
+    **extra,
+) -> dict:
     entry = {
         "at": datetime.now(UTC).isoformat(),
         "actor": actor or getpass.getuser(),

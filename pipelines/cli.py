@@ -17,9 +17,11 @@ import subprocess
 import sys
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+
+from benchmarks.cli import benchmark_app
 
 app = typer.Typer(
     help="twinops: predictive-maintenance MLOps — features, physics-informed RUL models, "
@@ -27,8 +29,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-monitor_app = typer.Typer(help="Drift and performance monitoring (runs the monitor flow by default).")
+monitor_app = typer.Typer(
+    help="Drift and performance monitoring (runs the monitor flow by default)."
+)
 app.add_typer(monitor_app, name="monitor")
+app.add_typer(benchmark_app, name="benchmark")
 
 
 def _settings():
@@ -52,9 +57,9 @@ def _fail(message: str) -> None:
 @app.callback()
 def root(
     state_dir: Annotated[
-        Optional[Path], typer.Option(help="State directory (env TWINOPS_STATE_DIR).")
+        Path | None, typer.Option(help="State directory (env TWINOPS_STATE_DIR).")
     ] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML config (env TWINOPS_CONFIG).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (env TWINOPS_CONFIG).")] = None,
 ) -> None:
     if state_dir is not None:
         os.environ["TWINOPS_STATE_DIR"] = str(state_dir)
@@ -69,8 +74,11 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same fleet).")] = 7,
     live: Annotated[bool, typer.Option(help="In-service assets (not run to failure).")] = False,
     drift: Annotated[
-        Optional[str], typer.Option(help="Inject drift: 'bias' (3 sensors, 1 noise std) or 'regime'.")
+        str | None, typer.Option(help="Inject drift: 'bias' (3 sensors, 1 noise std) or 'regime'.")
     ] = None,
+    faults: Annotated[
+        bool, typer.Option(help="Add sensor dropouts (NaN) and re-sent rows.")
+    ] = False,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
 ) -> None:
     """Write a simulated fleet in the data contract (readings + failure events)."""
@@ -78,13 +86,20 @@ def simulate(
 
     if fmt not in ("parquet", "csv"):
         _fail("--format must be parquet or csv")
-    readings, events = simulated(n_assets=assets, seed=seed, live=live, drift=drift)
+    try:
+        readings, events = simulated(
+            n_assets=assets, seed=seed, live=live, drift=drift, faults=faults
+        )
+    except ValueError as exc:
+        _fail(str(exc))
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in (("readings", readings), ("events", events)):
         path = out / f"{name}.{fmt}"
         frame.to_parquet(path, index=False) if fmt == "parquet" else frame.to_csv(path, index=False)
-    typer.echo(f"wrote {len(readings)} readings of {readings['asset_id'].nunique()} assets and "
-               f"{len(events)} events to {out}")
+    typer.echo(
+        f"wrote {len(readings)} readings of {readings['asset_id'].nunique()} assets and "
+        f"{len(events)} events to {out}"
+    )
 
 
 @app.command()
@@ -92,7 +107,8 @@ def ingest(
     source: Annotated[
         str,
         typer.Argument(
-            help="'simulator', 'simulator-live[:bias|regime]', a C-MAPSS train_/test_FD00x.txt, "
+            help="'simulator[:opts]', 'simulator-live[:opts]' (opts: bias|regime, faults), "
+            "a C-MAPSS train_/test_FD00x.txt, "
             "or a CSV/Parquet file or folder in the data contract."
         ),
     ] = "simulator",
@@ -126,7 +142,7 @@ def train(
 
 @app.command()
 def evaluate(
-    version: Annotated[Optional[str], typer.Option(help="Model version (default: latest).")] = None,
+    version: Annotated[str | None, typer.Option(help="Model version (default: latest).")] = None,
 ) -> None:
     """Run the evaluation gates; a passing version gets the alias `challenger`."""
     settings = _settings()
@@ -137,7 +153,7 @@ def evaluate(
 
 @app.command()
 def promote(
-    version: Annotated[Optional[str], typer.Option(help="Version (default: the challenger).")] = None,
+    version: Annotated[str | None, typer.Option(help="Version (default: the challenger).")] = None,
     demo_auto_approve: Annotated[
         bool, typer.Option(help="Approve automatically, recorded as a demo approval.")
     ] = False,
@@ -155,16 +171,24 @@ def promote(
 def serve_command(settings, host: str, port: int) -> list[str]:
     """The exact command that serves the champion (also printed by `twinops run`)."""
     return [
-        sys.executable, "-m", "bentoml", "serve", "serving.service:TwinService",
-        "--host", host, "--port", str(port),
-        "--working-dir", str(Path(__file__).resolve().parents[1]),
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:TwinService",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--working-dir",
+        str(Path(__file__).resolve().parents[1]),
     ]
 
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Bind address.")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port.")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
 ) -> None:
     """Serve `models:/<name>@champion` over HTTP with BentoML (POST /predict)."""
     settings = _settings()
@@ -182,7 +206,7 @@ def monitor(
     if ctx.invoked_subcommand is not None:
         return
     settings = _settings()
-    from pipelines.flows import monitor_flow
+    from pipelines.monitor_flow import monitor_flow
 
     _print(monitor_flow(settings, retrain_on_drift=not no_retrain))
 
@@ -190,18 +214,21 @@ def monitor(
 @app.command()
 def run(
     drift: Annotated[
-        Optional[str], typer.Option(help="Inject drift into the live fleet: 'bias' or 'regime'.")
+        str | None, typer.Option(help="Inject drift into the live fleet: 'bias' or 'regime'.")
     ] = None,
 ) -> None:
     """The whole loop on the simulator: ingest → features → train → evaluate → promote →
     score → monitor (→ retrain)."""
     settings = _settings()
-    from pipelines.flows import run_flow
+    from pipelines.loop import run_flow
     from pipelines.summary import where_to_look
 
     summary = run_flow(settings, live_drift=drift)
-    typer.echo(where_to_look(settings, summary, serve_command(settings, settings.serving.host,
-                                                              settings.serving.port)))
+    typer.echo(
+        where_to_look(
+            settings, summary, serve_command(settings, settings.serving.host, settings.serving.port)
+        )
+    )
 
 
 def main() -> None:  # console script entry point

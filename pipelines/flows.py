@@ -15,11 +15,10 @@ live clients or big frames use NO_CACHE.
 from __future__ import annotations
 
 import getpass
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from features.settings import Settings, get_settings
@@ -72,9 +71,7 @@ def validate_and_store_task(readings, events, settings: Settings, source: str) -
     if len(quarantined):
         quarantine_file = str(write_quarantine(quarantined, settings, source=source))
     events_appended = datastore.append_events(settings, events)
-    reasons = (
-        quarantined[QUARANTINE_REASON].value_counts().to_dict() if len(quarantined) else {}
-    )
+    reasons = quarantined[QUARANTINE_REASON].value_counts().to_dict() if len(quarantined) else {}
     return IngestSummary(
         source=source,
         rows_in=len(readings),
@@ -205,7 +202,9 @@ def evaluate_flow(version: str | None = None, settings: Settings | None = None) 
         outcome="passed" if verdict["passed"] else "failed",
         reasons=verdict["reasons"],
     )
-    print(f"gate for v{verdict['version']}: {'passed' if verdict['passed'] else 'FAILED'} {verdict['reasons']}")
+    print(
+        f"gate for v{verdict['version']}: {'passed' if verdict['passed'] else 'FAILED'} {verdict['reasons']}"
+    )
     return verdict
 
 
@@ -247,8 +246,15 @@ def promote_flow(
         },
     )
     set_alias(settings, "champion", version)
-    audit.record(settings, action="promote", version=version, outcome="champion", reasons=[note],
-                 actor=approver, previous=previous)
+    audit.record(
+        settings,
+        action="promote",
+        version=version,
+        outcome="champion",
+        reasons=[note],
+        actor=approver,
+        previous=previous,
+    )
     print(f"champion → v{version} (was {previous}); {note}")
     return {"version": version, "previous": previous, "approved_by": approver}
 
@@ -287,144 +293,3 @@ def score_flow(asset_ids: list[str] | None = None, settings: Settings | None = N
     ok = [p for p in response["predictions"] if "error" not in p]
     print(f"scored {len(ok)}/{len(asset_ids)} assets with {model.name} v{model.version}")
     return [p["asset_id"] for p in ok]
-
-
-# ───────────────────────────── monitor ─────────────────────────────
-
-
-@dataclass
-class MonitorSummary:
-    drift: bool
-    share: float
-    report_html: str
-    report_json: str
-    retrain: bool
-    reasons: list[str]
-    retrained_version: str | None = None
-
-
-@task(cache_policy=NO_CACHE)
-def monitoring_frames_task(settings: Settings, since: datetime | None):
-    """(reference, current) with the champion's predicted RUL on both, for stage matching.
-
-    Reference: feature rows of the run-to-failure (training) assets, scored by the
-    champion. Current: the prediction log, one row per asset state (an asset
-    scored many times on the same features counts once).
-    """
-    import pandas as pd
-
-    from features import datastore, store
-    from monitoring.drift import distinct_states
-    from serving.prediction_log import PredictionLog
-    from training.registry import load_by_alias
-
-    current = distinct_states(PredictionLog(settings.prediction_log_path).read(since=since))
-    if not len(current):
-        raise RuntimeError("the prediction log is empty: nothing to monitor yet")
-    events = datastore.load_events(settings)
-    offline = pd.read_parquet(store.offline_path(settings))
-    reference = offline[offline["asset_id"].isin(set(events["asset_id"]))].reset_index(drop=True)
-    champion = load_by_alias(settings, "champion")
-    reference["rul"] = champion.predictor.predict(reference, horizon=settings.serving.horizon)[
-        "rul"].to_numpy()
-    return reference, current
-
-
-@flow(name="monitor", log_prints=True)
-def monitor_flow(
-    settings: Settings | None = None, retrain_on_drift: bool = True, since: datetime | None = None
-) -> MonitorSummary:
-    """Compare logged prediction inputs with the training reference; drift → retrain flow.
-
-    Like is compared with like: the reference is re-weighted to the current
-    cohort's distribution of predicted RUL (life stage) before Evidently tests
-    each feature, so an ageing fleet is not mistaken for drift (see
-    monitoring/drift.py). A retrained model is registered and gated to
-    `challenger` at most: it never becomes champion without the promotion step.
-    """
-    import mlflow
-
-    from features.transforms import FEATURE_COLUMNS
-    from monitoring.drift import drift_report
-    from monitoring.policy import RetrainPolicy, decide_retrain
-
-    settings = _settings(settings)
-    reference, current = monitoring_frames_task(settings, since)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    columns = [c for c in FEATURE_COLUMNS if c in current.columns and c != "cycle"
-               and reference[c].nunique() > 1]
-    result = drift_report(
-        reference,
-        current,
-        columns,
-        settings.reports_dir / f"drift-{stamp}",
-        stage_column="rul",
-        share_threshold=settings.monitoring.drift_share_threshold,
-        column_threshold=settings.monitoring.column_threshold,
-    )
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    _ensure_experiment(settings, f"{settings.experiment_name}-monitoring")
-    with mlflow.start_run(run_name=f"drift-{stamp}") as run:
-        mlflow.log_metrics({"drift_share": result.share, "drift": float(result.drift),
-                            "rows": len(current)})
-        mlflow.log_artifact(str(result.html_path), artifact_path="drift")
-        mlflow.log_artifact(str(result.json_path), artifact_path="drift")
-    policy = RetrainPolicy(max_drift_share=settings.monitoring.drift_share_threshold,
-                           min_rows=settings.monitoring.min_rows)
-    decision = decide_retrain(result, policy, now=datetime.now(UTC), new_rows=len(current))
-    summary = MonitorSummary(
-        drift=result.drift,
-        share=result.share,
-        report_html=str(result.html_path),
-        report_json=str(result.json_path),
-        retrain=decision.retrain,
-        reasons=list(decision.reasons),
-    )
-    print(f"drift={result.drift} share={result.share:.2f} → retrain={decision.retrain} "
-          f"{decision.reasons}")
-    if decision.retrain and retrain_on_drift:
-        trained = train_flow(settings, extra_tags={"trigger.drift_report": str(result.json_path),
-                                                   "trigger.monitor_run": run.info.run_id})
-        evaluate_flow(trained.version, settings)
-        summary.retrained_version = trained.version
-    return summary
-
-
-def _ensure_experiment(settings: Settings, name: str) -> None:
-    import mlflow
-
-    if mlflow.get_experiment_by_name(name) is None:
-        mlflow.create_experiment(name, artifact_location=settings.artifact_root.as_uri())
-    mlflow.set_experiment(name)
-
-
-# ───────────────────────────── the whole loop ─────────────────────────────
-
-
-@flow(name="run", log_prints=True)
-def run_flow(settings: Settings | None = None, live_drift: str | None = None) -> dict:
-    """The whole loop on the embedded default: simulate → … → monitor (→ retrain)."""
-    settings = _settings(settings)
-    ingest = ingest_flow("simulator", settings)
-    features_flow(settings)
-    trained = train_flow(settings)
-    verdict = evaluate_flow(trained.version, settings)
-    promoted = promote_flow(trained.version, demo_auto_approve=True, settings=settings) if verdict["passed"] else None
-    live_source = "simulator-live" if not live_drift else f"simulator-live:{live_drift}"
-    live = ingest_flow(live_source, settings)
-    features_flow(settings)
-    scored = score_flow(settings=settings) if promoted else []
-    monitored = monitor_flow(settings) if scored else None
-    summary = {
-        "ingest": asdict(ingest),
-        "live_ingest": asdict(live),
-        "train": asdict(trained),
-        "gate": verdict,
-        "promoted": promoted,
-        "scored_assets": scored,
-        "monitor": asdict(monitored) if monitored else None,
-    }
-    out = settings.reports_dir / "last_run.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2, default=str))
-    return summary

@@ -1,6 +1,6 @@
 """What `twinops run` prints at the end: where to look next.
 
-    run_flow summary ─► MLflow run + version, drift report, serve command, curl
+run_flow summary ─► MLflow run + version, drift report, serve command, curl
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ def where_to_look(settings: Settings, summary: dict, serve_cmd: list[str]) -> st
         f"retrain={monitor.get('retrain')} {monitor.get('reasons', '')}",
     ]
     if monitor.get("retrained_version"):
-        lines.append(f"retrained           v{monitor['retrained_version']} (challenger at most; "
-                     "champion unchanged)")
+        lines.append(
+            f"retrained           v{monitor['retrained_version']} (challenger at most; "
+            "champion unchanged)"
+        )
     lines += [
         "",
         "browse experiments:",

@@ -1,0 +1,15 @@
+"""`twinops benchmark ...`: measured figures, printed as JSON and a readable table.
+
+    twinops benchmark <name> ─► benchmarks/<name>.py:command ─► F.json + table on stdout
+
+Speed and quality targets live here, not in timed tests. Each benchmark module
+keeps its heavy imports inside `command`, so `twinops --help` stays instant.
+Register a benchmark by importing its `command` below.
+"""
+
+from __future__ import annotations
+
+import typer
+
+benchmark_app = typer.Typer(help="Benchmarks: print figures as JSON + a table (see README).",
+                            no_args_is_help=True)
