@@ -68,9 +68,16 @@ def _open_repo(root: Path):
 
 
 def _configure(repo, remote_url: str) -> None:
+    """Project-wide switches go to .dvc/config (committed); the remote to .dvc/config.local.
+
+    The remote URL comes from Settings and differs per machine and state dir
+    (the embedded default lives under state_dir), so it belongs in DVC's
+    per-checkout, git-ignored config level rather than in the committed file.
+    """
     with repo.config.edit() as conf:
         conf["core"]["analytics"] = False
         conf["core"]["autostage"] = False
+    with repo.config.edit(level="local") as conf:
         conf["core"]["remote"] = REMOTE_NAME
         conf["remote"][REMOTE_NAME] = {"url": remote_url}
 

@@ -11,9 +11,29 @@ the ephemeral in-process API.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 
 from features.settings import Settings
+
+#: Third-party warnings that say nothing to a twinops user (deprecations inside the
+#: libraries, MLflow hints about its own pyfunc type hints, numpy's NaN correlation of
+#: constant columns inside Evidently). Our own warnings still show.
+_QUIET_WARNINGS = [
+    (DeprecationWarning, ""),
+    (FutureWarning, ""),
+    (UserWarning, r"(?s).*(type hints|Integer columns|Hint: Inferred schema).*"),
+    (RuntimeWarning, r"invalid value encountered"),
+]
+
+
+def quiet_library_noise() -> None:
+    """Keep CLI output to what a user acts on: our results, errors and real warnings."""
+    for category, message in _QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for name in ("mlflow", "alembic", "dvc"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def prepare(settings: Settings) -> Settings:
@@ -31,6 +51,9 @@ def prepare(settings: Settings) -> Settings:
     os.environ.setdefault("BENTOML_HOME", str(settings.state_dir / "bentoml"))
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # MLflow 3 warns loudly about the sqlite file store's git-sha autologging; keep CLI output readable.
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")  # reaches subprocesses
+    quiet_library_noise()
     return settings

@@ -22,7 +22,8 @@ def where_to_look(settings: Settings, summary: dict, serve_cmd: list[str]) -> st
         "",
         "── twinops: the loop ran ─────────────────────────────────────────",
         f"state directory     {settings.state_dir}",
-        f"data (DVC) hash     {summary['ingest'].get('data_hash')}",
+        f"trained on (DVC)    data {summary['ingest'].get('data_hash')}",
+        f"data now (DVC)      data {summary['live_ingest'].get('data_hash')}  (data.dvc)",
         f"MLflow run          {train['run_id']}  (tracking URI {settings.tracking_uri})",
         f"registered model    {settings.model_name} v{train['version']}  "
         f"gate {'passed' if summary['gate']['passed'] else 'FAILED'}",

@@ -20,7 +20,10 @@ def test_track_push_and_hash(tmp_path):
     remote = tmp_path / "state" / "dvc-remote"
     assert (remote / "files" / "md5" / h1[:2] / h1[2:]).exists()
     config = (tmp_path / "proj" / ".dvc" / "config").read_text()
-    assert "analytics = False" in config and str(remote) in config
+    local = (tmp_path / "proj" / ".dvc" / "config.local").read_text()
+    # project switches are committed; the machine-specific remote stays in config.local
+    assert "analytics = False" in config and str(remote) not in config
+    assert str(remote) in local
     # Unchanged data: same hash. Changed data: new hash.
     assert track_data(s) == h1
     (s.raw_dir / "more.csv").write_text("x\n")
