@@ -13,3 +13,15 @@ import typer
 
 benchmark_app = typer.Typer(help="Benchmarks: print figures as JSON + a table (see README).",
                             no_args_is_help=True)
+
+from benchmarks.drift import command as _drift  # noqa: E402  (light: heavy imports inside)
+
+benchmark_app.command("drift")(_drift)
+
+from benchmarks.rul import command as _rul  # noqa: E402  (light: heavy imports inside)
+
+benchmark_app.command("rul")(_rul)
+
+from benchmarks.serve import command as _serve  # noqa: E402  (light: heavy imports inside)
+
+benchmark_app.command("serve")(_serve)

@@ -6,14 +6,19 @@
 Readings already stored are the baseline for re-ingest: an identical row is not
 appended twice (re-running an ingest is idempotent), and a row whose
 (asset_id, cycle) is stored with other values is returned to the caller to be
-quarantined as a conflict (nothing is silently dropped or overwritten). Every write goes to a temporary file first and is renamed
-into place, so a crash mid-write leaves the previous file intact.
+quarantined as a conflict (nothing is silently dropped or overwritten). Every
+write goes to a temporary file first and is renamed into place, so a crash
+mid-write leaves the previous file intact; `write_lock` serialises writers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +28,34 @@ from features.contract import ASSET_ID, CYCLE, EVENT_COLUMNS, READING_COLUMNS, T
 from features.settings import Settings
 
 READINGS_FILE = "readings.parquet"
+#: Lock files this thread holds (write_lock is re-entrant per thread).
+_held = threading.local()
 EVENTS_FILE = "events.parquet"
+
+
+@contextlib.contextmanager
+def write_lock(settings: Settings) -> Iterator[None]:
+    """Exclusive lock over the raw store: one writer at a time across processes.
+
+    Appends read the stored file, merge and rewrite it; two writers (BentoML
+    workers answering /ingest, a batch `twinops ingest`) interleaving those
+    steps would lose rows. An flock on <data_dir>/raw/.ingest.lock serialises
+    them; hold it around any read-merge-write of readings or events.
+    """
+    path = Path(settings.raw_dir) / ".ingest.lock"
+    held = _held.__dict__.setdefault("paths", set())
+    if path in held:  # re-entrant in one thread: a second flock would wait on ourselves
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        held.add(path)
+        try:
+            yield
+        finally:
+            held.discard(path)
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def atomic_write_parquet(df: pd.DataFrame, path: Path) -> Path:

@@ -54,16 +54,23 @@ class SimulatorSettings(BaseModel):
 class TrainingSettings(BaseModel):
     """Knobs of the physics-informed RUL model and its training run."""
 
-    max_epochs: int = 30
+    #: max_epochs, hidden_size, n_members: chosen on C-MAPSS FD001 validation units
+    #: (benchmarks/rul.py; README "Benchmarks").
+    max_epochs: int = 40
     batch_size: int = 256
     learning_rate: float = 2e-3
-    hidden_size: int = 64
+    hidden_size: int = 128
+    #: Deep-ensemble size of the RUL network (training/network.py); 1 = a single network.
+    n_members: int = 10
     seed: int = 42
     #: Piecewise-linear target cap (standard C-MAPSS protocol).
     rul_cap: float = 125.0
     #: Weights of the physics terms in the loss; 0 turns a term off (data-only baseline).
     weight_time_consistency: float = 1.0
     weight_damage_law: float = 0.1
+    #: Time-consistency pairs link a reading to one 1..pair_max_gap readings later
+    #: (1 = the next one; longer gaps were worse on C-MAPSS validation units).
+    pair_max_gap: int = 1
     #: Fraction of run-to-failure assets held out (by asset) for validation + calibration.
     val_fraction: float = 0.2
     interval_level: float = 0.9
@@ -78,6 +85,19 @@ class ServingSettings(BaseModel):
     #: Default horizon (cycles) for the probability of failure.
     horizon: int = 30
     max_batch: int = 256
+    #: API keys are required unless this is explicitly false (local demos only).
+    auth_enabled: bool = True
+    #: SHA-256 hex digests of the accepted API keys (never the keys themselves);
+    #: `python -m serving.guard KEY` prints one. Auth on + no hashes = every call 401.
+    api_key_sha256: list[str] = []
+    #: Request bodies larger than this are answered 413 before they are read.
+    max_body_bytes: int = 1_000_000
+    #: Readings per /ingest or /predict_window request, and events per /feedback.
+    max_rows: int = 5_000
+    #: Seconds between checks of where the `champion` alias points (hot swap); 0 = off.
+    model_poll_s: float = 5.0
+    #: Prediction-log rows buffered for the background writer before requests wait.
+    log_queue_size: int = 10_000
 
 
 class MonitoringSettings(BaseModel):
@@ -88,6 +108,37 @@ class MonitoringSettings(BaseModel):
     column_threshold: float | None = None
     #: Minimum number of current asset states before a drift verdict is trusted.
     min_rows: int = 30
+    #: Family-wise false-alarm level of the stage-matched per-sensor tests (Bonferroni).
+    alpha: float = 0.01
+    #: Smallest shift (within-stage std units) that counts as drift, whatever the p-value.
+    min_shift: float = 0.25
+    #: Cooldown between monitor-triggered retrains (hours).
+    min_hours_between_retrains: float = 24.0
+    #: Retrain when the champion's realized RMSE (from failure feedback) exceeds this; None = off.
+    max_realized_rmse: float | None = None
+    #: Retrain when the latest RMSE bucket exceeds the version's first bucket by this factor.
+    max_rmse_ratio: float | None = 1.5
+    #: Predictions with known truth needed before the error trend is trusted.
+    min_feedback_predictions: int = 20
+
+
+class ReviewSettings(BaseModel):
+    """Promotion gates and review rules (issue: model promotion a reviewer can trust)."""
+
+    #: Candidate RMSE may exceed the champion's by at most this fraction (0.05 = 5%).
+    rmse_tolerance: float = 0.05
+    #: Candidate PHM08 score may exceed the champion's by at most this fraction.
+    score_tolerance: float = 0.25
+    #: Interval coverage on the evaluation units must lie in [coverage_min, coverage_max].
+    coverage_min: float = 0.75
+    coverage_max: float = 0.99
+    #: Physics checks on held-out trajectories.
+    max_time_consistency_residual: float = 3.0
+    max_damage_reversal_share: float = 0.10
+    #: A reviewer must not be the trainer (four-eyes). Never turn off outside tests/demos.
+    four_eyes: bool = True
+    #: How long the promotion flow waits for a decision (Prefect pause-for-input).
+    wait_seconds: int = 7 * 24 * 3600
 
 
 class Settings(BaseSettings):
@@ -116,6 +167,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -147,6 +199,12 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> Path:
         return self.state_dir / "mlartifacts"
+
+    @property
+    def artifact_location(self) -> str | None:
+        """Where new MLflow experiments keep artifacts: under state_dir for the embedded
+        store; None (the tracking server's own artifact store) for a server."""
+        return None if self.mlflow_tracking_uri else self.artifact_root.as_uri()
 
     @property
     def feast_dir(self) -> Path:

@@ -18,13 +18,21 @@ window, in a fixed order — no cumulative sums whose rounding would depend on h
 much history came before. (pandas' rolling().mean() uses running sums, whose
 last bits do depend on the history length, which is why it is not used here.)
 
-Features (46 floats, static so Feast's schema and the model's input never move):
-  <sensor>_mean   mean over the window (21)
-  <sensor>_slope  least-squares slope per cycle over the window; 0 for one point (21)
-  op_setting_1..3 current operating settings (3)
-  cycle           the asset's age in cycles (1)
+Features (88 floats, static so Feast's schema and the model's input never move), at two
+time scales — the `window` (short) and LONG_WINDOW_FACTOR x `window` readings (long):
+  <sensor>_mean        mean over the window (21)
+  <sensor>_slope       least-squares slope per cycle over the window; 0 for one point (21)
+  <sensor>_mean_long   mean over the long window (21)
+  <sensor>_slope_long  slope over the long window (21)
+  op_setting_1..3      current operating settings (3)
+  cycle                the asset's age in cycles (1)
+Why two scales: degradation is slow next to the sensor noise. The short window follows
+recent change; the long one averages 3x more readings, so its level and trend are ~sqrt(3)
+(level) to ~5x (slope) less noisy. On C-MAPSS FD001 adding it cut the validation-unit RMSE
+of the RUL model from 11.5 to 8.6 cycles (benchmarks/rul.py; chosen on validation units).
 Constant sensors (e.g. sensor_1 in FD001) give constant features; the trainer's
-scaler must tolerate zero variance.
+scaler must tolerate zero variance. Online, an asset needs `history_length(window)`
+readings for the full long window (fewer at the start of life, exactly as offline).
 
 Speed: O(rows × window × columns) vectorised numpy; 20k rows, window 30 ≈ 0.1 s.
 """
@@ -38,8 +46,13 @@ from features.contract import ASSET_ID, CYCLE, SENSOR_COLUMNS, SETTING_COLUMNS, 
 
 MEAN_COLUMNS: list[str] = [f"{s}_mean" for s in SENSOR_COLUMNS]
 SLOPE_COLUMNS: list[str] = [f"{s}_slope" for s in SENSOR_COLUMNS]
+LONG_MEAN_COLUMNS: list[str] = [f"{s}_mean_long" for s in SENSOR_COLUMNS]
+LONG_SLOPE_COLUMNS: list[str] = [f"{s}_slope_long" for s in SENSOR_COLUMNS]
+#: The long window is this many short windows.
+LONG_WINDOW_FACTOR = 3
+_WINDOW_COLUMNS = [*MEAN_COLUMNS, *SLOPE_COLUMNS, *LONG_MEAN_COLUMNS, *LONG_SLOPE_COLUMNS]
 #: The model's input, in order. Static: the Feast schema is generated from it.
-FEATURE_COLUMNS: list[str] = [*MEAN_COLUMNS, *SLOPE_COLUMNS, *SETTING_COLUMNS, CYCLE]
+FEATURE_COLUMNS: list[str] = [*_WINDOW_COLUMNS, *SETTING_COLUMNS, CYCLE]
 #: Columns of window_features' output (cycle appears once, as the key and as a feature).
 OUTPUT_COLUMNS: list[str] = [ASSET_ID, TIMESTAMP, CYCLE] + [
     c for c in FEATURE_COLUMNS if c != CYCLE
@@ -52,21 +65,20 @@ def _sorted(readings: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
-    """One feature row per reading, over that asset's trailing `window` readings.
+def history_length(window: int) -> int:
+    """Readings per asset that the features of its newest reading depend on."""
+    return LONG_WINDOW_FACTOR * window
 
-    Output is sorted by (asset_id, timestamp, cycle) with a fresh index; `cycle` is
-    int64, every other feature float64. `window` counts readings, not cycles.
+
+def _trailing_stats(
+    y: np.ndarray, c: np.ndarray, pos: np.ndarray, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, least-squares slope vs cycle) of y over each row's trailing `window` rows.
+
+    `pos[i]` is row i's position in its asset's history: row i may look back `pos[i]`
+    rows without leaving the asset.
     """
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    df = _sorted(readings)
-    n = len(df)
-    y = df[SENSOR_COLUMNS].to_numpy(dtype=np.float64)  # (n, s)
-    c = df[CYCLE].to_numpy(dtype=np.float64)  # (n,)
-    # Position of each row inside its asset's history: row i may look back
-    # `pos[i]` rows without leaving the asset.
-    pos = df.groupby(ASSET_ID, sort=False).cumcount().to_numpy()
+    n = len(c)
     rows = np.arange(n)
     count = np.minimum(pos + 1, window).astype(np.float64)
 
@@ -97,6 +109,24 @@ def window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
         sxy += dc[:, None] * np.where(ok[:, None], yl - mean_y, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = np.where(sxx[:, None] > 0, sxy / np.where(sxx > 0, sxx, 1.0)[:, None], 0.0)
+    return mean_y, slope
+
+
+def window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
+    """One feature row per reading, over that asset's trailing `window` readings (and
+    `history_length(window)` readings for the long-scale features).
+
+    Output is sorted by (asset_id, timestamp, cycle) with a fresh index; `cycle` is
+    int64, every other feature float64. `window` counts readings, not cycles.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    df = _sorted(readings)
+    y = df[SENSOR_COLUMNS].to_numpy(dtype=np.float64)  # (n, s)
+    c = df[CYCLE].to_numpy(dtype=np.float64)  # (n,)
+    pos = df.groupby(ASSET_ID, sort=False).cumcount().to_numpy()
+    mean_y, slope = _trailing_stats(y, c, pos, window)
+    mean_long, slope_long = _trailing_stats(y, c, pos, history_length(window))
 
     out = pd.DataFrame(
         {
@@ -108,8 +138,10 @@ def window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
         }
     )
     feats = pd.DataFrame(
-        np.hstack([mean_y, slope, df[SETTING_COLUMNS].to_numpy(dtype=np.float64)]),
-        columns=[*MEAN_COLUMNS, *SLOPE_COLUMNS, *SETTING_COLUMNS],
+        np.hstack(
+            [mean_y, slope, mean_long, slope_long, df[SETTING_COLUMNS].to_numpy(dtype=np.float64)]
+        ),
+        columns=[*_WINDOW_COLUMNS, *SETTING_COLUMNS],
     )
     out = pd.concat([out, feats], axis=1)
     out[ASSET_ID] = out[ASSET_ID].astype("string")
@@ -119,10 +151,10 @@ def window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
 def latest_window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
     """Features of the newest reading of each asset (the online path).
 
-    Only the last `window` readings per asset are used — all the window needs —
-    so serving cost does not grow with an asset's age. Identical to the last row
-    per asset of `window_features` on the full history.
+    Only the last `history_length(window)` readings per asset are used — all the
+    windows need — so serving cost does not grow with an asset's age. Identical to the
+    last row per asset of `window_features` on the full history.
     """
-    tail = _sorted(readings).groupby(ASSET_ID, sort=False).tail(window)
+    tail = _sorted(readings).groupby(ASSET_ID, sort=False).tail(history_length(window))
     feats = window_features(tail, window)
     return feats.groupby(ASSET_ID, sort=False).tail(1).reset_index(drop=True)

@@ -66,6 +66,14 @@ fleet (seen on the simulator: share 0.97 with no drift injected). So when
 either sample has fewer than `SMALL_SAMPLE` rows and no method is forced,
 the K-S test is used: its p-value accounts for the sample size.
 
+Where the verdict lives now. `twinops monitor drift` and the monitor flow
+take their drift verdict from monitoring/verdict.py (per-sensor tests at
+equal life stage with assets as the sample, Bonferroni-corrected: a 1-std
+bias on 3 of ~17 sensors can never reach a 50% share, and rows of one asset
+are not independent draws). This module renders the stage-matched data with
+Evidently for people (HTML + JSON beside the verdict); its own share-based
+verdict stays available for direct use.
+
 Evidently takes ~5-8 s to import, so it is imported inside the functions.
 """
 

@@ -1,6 +1,7 @@
 """The retrain decision: a pure function of a drift verdict, a policy and the clock.
 
-    DriftResult | summary dict ─┐
+    DriftResult | verdict dict ─┐
+    error trend (realized RMSE) ┤
     RetrainPolicy ──────────────┼─► decide_retrain ─► Decision(retrain, reasons)
     now, last_retrain_at, new_rows ┘                        │
                                           pipelines/ retrain flow (or nothing)
@@ -12,12 +13,20 @@ facts, and every branch is unit-tested. `reasons` always explains the
 outcome, for the audit trail and the CLI.
 
 Triggers (any one suffices):
-  * drift: share of drifted columns >= max_drift_share (trusted only with
-    at least min_rows current rows);
+  * drift verdict: the check said drift (monitoring/verdict.py: any sensor
+    changed at equal life stage, family-wise corrected) — `trigger_on_verdict`;
+  * drift share: share of drifted columns >= max_drift_share (both drift
+    triggers are trusted only with at least min_rows current rows);
   * a critical column drifted (same trust rule);
   * coverage: more than max_unmatched_share of the current rows are in life
     stages the reference never saw (life-stage-matched reports only);
-  * staleness: no retrain for max_hours_without_retrain.
+  * staleness: no retrain for max_hours_without_retrain;
+  * error trend (ground truth from failure feedback, monitoring/performance.py):
+    the serving version's realized RMSE in the latest bucket exceeds
+    max_realized_rmse, or exceeds its first bucket by max_rmse_ratio — trusted
+    only with at least min_feedback_predictions predictions of known truth.
+    Why both: the absolute bound catches a model that was never good enough
+    on this fleet, the ratio one catches decay of a model that was.
 Blockers (any one vetoes):
   * cooldown: the last retrain was less than min_hours_between_retrains ago;
   * nothing new to learn: fewer than min_new_rows new labelled rows.
@@ -52,6 +61,14 @@ class RetrainPolicy(BaseModel):
     max_unmatched_share: float | None = Field(default=None, ge=0.0, le=1.0)
     #: Trigger a retrain when the model is older than this (hours); None = off.
     max_hours_without_retrain: float | None = Field(default=None, gt=0.0)
+    #: A drift verdict (drift: true) triggers even below max_drift_share.
+    trigger_on_verdict: bool = True
+    #: Realized RMSE (latest bucket) above this triggers; None = off.
+    max_realized_rmse: float | None = Field(default=None, gt=0.0)
+    #: Latest-bucket RMSE above this factor × the first bucket's triggers; None = off.
+    max_rmse_ratio: float | None = Field(default=None, gt=1.0)
+    #: Predictions with known truth needed before the error trend is trusted.
+    min_feedback_predictions: int = Field(default=20, ge=1)
 
 
 @dataclass(frozen=True)
@@ -77,7 +94,31 @@ def _facts(drift: Any) -> dict[str, Any]:
         "n_current": get("n_current", None),
         "drifted": list(drifted),
         "unmatched_share": float(get("unmatched_share", 0.0) or 0.0),
+        "verdict": bool(get("drift", False)),
     }
+
+
+def _error_triggers(errors: Mapping[str, Any] | None, policy: RetrainPolicy) -> list[str]:
+    """Triggers from the realized-error trend {n, rmse_first, rmse_latest, version}."""
+    if not errors:
+        return []
+    n = int(errors.get("n", 0) or 0)
+    if n < policy.min_feedback_predictions:
+        return []
+    latest, first = errors.get("rmse_latest"), errors.get("rmse_first")
+    version = errors.get("version", "?")
+    out = []
+    if policy.max_realized_rmse is not None and latest is not None and (
+        latest > policy.max_realized_rmse
+    ):
+        out.append(f"realized RMSE of v{version} {latest:.1f} > {policy.max_realized_rmse:g}")
+    if policy.max_rmse_ratio is not None and latest is not None and first:
+        if latest > policy.max_rmse_ratio * first:
+            out.append(
+                f"realized RMSE of v{version} rose {latest / first:.2f}x ({first:.1f} -> "
+                f"{latest:.1f}) > {policy.max_rmse_ratio:g}x"
+            )
+    return out
 
 
 def decide_retrain(
@@ -87,6 +128,7 @@ def decide_retrain(
     now: datetime,
     last_retrain_at: datetime | None = None,
     new_rows: int = 0,
+    errors: Mapping[str, Any] | None = None,
 ) -> Decision:
     """Decide whether to retrain; `reasons` says why (or why not)."""
     facts = _facts(drift)
@@ -101,6 +143,11 @@ def decide_retrain(
             f"drift verdict not trusted: {n_current} current rows < min_rows {policy.min_rows}"
         )
     else:
+        if policy.trigger_on_verdict and facts["verdict"] and facts["drifted"] and (
+            facts["share"] < policy.max_drift_share
+        ):
+            triggers.append(f"drift verdict: {', '.join(facts['drifted'])} changed at equal "
+                            "life stage")
         if facts["share"] >= policy.max_drift_share and facts["drifted"]:
             cols = ", ".join(facts["drifted"])
             triggers.append(
@@ -126,6 +173,8 @@ def decide_retrain(
     ):
         age = "never retrained" if hours_since is None else f"last retrain {hours_since:.1f} h ago"
         triggers.append(f"model stale: {age} (max {policy.max_hours_without_retrain:g} h)")
+
+    triggers.extend(_error_triggers(errors, policy))
 
     if not triggers:
         return Decision(False, [*notes, "no retrain trigger: no significant drift"])

@@ -22,6 +22,7 @@ from typing import Annotated
 import typer
 
 from benchmarks.cli import benchmark_app
+from pipelines import audit
 
 app = typer.Typer(
     help="twinops: predictive-maintenance MLOps — features, physics-informed RUL models, "
@@ -34,6 +35,9 @@ monitor_app = typer.Typer(
 )
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(benchmark_app, name="benchmark")
+review_app = typer.Typer(help="Promotion reviews: evidence, gates, four-eyes approval, rollback.",
+                         no_args_is_help=True)
+app.add_typer(review_app, name="review")
 
 
 def _settings():
@@ -211,6 +215,101 @@ def monitor(
     _print(monitor_flow(settings, retrain_on_drift=not no_retrain))
 
 
+@monitor_app.command("drift")
+def monitor_drift(
+    reference: Annotated[str, typer.Option(help="Reference source: a path the ingest reads, "
+                                                "or 'predictions[:SINCE[/UNTIL]]'.")],
+    current: Annotated[str, typer.Option(help="Current source (same forms as --reference).")],
+    out: Annotated[Path, typer.Option(help="Verdict JSON; the Evidently report goes beside it.")],
+    html: Annotated[bool, typer.Option(help="Render the Evidently HTML + JSON report.")] = True,
+    champion: Annotated[
+        bool, typer.Option(help="Use the champion's predicted RUL as life stage if one exists.")
+    ] = True,
+) -> None:
+    """Life-stage-matched drift + data quality of CURRENT vs REFERENCE → F.json (+ MLflow)."""
+    settings = _settings()
+    from monitoring.check import champion_stage, drift_check, log_check, write_check
+    from monitoring.sources import load_monitored
+
+    try:
+        ref, cur = load_monitored(reference, settings), load_monitored(current, settings)
+        verdict, ref_rows, cur_rows = drift_check(
+            ref, cur, champion=champion_stage(settings) if champion else None,
+            alpha=settings.monitoring.alpha, min_shift=settings.monitoring.min_shift,
+        )
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        _fail(str(exc))
+    verdict = write_check(verdict, ref_rows, cur_rows, out, render=html)
+    verdict["mlflow_run_id"] = log_check(settings, verdict, run_name=f"drift-{out.stem}")
+    _print({k: verdict[k] for k in ("drift", "share", "drifted_columns", "stage",
+                                    "unmatched_share", "verdict_json", "mlflow_run_id")}
+           | {"quality_issues": verdict["quality"]["issues"]})
+
+
+@monitor_app.command("errors")
+def monitor_errors(
+    bucket: Annotated[str, typer.Option(help="Trend bucket (pandas offset, e.g. 1D, 1h).")] = "1D",
+) -> None:
+    """Realized RUL errors of logged predictions from failure feedback: RMSE per version."""
+    settings = _settings()
+    from monitoring.performance import realized_errors, rmse_trend
+
+    errors = realized_errors(settings)
+    _print({"predictions_with_truth": len(errors), "trend": rmse_trend(errors, bucket)})
+
+
+@monitor_app.command("serve")
+def monitor_serve(
+    cron: Annotated[str, typer.Option(help="Cron schedule, e.g. '0 * * * *' (hourly).")],
+    name: Annotated[str, typer.Option(help="Deployment name.")] = "twinops-monitor",
+    no_retrain: Annotated[bool, typer.Option(help="Report only; never start a retrain.")] = False,
+    lookback_hours: Annotated[
+        float | None, typer.Option(help="Monitor only predictions of the last N hours.")
+    ] = None,
+) -> None:
+    """Serve the monitor flow on a cron schedule (Prefect `flow.serve`; Ctrl-C stops)."""
+    _settings()
+    from pipelines.monitor_flow import monitor_flow
+
+    monitor_flow.serve(name=name, cron=cron, parameters={
+        "retrain_on_drift": not no_retrain, "lookback_hours": lookback_hours})
+
+
+@app.command()
+def feedback(
+    asset_id: Annotated[str | None, typer.Option(help="Asset the event happened to.")] = None,
+    cycle: Annotated[int | None, typer.Option(help="Cycle of the event.")] = None,
+    event: Annotated[str, typer.Option(help="failure or maintenance")] = "failure",
+    timestamp: Annotated[
+        str | None, typer.Option(help="UTC time of the event (ISO); default: now.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="CSV/Parquet of events (asset_id,timestamp,cycle,event).")
+    ] = None,
+) -> None:
+    """Record ground truth (failures, maintenance); bad events are rejected with a reason."""
+    import pandas as pd
+
+    settings = _settings()
+    from features.events import record_events
+
+    if file is not None:
+        if not file.exists():
+            _fail(f"no such file: {file}")
+        events = pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(file)
+    elif asset_id is None or cycle is None:
+        _fail("give --asset-id and --cycle (or --file)")
+    else:
+        from datetime import UTC, datetime
+
+        events = pd.DataFrame([{"asset_id": asset_id, "cycle": cycle, "event": event,
+                                "timestamp": timestamp or datetime.now(UTC).isoformat()}])
+    result = record_events(settings, events)
+    _print(result.summary())
+    if result.rejected:
+        raise typer.Exit(code=2)
+
+
 @app.command()
 def run(
     drift: Annotated[
@@ -229,6 +328,98 @@ def run(
             settings, summary, serve_command(settings, settings.serving.host, settings.serving.port)
         )
     )
+
+
+def _review_call(fn, *args, **kwargs):
+    from pipelines.review import ReviewError
+
+    try:
+        return fn(*args, **kwargs)
+    except (ReviewError, LookupError) as exc:
+        _fail(str(exc))
+
+
+@review_app.command("list")
+def review_list() -> None:
+    """Registered versions with their review status and aliases."""
+    from pipelines.review import versions
+
+    rows = versions(_settings())
+    if not rows:
+        typer.echo("no registered versions")
+    for r in rows:
+        aliases = ",".join(r["aliases"]) or "-"
+        typer.echo(f"v{r['version']:<4} {r['status']:<18} aliases={aliases:<20} "
+                   f"trained_by={r['trained_by']:<12} {r['created']}")
+
+
+@review_app.command("show")
+def review_show(version: Annotated[str, typer.Argument(help="Model version.")]) -> None:
+    """Build the review report (candidate vs champion, gates, lineage), log it to MLflow."""
+    from pipelines.review import show
+
+    _print(_review_call(show, _settings(), version))
+
+
+def _decide(version: str, comment: str, approve: bool) -> None:
+    """Apply a review decision with this user's credentials, then resume a waiting flow."""
+    settings = _settings()
+    from pipelines import review
+    from pipelines.promotion_flow import ReviewDecision, resume_waiting_run
+
+    if approve:
+        result = _review_call(review.approve, settings, version, comment)
+        reviewer = result["approved_by"]
+    else:
+        result = _review_call(review.reject, settings, version, comment)
+        reviewer = result["rejected_by"]
+    resumed = resume_waiting_run(version, ReviewDecision(
+        approve=approve, reviewer=reviewer, comment=comment, applied=True))
+    _print({**result, "resumed_flow_run": resumed})
+
+
+@review_app.command("approve")
+def review_approve(
+    version: Annotated[str, typer.Argument(help="Model version.")],
+    comment: Annotated[str, typer.Option(help="Why (recorded).")] = "",
+) -> None:
+    """Approve a challenger (not your own): `champion` moves to it; serving hot-swaps."""
+    _decide(version, comment, approve=True)
+
+
+@review_app.command("reject")
+def review_reject(
+    version: Annotated[str, typer.Argument(help="Model version.")],
+    comment: Annotated[str, typer.Option(help="Why (recorded).")] = "",
+) -> None:
+    """Reject a candidate: it loses `challenger`; the reasons stay on the version."""
+    _decide(version, comment, approve=False)
+
+
+@review_app.command("rollback")
+def review_rollback(comment: Annotated[str, typer.Option(help="Why (recorded).")] = "") -> None:
+    """Move `champion` back to the approved version it replaced, in one step."""
+    from pipelines.review import rollback
+
+    _print(_review_call(rollback, _settings(), comment))
+
+
+@review_app.command("history")
+def review_history() -> None:
+    """The audit trail: every proposal, gate, approval, rejection and rollback."""
+    for entry in audit.history(_settings()):
+        reasons = "; ".join(entry.get("reasons") or [])
+        typer.echo(f"{entry['at']}  {entry['action']:<9} v{entry.get('version') or '-':<4} "
+                   f"{entry['outcome']:<18} by {entry['actor']}  {reasons}")
+
+
+@review_app.command("request")
+def review_request(version: Annotated[str, typer.Argument(help="Model version.")]) -> None:
+    """Run the promotion flow: propose, then wait for a reviewer (needs PREFECT_API_URL)."""
+    settings = _settings()
+    from pipelines.promotion_flow import promotion_flow
+
+    _print(_review_call(promotion_flow, version, settings))
 
 
 def main() -> None:  # console script entry point

@@ -14,15 +14,12 @@ live clients or big frames use NO_CACHE.
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from features.settings import Settings, get_settings
-from pipelines import audit
 
 
 def _settings(settings: Settings | None) -> Settings:
@@ -60,8 +57,9 @@ def validate_and_store_task(readings, events, settings: Settings, source: str) -
     from features.validation import validate_readings, write_quarantine
 
     result = validate_readings(readings)
-    appended, already_stored, conflicts = datastore.append_readings(settings, result.valid)
-    quarantined = result.quarantined
+    with datastore.write_lock(settings):  # /ingest may be writing at the same time
+        appended, already_stored, conflicts = datastore.append_readings(settings, result.valid)
+        quarantined = result.quarantined
     if len(conflicts):
         conflicts = conflicts.assign(
             **{QUARANTINE_REASON: "conflicts with the stored reading of this (asset_id, cycle)"}
@@ -118,7 +116,7 @@ def ingest_flow(source: str = "simulator", settings: Settings | None = None) -> 
 
 @flow(name="features", log_prints=True)
 def features_flow(settings: Settings | None = None) -> dict:
-    """Window features for every stored reading → Feast offline parquet → registry → online store."""
+    """Window features for all stored readings → Feast offline parquet → registry → online."""
     from features import datastore, store
     from features.transforms import window_features
 
@@ -190,22 +188,27 @@ def train_flow(
 
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(version: str | None = None, settings: Settings | None = None) -> dict:
-    """Gate a registered version on its held-out-asset metrics; passing → alias `challenger`."""
+    """All automatic gates for a version; passing → alias `challenger`, awaiting approval.
+
+    First the floor every model must clear (beat a constant-RUL predictor on
+    held-out assets), then the review gates against the champion on the same
+    pinned units (metrics within tolerance, coverage, physics) with the review
+    report. A failing version is marked rejected with its reasons.
+    """
+    from pipelines import review
     from training.registry import evaluate_and_gate
 
     settings = _settings(settings)
-    verdict = evaluate_and_gate(settings, version)
-    audit.record(
-        settings,
-        action="gate",
-        version=verdict["version"],
-        outcome="passed" if verdict["passed"] else "failed",
-        reasons=verdict["reasons"],
-    )
-    print(
-        f"gate for v{verdict['version']}: {'passed' if verdict['passed'] else 'FAILED'} {verdict['reasons']}"
-    )
-    return verdict
+    floor = evaluate_and_gate(settings, version, set_challenger=False)
+    version = floor["version"]
+    if not floor["passed"]:
+        review.mark_rejected(settings, version, floor["reasons"])
+        print(f"v{version} rejected by the baseline gate: {floor['reasons']}")
+        return {**floor, "status": review.REJECTED}
+    proposal = review.propose(settings, version)
+    print(f"v{version}: {proposal['status']} {proposal['failures'] or ''} "
+          f"(report {proposal['report']})")
+    return {**floor, **proposal, "reasons": floor["reasons"] + proposal["failures"]}
 
 
 # ───────────────────────────── promote ─────────────────────────────
@@ -215,48 +218,26 @@ def evaluate_flow(version: str | None = None, settings: Settings | None = None) 
 def promote_flow(
     version: str | None = None, demo_auto_approve: bool = False, settings: Settings | None = None
 ) -> dict:
-    """Move `champion` to the challenger version — only with an explicit, logged approval.
+    """Promote a challenger with the demo's explicit auto-approval (recorded as such).
 
-    The real four-eyes review workflow is a later issue; until then the only way
-    to promote is `demo_auto_approve=True`, which is recorded on the version and in
-    the audit log as what it is: an automatic approval for a demo, not a review.
+    Real promotions go through `twinops review approve` (four-eyes, audited) or
+    the promotion flow that waits for a reviewer (pipelines/promotion_flow.py).
     """
-    from training.registry import get_alias_version, set_alias, tag_version
+    from pipelines import review
+    from training.registry import get_alias_version
 
     settings = _settings(settings)
     if not demo_auto_approve:
         raise PermissionError(
-            "promotion needs an approval; the review workflow is not built yet. "
-            "For a demo, pass --demo-auto-approve (recorded as an automatic demo approval)."
+            "promotion needs a reviewer: use `twinops review approve VERSION --comment ...` "
+            "(or --demo-auto-approve for a demo, recorded as an automatic demo approval)"
         )
     version = version or get_alias_version(settings, "challenger")
     if version is None:
         raise RuntimeError("no version has the alias 'challenger': run `twinops evaluate` first")
-    previous = get_alias_version(settings, "champion")
-    approver = f"demo-auto-approval ({getpass.getuser()})"
-    note = "DEMO: automatic approval without human review"
-    tag_version(
-        settings,
-        version,
-        {
-            "promotion.approved_by": approver,
-            "promotion.note": note,
-            "promotion.at": datetime.now(UTC).isoformat(),
-            "promotion.previous_champion": previous or "",
-        },
-    )
-    set_alias(settings, "champion", version)
-    audit.record(
-        settings,
-        action="promote",
-        version=version,
-        outcome="champion",
-        reasons=[note],
-        actor=approver,
-        previous=previous,
-    )
-    print(f"champion → v{version} (was {previous}); {note}")
-    return {"version": version, "previous": previous, "approved_by": approver}
+    result = review.approve(settings, version, "twinops run (demo)", demo=True)
+    print(f"champion → v{version} (was {result['previous']}); {result['comment']}")
+    return result
 
 
 # ───────────────────────────── score (in-process serving) ─────────────────────────────

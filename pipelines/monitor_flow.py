@@ -1,18 +1,22 @@
-"""The monitor flow: drift of what the service saw vs the training reference → retrain.
+"""The monitor flow: what the service saw vs the training reference, error trend → retrain.
 
-    prediction log ─► distinct asset states ─┐
-                                             ├─► monitoring.drift_report (stage-matched on RUL)
-    offline features of training assets ─────┘        │ HTML + JSON, logged to MLflow
-      (scored by the champion)                        ▼
-                                   monitoring.policy.decide_retrain ─► train_flow ─► challenger
+    prediction log (since) ─► distinct asset states ───────────┐
+    offline features of run-to-failure assets (+ true RUL) ────┼─► monitoring.check.drift_check
+    champion (scores both sides: life stage = predicted RUL) ──┘    (stage-matched per-sensor
+                                                                     tests, quality, prediction)
+         │ verdict JSON + Evidently HTML/JSON ─► MLflow run (<experiment>-monitoring)
+    failure feedback ─► monitoring.performance (realized RMSE per version, trend)
+         ▼
+    monitoring.policy.decide_retrain (pure) ─► train_flow ─► evaluate_flow ─► `challenger`
+                                         tags: trigger.report_uri = runs:/<monitor run>/drift/…
 
-A retrained model is registered and gated to `challenger` at most: it never
-becomes champion without the promotion step.
+A retrained model is registered and gated to `challenger` at most: this flow
+never moves `champion` (promotion needs the review step). `twinops monitor
+serve --cron` serves this flow on a schedule with Prefect's `flow.serve`.
 """
 
-from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from prefect import flow, task
@@ -28,115 +32,124 @@ class MonitorSummary:
     share: float
     report_html: str
     report_json: str
+    verdict_json: str
+    monitor_run_id: str
     retrain: bool
     reasons: list[str]
+    quality_issues: list[str] = field(default_factory=list)
+    errors: dict | None = None
     retrained_version: str | None = None
+    challenger: bool = False
 
 
 @task(cache_policy=NO_CACHE)
 def monitoring_frames_task(settings: Settings, since: datetime | None):
-    """(reference, current) with the champion's predicted RUL on both, for stage matching.
-
-    Reference: feature rows of the run-to-failure (training) assets, scored by the
-    champion. Current: the prediction log, one row per asset state (an asset
-    scored many times on the same features counts once).
-    """
+    """(reference, current) MonitoredFrames: training assets' offline features vs the log."""
     import pandas as pd
 
     from features import datastore, store
-    from monitoring.drift import distinct_states
-    from serving.prediction_log import PredictionLog
-    from training.registry import load_by_alias
+    from monitoring.sources import TRUE_RUL, MonitoredFrame, load_monitored, with_true_rul
+    from serving.prediction_log import utc_iso
 
-    current = distinct_states(PredictionLog(settings.prediction_log_path).read(since=since))
-    if not len(current):
-        raise RuntimeError("the prediction log is empty: nothing to monitor yet")
-    events = datastore.load_events(settings)
-    offline = pd.read_parquet(store.offline_path(settings))
-    reference = offline[offline["asset_id"].isin(set(events["asset_id"]))].reset_index(drop=True)
-    champion = load_by_alias(settings, "champion")
-    reference["rul"] = champion.predictor.predict(reference, horizon=settings.serving.horizon)[
-        "rul"
-    ].to_numpy()
-    return reference, current
+    current = load_monitored("predictions" + (f":{utc_iso(since)}" if since else ""), settings)
+    reference = with_true_rul(
+        pd.read_parquet(store.offline_path(settings)), datastore.load_readings(settings),
+        datastore.load_events(settings), settings.training.rul_cap,
+    ).dropna(subset=[TRUE_RUL])  # run-to-failure assets only: the training cohort
+    return MonitoredFrame(reference, "raw", "offline features of run-to-failure assets"), current
+
+
+@task(cache_policy=NO_CACHE)
+def drift_check_task(settings: Settings, reference, current) -> dict:
+    from monitoring.check import champion_stage, drift_check, log_check, write_check
+
+    verdict, ref, cur = drift_check(reference, current, champion=champion_stage(settings),
+                                    alpha=settings.monitoring.alpha,
+                                    min_shift=settings.monitoring.min_shift)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    out = settings.reports_dir / f"drift-{stamp}" / "verdict.json"
+    verdict = write_check(verdict, ref, cur, out)
+    verdict["mlflow_run_id"] = log_check(settings, verdict, run_name=f"drift-{stamp}")
+    return verdict
+
+
+@task(cache_policy=NO_CACHE)
+def error_trend_task(settings: Settings) -> dict | None:
+    from monitoring.performance import error_facts, realized_errors, rmse_trend
+    from training.registry import get_alias_version
+
+    trend = rmse_trend(realized_errors(settings))
+    facts = error_facts(trend, get_alias_version(settings, "champion"))
+    return {"trend": trend, "champion": facts}
+
+
+def last_monitor_retrain(settings: Settings) -> datetime | None:
+    """Creation time of the newest version a monitor run triggered (the cooldown's clock)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
+    times = [
+        v.creation_timestamp
+        for v in client.search_model_versions(f"name='{settings.model_name}'")
+        if "trigger.monitor_run" in (v.tags or {})
+    ]
+    return datetime.fromtimestamp(max(times) / 1000, UTC) if times else None
 
 
 @flow(name="monitor", log_prints=True)
 def monitor_flow(
-    settings: Settings | None = None, retrain_on_drift: bool = True, since: datetime | None = None
+    settings: Settings | None = None,
+    retrain_on_drift: bool = True,
+    since: datetime | None = None,
+    lookback_hours: float | None = None,
 ) -> MonitorSummary:
-    """Compare logged prediction inputs with the training reference; drift → retrain flow.
+    """Drift (life-stage matched) + realized error trend → pure policy → retrain to challenger.
 
-    Like is compared with like: the reference is re-weighted to the current
-    cohort's distribution of predicted RUL (life stage) before Evidently tests
-    each feature, so an ageing fleet is not mistaken for drift (see
-    monitoring/drift.py). A retrained model is registered and gated to
-    `challenger` at most: it never becomes champion without the promotion step.
+    `lookback_hours` (for schedules) monitors the predictions of the last hours only.
     """
-    import mlflow
+    from datetime import timedelta
 
-    from features.transforms import FEATURE_COLUMNS
-    from monitoring.drift import drift_report
     from monitoring.policy import RetrainPolicy, decide_retrain
 
     settings = _settings(settings)
+    if lookback_hours is not None:
+        since = datetime.now(UTC) - timedelta(hours=lookback_hours)
     reference, current = monitoring_frames_task(settings, since)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    columns = [
-        c
-        for c in FEATURE_COLUMNS
-        if c in current.columns and c != "cycle" and reference[c].nunique() > 1
-    ]
-    result = drift_report(
-        reference,
-        current,
-        columns,
-        settings.reports_dir / f"drift-{stamp}",
-        stage_column="rul",
-        share_threshold=settings.monitoring.drift_share_threshold,
-        column_threshold=settings.monitoring.column_threshold,
-    )
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    _ensure_experiment(settings, f"{settings.experiment_name}-monitoring")
-    with mlflow.start_run(run_name=f"drift-{stamp}") as run:
-        mlflow.log_metrics(
-            {"drift_share": result.share, "drift": float(result.drift), "rows": len(current)}
-        )
-        mlflow.log_artifact(str(result.html_path), artifact_path="drift")
-        mlflow.log_artifact(str(result.json_path), artifact_path="drift")
+    verdict = drift_check_task(settings, reference, current)
+    errors = error_trend_task(settings)
+    m = settings.monitoring
     policy = RetrainPolicy(
-        max_drift_share=settings.monitoring.drift_share_threshold,
-        min_rows=settings.monitoring.min_rows,
+        max_drift_share=m.drift_share_threshold,
+        min_rows=m.min_rows,
+        min_hours_between_retrains=m.min_hours_between_retrains,
+        max_realized_rmse=m.max_realized_rmse,
+        max_rmse_ratio=m.max_rmse_ratio,
+        min_feedback_predictions=m.min_feedback_predictions,
     )
-    decision = decide_retrain(result, policy, now=datetime.now(UTC), new_rows=len(current))
+    decision = decide_retrain(
+        {**verdict, "n_current": verdict["n_current_assets"]}, policy, now=datetime.now(UTC),
+        last_retrain_at=last_monitor_retrain(settings), new_rows=len(current.features),
+        errors=errors["champion"],
+    )
     summary = MonitorSummary(
-        drift=result.drift,
-        share=result.share,
-        report_html=str(result.html_path),
-        report_json=str(result.json_path),
-        retrain=decision.retrain,
-        reasons=list(decision.reasons),
+        drift=verdict["drift"], share=verdict["share"],
+        report_html=verdict.get("report_html", ""), report_json=verdict.get("report_json", ""),
+        verdict_json=verdict["verdict_json"], monitor_run_id=verdict["mlflow_run_id"],
+        retrain=decision.retrain, reasons=list(decision.reasons),
+        quality_issues=verdict["quality"]["issues"], errors=errors["champion"],
     )
-    print(
-        f"drift={result.drift} share={result.share:.2f} → retrain={decision.retrain} "
-        f"{decision.reasons}"
-    )
+    print(f"drift={summary.drift} ({', '.join(verdict['drifted_columns']) or 'none'}) "
+          f"errors={errors['champion']} → retrain={decision.retrain} {decision.reasons}")
     if decision.retrain and retrain_on_drift:
-        trained = train_flow(
-            settings,
-            extra_tags={
-                "trigger.drift_report": str(result.json_path),
-                "trigger.monitor_run": run.info.run_id,
-            },
-        )
-        evaluate_flow(trained.version, settings)
+        run_id = verdict["mlflow_run_id"]
+        trained = train_flow(settings, extra_tags={
+            "trigger.monitor_run": run_id,
+            "trigger.report_uri": f"runs:/{run_id}/drift/verdict.json",
+            "trigger.report_html_uri": f"runs:/{run_id}/drift/verdict.evidently.html",
+            "trigger.drift_report": verdict["verdict_json"],
+            "trigger.reasons": "; ".join(decision.reasons)[:4000],
+        })
+        gate = evaluate_flow(trained.version, settings)
         summary.retrained_version = trained.version
+        summary.challenger = bool(gate["passed"])
     return summary
-
-
-def _ensure_experiment(settings: Settings, name: str) -> None:
-    import mlflow
-
-    if mlflow.get_experiment_by_name(name) is None:
-        mlflow.create_experiment(name, artifact_location=settings.artifact_root.as_uri())
-    mlflow.set_experiment(name)

@@ -52,7 +52,7 @@ def prepare(settings: Settings) -> Settings:
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    # MLflow 3 warns loudly about the sqlite file store's git-sha autologging; keep CLI output readable.
+    # GitPython (used by MLflow for the git commit tag) must not warn when git is absent.
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")  # reaches subprocesses
     quiet_library_noise()

@@ -26,8 +26,10 @@ def where_to_look(settings: Settings, summary: dict, serve_cmd: list[str]) -> st
         f"data now (DVC)      data {summary['live_ingest'].get('data_hash')}  (data.dvc)",
         f"MLflow run          {train['run_id']}  (tracking URI {settings.tracking_uri})",
         f"registered model    {settings.model_name} v{train['version']}  "
-        f"gate {'passed' if summary['gate']['passed'] else 'FAILED'}",
-        f"champion            v{promoted.get('version', '-')}  ({promoted.get('approved_by', 'not promoted')})",
+        f"gates {'passed' if summary['gate']['passed'] else 'FAILED'}  "
+        f"review report {summary['gate'].get('report', '-')}",
+        f"champion            v{promoted.get('version', '-')}  "
+        f"({promoted.get('approved_by', 'not promoted')})",
         f"quarantined rows    {summary['live_ingest'].get('rows_quarantined', 0)} (live) "
         f"→ {summary['live_ingest'].get('quarantine_file') or 'none'}",
         f"drift report        {monitor.get('report_html', '-')}",
@@ -43,8 +45,9 @@ def where_to_look(settings: Settings, summary: dict, serve_cmd: list[str]) -> st
         "",
         "browse experiments:",
         f"  .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000",
-        "serve the champion:",
-        f"  TWINOPS_STATE_DIR={shlex.quote(str(settings.state_dir))} " + shlex.join(serve_cmd),
+        "serve the champion (API keys off: an explicit local-demo setting; see README → Serving):",
+        f"  TWINOPS_STATE_DIR={shlex.quote(str(settings.state_dir))} "
+        "TWINOPS_SERVING__AUTH_ENABLED=false " + shlex.join(serve_cmd),
         "then get a prediction:",
         f"  curl -s -X POST http://{host}:{port}/predict -H 'Content-Type: application/json' "
         f"-d '{body}'",

@@ -1,7 +1,9 @@
-"""GET /healthz that names the model being served.
+"""GET /healthz and GET /readyz that name the model being served.
 
-    request ─► HealthzMiddleware ─┬─ GET /healthz ─► {"status": "ok", "model_version": ...}
-                                  └─ anything else ─► BentoML's app (its /livez, /readyz stay)
+    request ─► HealthzMiddleware ─┬─ GET /healthz ─► service.health()  {"status": "ok", model...}
+                                  ├─ GET /readyz  ─► service.ready()   200 only when the model is
+                                  │                  loaded AND the feature store answers
+                                  └─ anything else ─► BentoML's app (its /livez stays)
 
 Why a middleware: BentoML 1.4 registers its own GET /healthz (a plain-text
 liveness probe) ahead of every service route, and `@bentoml.api` routes are
@@ -17,24 +19,22 @@ import json
 from typing import Any
 
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
 
 
 class HealthzMiddleware:
     """Pure ASGI middleware (no Starlette dependency beyond the protocol)."""
 
-    def __init__(self, app: Any, path: str = HEALTH_PATH) -> None:
+    def __init__(self, app: Any, path: str = HEALTH_PATH, ready_path: str = READY_PATH) -> None:
         self.app = app
-        self.path = path
+        self.routes = {path: "health", ready_path: "ready"}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if (
-            scope.get("type") != "http"
-            or scope.get("path") != self.path
-            or scope.get("method") not in ("GET", "HEAD")
-        ):
+        probe = self.routes.get(scope.get("path")) if scope.get("type") == "http" else None
+        if probe is None or scope.get("method") not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        status, body = self._health()
+        status, body = self._health() if probe == "health" else self._ready()
         payload = json.dumps(body).encode()
         await send(
             {
@@ -62,3 +62,17 @@ class HealthzMiddleware:
             return 200, service.health()
         except Exception as exc:  # noqa: BLE001 — a probe must answer, not crash
             return 503, {"status": "error", "error": str(exc), "model_version": None}
+
+    @staticmethod
+    def _ready() -> tuple[int, dict]:
+        import bentoml
+
+        try:
+            service = bentoml.get_current_service()
+        except Exception:  # noqa: BLE001 — not instantiated yet
+            return 503, {"ready": False, "reason": "service starting"}
+        try:
+            body = service.ready()
+        except Exception as exc:  # noqa: BLE001 — a probe must answer, not crash
+            return 503, {"ready": False, "reason": str(exc)}
+        return (200 if body.get("ready") else 503), body

@@ -5,9 +5,10 @@
                           ▼
                       predictor.predict(known rows, horizon) ─► rul, interval, p_fail, health
                           │
-                          ├─► PredictionLog.append(answered items + their features)
+                          │ feature_timestamp, age, stale (age > feature view TTL)
+                          ├─► log.append(answered items + their features)
                           ▼
-                      PredictResponse (request order kept)
+                      PredictResponse (request order kept, model version of THIS call)
 
 Why a plain function: it is the whole behaviour of the endpoint, and a plain
 function with injected collaborators (a predictor, a feature fetcher, a log)
@@ -24,13 +25,16 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from serving.schemas import Prediction, PredictionError, PredictRequest, PredictResponse
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
+    from features.online import OnlineRows
     from serving.prediction_log import PredictionLog
 
 logger = logging.getLogger(__name__)
@@ -57,15 +61,16 @@ class ServedModel:
     predictor: Predictor
     name: str
     version: str
+    alias: str | None = None
 
     @classmethod
-    def from_loaded(cls, loaded: Any) -> ServedModel:
+    def from_loaded(cls, loaded: Any, alias: str | None = None) -> ServedModel:
         """Adapt training.registry.load_by_alias's result (object or tuple)."""
         if isinstance(loaded, tuple):
             predictor, name, version = loaded
         else:
             predictor, name, version = loaded.predictor, loaded.name, loaded.version
-        return cls(predictor=predictor, name=str(name), version=str(version))
+        return cls(predictor=predictor, name=str(name), version=str(version), alias=alias)
 
 
 def check_feature_compatibility(model: ServedModel, available: Sequence[str]) -> None:
@@ -104,11 +109,6 @@ def known_mask(frame: pd.DataFrame) -> pd.Series:
     return frame[feature_cols].notna().any(axis=1)
 
 
-def _feature_record(row: pd.Series) -> dict[str, Any]:
-    skip = {"asset_id", *FOUND_FLAGS, *MISSING_FLAGS}
-    return {k: v for k, v in row.items() if k not in skip}
-
-
 def _finite(*values: Any) -> bool:
     try:
         return all(math.isfinite(float(v)) for v in values)
@@ -116,60 +116,124 @@ def _finite(*values: Any) -> bool:
         return False
 
 
+def freshness(
+    epoch_s: float, ttl: timedelta | None, now: datetime
+) -> tuple[str | None, float | None, bool]:
+    """(ISO timestamp, age in seconds, stale?) of one feature row.
+
+    Feast does not apply the feature view's TTL to online reads: a row
+    materialised a year ago is served as if it were fresh. Serving flags it.
+    """
+    if not math.isfinite(epoch_s):
+        return None, None, False
+    ts = datetime.fromtimestamp(epoch_s, UTC)
+    age = (now - ts).total_seconds()
+    return ts.isoformat(), age, bool(ttl is not None and age > ttl.total_seconds())
+
+
+def rows_from_frame(frame: pd.DataFrame, asked: list[str]) -> OnlineRows:
+    """A fetcher's frame (Feast's online_features, a fake, a window) -> OnlineRows, `asked` order.
+
+    An asset the fetcher left out becomes an unknown row; duplicates are dropped.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from features.online import OnlineRows
+
+    if frame["asset_id"].astype(str).tolist() != asked:
+        frame = frame.drop_duplicates("asset_id").set_index(frame["asset_id"].astype(str))
+        frame = frame.reindex(asked).reset_index(drop=True)
+        frame["asset_id"] = asked
+    known = known_mask(frame).to_numpy(dtype=bool)
+    skip = {*ID_COLUMNS, *FOUND_FLAGS, *MISSING_FLAGS}
+    columns = [c for c in frame.columns if c not in skip]
+    values = frame[columns].to_numpy(dtype="float64", na_value=np.nan)
+    if "feature_timestamp" in frame.columns:
+        ts = pd.to_datetime(frame["feature_timestamp"], utc=True)
+        secs = np.where(ts.isna(), np.nan, ts.astype("int64") / 1e9)
+    else:
+        secs = np.full(len(frame), np.nan)
+    return OnlineRows(list(asked), known, secs.astype("float64"), values, columns)
+
+
+def _run_model(model: ServedModel, rows: OnlineRows, pick: np.ndarray, horizon: int) -> dict:
+    """Outputs (column -> array) for rows[pick]; RULPredictor's numpy path when it has one."""
+    import pandas as pd
+
+    predictor = model.predictor
+    needed = getattr(predictor, "feature_columns", None)
+    if hasattr(predictor, "predict_array") and needed is not None:
+        position = {c: j for j, c in enumerate(rows.columns)}
+        x = rows.values[pick][:, [position[c] for c in needed]]
+        return predictor.predict_array(x, horizon)
+    frame = pd.DataFrame(rows.values[pick], columns=rows.columns)
+    frame.insert(0, "asset_id", [rows.asset_ids[i] for i in pick])
+    out = predictor.predict(frame, horizon=horizon).reset_index(drop=True)
+    if len(out) != len(frame):
+        raise RuntimeError(f"predictor returned {len(out)} rows for {len(frame)} assets")
+    return {c: out[c].to_numpy() for c in out.columns}
+
+
 def predict_assets(
     request: PredictRequest,
     *,
     model: ServedModel,
-    fetch_features: Callable[[Sequence[str]], pd.DataFrame],
+    fetch_features: Callable[[Sequence[str]], pd.DataFrame | OnlineRows],
     default_horizon: int,
     log: PredictionLog | None = None,
+    ttl: timedelta | None = None,
+    now: datetime | None = None,
 ) -> PredictResponse:
-    """Answer one request; log the answered predictions (best effort)."""
+    """Answer one request with ONE model (the caller reads the hot-swapped model once).
+
+    `fetch_features` may return OnlineRows (the fast reader) or a DataFrame like
+    features.store.online_features (Feast, fakes); no pandas on the fast path.
+    """
+    import numpy as np
+
+    from features.online import OnlineRows
+
     horizon = request.horizon or default_horizon
+    now = now or datetime.now(UTC)
     asked = list(request.asset_ids)
     unique = list(dict.fromkeys(asked))  # a repeated id is scored (and logged) once
-    frame = fetch_features(unique)
-    # Align to the request whatever order / duplicates the fetcher returned;
-    # an asset the fetcher left out becomes an all-null (unknown) row.
-    frame = frame.drop_duplicates("asset_id").set_index("asset_id", drop=False)
-    frame = frame.reindex(unique)
-    frame["asset_id"] = unique
-    frame = frame.reset_index(drop=True)
-
-    known = known_mask(frame)
-    known_rows = frame[known].reset_index(drop=True)
-    outputs = None
-    if len(known_rows):
-        outputs = model.predictor.predict(known_rows, horizon=horizon).reset_index(drop=True)
-        if len(outputs) != len(known_rows):
-            raise RuntimeError(
-                f"predictor returned {len(outputs)} rows for {len(known_rows)} assets"
-            )
+    fetched = fetch_features(unique)
+    rows = fetched if isinstance(fetched, OnlineRows) else rows_from_frame(fetched, unique)
+    pick = np.flatnonzero(rows.found)
+    outputs = _run_model(model, rows, pick, horizon) if len(pick) else {}
 
     answers: dict[str, Prediction | PredictionError] = {}
     to_log: list[dict[str, Any]] = []
-    for i, row in known_rows.iterrows():
-        out = outputs.iloc[i]
-        asset_id = str(row["asset_id"])
-        core = (out["rul"], out["rul_lower"], out["rul_upper"], out["p_fail"], out["health"])
+    for k, i in enumerate(pick):
+        asset_id = str(rows.asset_ids[i])
+        core = [float(outputs[c][k]) for c in ("rul", "rul_lower", "rul_upper", "p_fail",
+                                                "health")]
         if not _finite(*core):
             answers[asset_id] = PredictionError(asset_id=asset_id, error=NOT_FINITE)
             continue
-        level = out.get("interval_level")
+        level = float(outputs["interval_level"][k]) if "interval_level" in outputs else None
+        ts_iso, age, stale = freshness(float(rows.feature_ts[i]), ttl, now)
         pred = Prediction(
             asset_id=asset_id,
-            rul=float(out["rul"]),
-            rul_lower=float(out["rul_lower"]),
-            rul_upper=float(out["rul_upper"]),
-            interval_level=float(level) if _finite(level) else None,
-            p_fail=float(out["p_fail"]),
+            rul=core[0],
+            rul_lower=core[1],
+            rul_upper=core[2],
+            interval_level=level if _finite(level) else None,
+            p_fail=core[3],
             horizon=horizon,
-            health=float(out["health"]),
+            health=core[4],
             model_name=model.name,
             model_version=model.version,
+            model_alias=model.alias,
+            feature_timestamp=ts_iso,
+            feature_age_s=age,
+            stale=stale,
         )
         answers[asset_id] = pred
-        to_log.append({**pred.model_dump(), "features": _feature_record(row)})
+        features = dict(zip(rows.columns, rows.values[i].tolist(), strict=True))
+        features["feature_timestamp"] = ts_iso
+        to_log.append({**pred.model_dump(), "features": features})
 
     if log is not None and to_log:
         try:
@@ -178,4 +242,5 @@ def predict_assets(
             logger.exception("prediction log append failed (%d rows lost)", len(to_log))
 
     items = [answers.get(a) or PredictionError(asset_id=a, error=UNKNOWN_ASSET) for a in asked]
-    return PredictResponse(model_name=model.name, model_version=model.version, predictions=items)
+    return PredictResponse(model_name=model.name, model_version=model.version,
+                           model_alias=model.alias, predictions=items)

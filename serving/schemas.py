@@ -15,15 +15,17 @@ list whose `loc` names the field.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 #: Ceiling on asset_ids per request whatever the configuration says: bounds
@@ -82,6 +84,13 @@ class Prediction(BaseModel):
     health: float
     model_name: str
     model_version: str
+    model_alias: str | None = None
+    #: Event time of the feature row used (UTC ISO-8601) and its age at answer time.
+    feature_timestamp: str | None = None
+    feature_age_s: float | None = None
+    #: True when the features are older than the feature view's TTL (Feast does
+    #: not enforce TTL on online reads; serving does).
+    stale: bool = False
 
 
 class PredictionError(BaseModel):
@@ -94,7 +103,111 @@ class PredictionError(BaseModel):
 class PredictResponse(BaseModel):
     model_name: str
     model_version: str
+    model_alias: str | None = None
     predictions: list[Prediction | PredictionError]
+
+
+# ---- readings / events in the data contract (POST /predict_window, /ingest, /feedback) ----
+
+FiniteFloat = Annotated[float, Field(strict=False, allow_inf_nan=False)]
+StrictCycle = Annotated[int, Field(strict=True, ge=1)]
+
+
+def _reading_model() -> type[BaseModel]:
+    """One reading of the data contract; built from features.contract so the two never drift.
+
+    extra="forbid": an unknown sensor (wrong sensor set) is a 400 naming it;
+    every contract column is required: a missing sensor is a 400 naming it.
+    """
+    from pydantic import create_model
+
+    from features.contract import ASSET_ID, CYCLE, MEASUREMENT_COLUMNS, TIMESTAMP
+
+    fields: dict[str, Any] = {
+        ASSET_ID: (AssetId, ...),
+        TIMESTAMP: (AwareDatetime, Field(description="UTC (or any explicit offset).")),
+        CYCLE: (StrictCycle, ...),
+        **{c: (FiniteFloat, ...) for c in MEASUREMENT_COLUMNS},
+    }
+    return create_model(
+        "Reading", __config__=ConfigDict(extra="forbid"), **fields
+    )
+
+
+Reading = _reading_model()
+
+
+class WindowRequest(BaseModel):
+    """Body of POST /predict_window: one asset's recent raw readings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    readings: list[Reading] = Field(  # type: ignore[valid-type]
+        min_length=1, max_length=HARD_MAX_BATCH,
+        description="At least history_length(window) readings of ONE asset, any order.",
+    )
+    horizon: Annotated[int, Field(strict=True, gt=0, le=MAX_HORIZON)] | None = None
+
+
+class IngestRequest(BaseModel):
+    """Body of POST /ingest: new readings of any assets.
+
+    Rows are JSON objects checked ROW BY ROW against the data contract
+    (features.validation: types, NaN/inf, duplicates, order; plus unknown
+    fields here): a bad row is rejected with its reason, the good rows of the
+    same request are stored. Only the envelope is validated by pydantic.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    readings: list[dict[str, Any]] = Field(min_length=1, max_length=HARD_MAX_BATCH)
+
+
+class RejectedRow(BaseModel):
+    index: int = Field(description="Position of the row in the request.")
+    asset_id: str | None
+    reason: str
+
+
+class IngestResponse(BaseModel):
+    accepted: int = Field(description="Rows stored (new or already stored identically).")
+    appended: int
+    already_stored: int
+    rejected: list[RejectedRow]
+    features_pushed: list[str] = Field(description="Assets whose online features were updated.")
+
+
+EventKind = Literal["failure", "maintenance"]
+
+
+class Event(BaseModel):
+    """A failure or maintenance event; `cycle` or `timestamp` (or both) locate it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    asset_id: AssetId
+    event: EventKind
+    cycle: StrictCycle | None = None
+    timestamp: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _located(self) -> Event:
+        if self.cycle is None and self.timestamp is None:
+            raise ValueError("give `cycle` or `timestamp` (or both)")
+        return self
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[Event] = Field(min_length=1, max_length=HARD_MAX_BATCH)
+
+
+class FeedbackResponse(BaseModel):
+    appended: int = Field(description="New events stored (a repeated event is stored once).")
+    received: int
+    rejected: list[dict] = Field(default_factory=list,
+                                 description="Events not stored: {loc, msg} per event.")
 
 
 class Health(BaseModel):

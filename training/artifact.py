@@ -31,7 +31,8 @@ from training.conformal import ConformalCalibration
 
 WEIGHTS_FILE = "weights.safetensors"
 SPEC_FILE = "model.json"
-FORMAT_VERSION = 1
+#: 2: RULNet became a deep ensemble (batched member weights, `n_members`).
+FORMAT_VERSION = 2
 OUTPUT_COLUMNS = ["rul", "rul_lower", "rul_upper", "interval_level", "p_fail", "health"]
 
 
@@ -49,6 +50,7 @@ class ModelSpec:
     calibration: dict
     n_layers: int = 2
     dropout: float = 0.0
+    n_members: int = 1
     physics: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -102,8 +104,10 @@ def load_predictor(path: str | Path) -> RULPredictor:
 
     root = Path(path)
     raw = json.loads((root / SPEC_FILE).read_text())
-    if raw.get("format_version", 1) > FORMAT_VERSION:
-        raise ValueError(f"artifact format {raw['format_version']} is newer than this code")
+    if raw.get("format_version", 1) != FORMAT_VERSION:
+        raise ValueError(
+            f"artifact format {raw.get('format_version', 1)} != {FORMAT_VERSION} of this code"
+        )
     spec = ModelSpec(**raw)
     net = RULNet(
         spec.n_features,
@@ -111,6 +115,7 @@ def load_predictor(path: str | Path) -> RULPredictor:
         n_layers=spec.n_layers,
         dropout=spec.dropout,
         rul_scale=spec.rul_cap,
+        n_members=spec.n_members,
     )
     net.load_state_dict(load_file(str(root / WEIGHTS_FILE)), strict=True)
     net.eval()

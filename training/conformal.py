@@ -27,9 +27,14 @@ failure, large in mid-life), so one global residual set makes near-failure inter
 p_fail far too wide. Bins are formed on the *prediction* (known at serving time), which
 keeps conformal validity within each bin (Vovk et al. 2005, "Mondrian" conformal).
 
+What is covered: the *uncapped* RUL (training.train calibrates on it), although the point
+model is trained on the capped target. The interval is a statement about when the asset
+fails, so near the cap its upper side grows to what the held-out assets show (a healthy
+asset may have 125 or 300 cycles left); below the cap the two targets agree.
+
 Caveats, stated honestly: rows of one asset are correlated, so the guarantee is marginal
-over rows of exchangeable *assets*, and intervals cover the *capped* RUL (the quantity the
-model is trained on). For horizons below the cap p_fail is unaffected by the cap.
+over rows of exchangeable *assets*; a test population cut off at other life stages than the
+calibration rows (C-MAPSS test units) only gets approximate coverage.
 """
 
 from __future__ import annotations

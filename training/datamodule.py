@@ -1,13 +1,15 @@
 """LightningDataModule over a training frame: split by asset, scale, pair consecutive cycles.
 
-    frame[asset_id, cycle, rul (uncapped), *features]
-        │ split_assets (by asset, seeded)           never by row: rows of one asset are
-        ├──────────────► train assets ──┐            near-duplicates, a row split leaks
-        └──────────────► val assets ────┤
+    frame[asset_id, cycle, rul (uncapped; NaN = unlabelled), *features]
+        │ labelled assets (>= 1 finite rul) ── split_assets (by asset, seeded)
+        ├──────────────► train assets ──┐            never by row: rows of one asset are
+        ├──────────────► val assets ────┤            near-duplicates, a row split leaks
+        └─ unlabelled assets (in service, never failed) ─► train only, physics terms only
                                         ▼
               Standardizer fitted on train rows only (no val statistics leak into the model)
                                         ▼
-              PairTensors: x(t), x(next), capped y(t), y(next), dt, uncapped rul(t), has_next
+              PairArrays: x(t), x(next), capped y(t), y(next), dt, uncapped rul(t), has_next,
+              labelled
                                         ▼
               DataLoader of whole batches (a BatchSampler hands index lists to the tensors,
               so there is no per-row __getitem__/collate cost)
@@ -17,6 +19,12 @@ Imports lightning at module level: import this module only inside functions (tra
 Each training row carries its successor (the next observed cycle of the same asset) so
 the physics terms in `training.module` can compare consecutive predictions; the last row
 of an asset points to itself with has_next = 0.
+
+Why unlabelled rows: a fleet has few failures and many assets still in service. Their RUL
+is unknown, so the data term cannot use them, but the physics still holds on them (RUL falls
+by one per cycle, damage never heals): they are the PINN's collocation points (Raissi et al.
+2019), and the only place where physics adds information that the labels do not already
+carry. The data-only baseline ignores them by construction.
 """
 
 from __future__ import annotations
@@ -86,8 +94,9 @@ class PairArrays:
     y: np.ndarray  # capped target at t
     y_next: np.ndarray
     dt: np.ndarray
-    rul_raw: np.ndarray  # uncapped true RUL at t (decides the plateau mask)
+    rul_raw: np.ndarray  # uncapped true RUL at t (decides the plateau mask); 0 if unlabelled
     has_next: np.ndarray
+    labelled: np.ndarray  # 1.0 where the RUL is known
     asset_id: np.ndarray
     cycle: np.ndarray
 
@@ -104,24 +113,49 @@ class PairArrays:
                 self.dt,
                 self.rul_raw,
                 self.has_next,
+                self.labelled,
             )
         )
 
 
-def build_pairs(frame, feature_columns: list[str], scaler: Standardizer, cap: float) -> PairArrays:
-    """Sort by (asset, cycle), scale features, link every row to its successor."""
+def build_pairs(
+    frame,
+    feature_columns: list[str],
+    scaler: Standardizer,
+    cap: float,
+    max_gap: int = 1,
+    seed: int = 0,
+) -> PairArrays:
+    """Sort by (asset, cycle), scale features, link every row to a later row of its asset.
+
+    The partner is `k` readings ahead, k drawn uniformly from 1..max_gap (capped by what is
+    left of the asset's history; seeded). max_gap = 1 links consecutive readings. Why long
+    gaps: over one cycle a slope error of 20% in the predicted RUL is a 0.2-cycle residual,
+    lost next to the data term; over 50 cycles it is 10 cycles, as loud as a prediction
+    error of 10 cycles. The time-consistency law holds for any gap.
+    """
     df = frame.sort_values([ASSET_ID, CYCLE], kind="stable")
     x = scaler.transform(df[feature_columns].to_numpy(dtype=np.float64))
     rul = df[RUL].to_numpy(dtype=np.float64)
+    labelled = np.isfinite(rul)
+    rul = np.where(labelled, rul, 0.0)
     y = np.minimum(rul, cap).astype(np.float32)
     asset = df[ASSET_ID].astype(str).to_numpy()
     cycle = df[CYCLE].to_numpy(dtype=np.float64)
     n = len(df)
-    nxt = np.arange(1, n + 1)
-    has_next = np.zeros(n, dtype=bool)
-    if n > 1:
-        has_next[:-1] = (asset[1:] == asset[:-1]) & (cycle[1:] > cycle[:-1])
-    nxt = np.where(has_next, nxt, np.arange(n))
+    rows = np.arange(n)
+    # rows left in the asset after each row (0 for its last row)
+    new_asset = np.r_[True, asset[1:] != asset[:-1]] if n else np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(new_asset)
+    ends = np.r_[starts[1:], n] if n else starts
+    end_of = np.repeat(ends, np.diff(np.r_[starts, n])) if n else rows
+    left = end_of - rows - 1
+    gap = np.random.default_rng(seed).integers(1, max(1, int(max_gap)) + 1, size=n)
+    gap = np.minimum(gap, left)
+    nxt = rows + gap
+    has_next = gap > 0
+    has_next &= cycle[nxt] > cycle
+    nxt = np.where(has_next, nxt, rows)
     dt = np.where(has_next, cycle[nxt] - cycle, 0.0).astype(np.float32)
     return PairArrays(
         x=x,
@@ -131,6 +165,7 @@ def build_pairs(frame, feature_columns: list[str], scaler: Standardizer, cap: fl
         dt=dt,
         rul_raw=rul.astype(np.float32),
         has_next=has_next.astype(np.float32),
+        labelled=labelled.astype(np.float32),
         asset_id=asset,
         cycle=cycle,
     )
@@ -147,6 +182,7 @@ class RULDataModule(L.LightningDataModule):
         val_fraction: float = 0.2,
         batch_size: int = 256,
         seed: int = 42,
+        pair_max_gap: int = 1,
     ) -> None:
         super().__init__()
         missing = [c for c in (ASSET_ID, CYCLE, RUL, *feature_columns) if c not in frame.columns]
@@ -157,12 +193,23 @@ class RULDataModule(L.LightningDataModule):
         self.rul_cap = float(rul_cap)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
-        self.train_assets, self.val_assets = split_assets(frame[ASSET_ID], val_fraction, seed)
         ids = frame[ASSET_ID].astype(str)
-        self.train_frame = frame[ids.isin(self.train_assets)]
-        self.val_frame = frame[ids.isin(self.val_assets)]
-        self.scaler = Standardizer.fit(self.train_frame[self.feature_columns].to_numpy(np.float64))
-        self.train_pairs = build_pairs(self.train_frame, self.feature_columns, self.scaler, rul_cap)
+        is_labelled = np.isfinite(frame[RUL].to_numpy(dtype=np.float64))
+        labelled_assets = ids[is_labelled].unique()
+        self.train_assets, self.val_assets = split_assets(labelled_assets, val_fraction, seed)
+        #: assets without a single label: training rows for the physics terms only
+        self.unlabelled_assets = sorted(set(ids[~ids.isin(labelled_assets)]))
+        # Labelled assets contribute their labelled rows; unlabelled assets all of theirs.
+        self.train_frame = frame[ids.isin(self.train_assets) & is_labelled]
+        self.val_frame = frame[ids.isin(self.val_assets) & is_labelled]
+        fit_frame = frame[(ids.isin(self.train_assets) & is_labelled)
+                          | ids.isin(self.unlabelled_assets)]
+        self.n_unlabelled_rows = int(len(fit_frame) - len(self.train_frame))
+        self.scaler = Standardizer.fit(fit_frame[self.feature_columns].to_numpy(np.float64))
+        self.train_pairs = build_pairs(
+            fit_frame, self.feature_columns, self.scaler, rul_cap, pair_max_gap, seed
+        )
+        # validation keeps consecutive pairs: val/physics_residual is a per-cycle figure
         self.val_pairs = build_pairs(self.val_frame, self.feature_columns, self.scaler, rul_cap)
 
     def _loader(self, pairs: PairArrays, shuffle: bool):

@@ -3,7 +3,8 @@
     predictor + frame[asset_id, cycle, rul (uncapped), *features]
         │ predict (all rows), target = min(rul, cap)
         ▼
-    metrics: rmse, mae, phm08_score, coverage, width, brier (p_fail at horizon),
+    metrics: rmse, mae, phm08_score (capped target), coverage (uncapped RUL), width,
+             brier (p_fail at horizon, uncapped RUL),
              physics_time_residual (RMS of rul(t) - rul(t+dt) - dt, non-plateau pairs),
              last_* (one prediction per asset at its last cycle: the C-MAPSS test protocol)
         │
@@ -44,7 +45,8 @@ def evaluate(predictor, frame, horizon: int = 30, level: float | None = None) ->
         "rmse": M.rmse(y, pred),
         "mae": M.mae(y, pred),
         "phm08_score": M.phm08_score(y, pred),
-        "coverage": M.interval_coverage(y, lo, hi),
+        # intervals are calibrated on the uncapped RUL (training.conformal): score them on it
+        "coverage": M.interval_coverage(df["rul"].to_numpy(dtype=np.float64), lo, hi),
         "width": M.mean_width(lo, hi),
         "brier": M.brier_score(df["rul"].to_numpy() <= horizon, out["p_fail"].to_numpy()),
         "n_rows": float(len(df)),

@@ -1,10 +1,11 @@
 """LightningModule: wires RULNet and the physics terms into one loss; logs the metrics.
 
-    batch (x, x_next, y, y_next, dt, rul_raw, has_next)
-        │ RULNet on x and x_next
+    batch (x, x_next, y, y_next, dt, rul_raw, has_next, labelled)
+        │ RULNet.members on x and x_next: K ensemble members, each term averaged over them
         ▼
-    loss = mse((rul - y)/cap)                                   data term (capped target)
-         + w_tc * mean_pairs(((rul_t - rul_next - dt)/cap)^2)   (a) time consistency (non-plateau)
+    loss = mse_labelled((rul - y)/cap)                          data term (capped target)
+         + w_tc * mean_pairs(((rul_t - rul_next - dt)/cap)^2)   (a) time consistency (non-plateau;
+                                                                    unlabelled rows: predicted)
          + w_dl * [ mean((D - exp(-alpha rul))^2)               (b) damage law, learnable alpha
                   + mean_pairs(max(0, D_t - D_next)^2) ]        (b') monotone damage
     logs: train/loss, train/data_loss, train/physics_tc, train/physics_dl,
@@ -26,6 +27,10 @@ import torch
 from training import physics
 from training.network import RULNet
 
+#: Unlabelled pairs count as past the plateau only where the prediction is below this share
+#: of the cap (chosen a priori, not tuned: one validation-RMSE-sized margin at cap 125).
+UNLABELLED_REGIME_SHARE = 0.8
+
 
 class RULModule(L.LightningModule):
     def __init__(
@@ -41,10 +46,13 @@ class RULModule(L.LightningModule):
         weight_damage_law: float = 0.1,
         alpha0: float | None = None,
         max_epochs: int = 30,
+        n_members: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.net = RULNet(n_features, hidden_size, n_layers, dropout, rul_scale=rul_cap)
+        self.net = RULNet(
+            n_features, hidden_size, n_layers, dropout, rul_scale=rul_cap, n_members=n_members
+        )
         self.damage_law = physics.ExponentialDamageLaw(alpha0 or 3.0 / rul_cap)
         self.cap = float(rul_cap)
         self.best_rmse = float("inf")
@@ -57,25 +65,39 @@ class RULModule(L.LightningModule):
 
     # ------------------------------------------------------------------ losses
     def losses(self, batch) -> dict[str, torch.Tensor]:
-        """All loss terms of a batch (unweighted), in units of the cap."""
-        x, x_next, y, _y_next, dt, rul_raw, has_next = batch
-        rul, health = self.net(x)
-        rul_n, health_n = self.net(x_next)
+        """All loss terms of a batch (unweighted), in units of the cap.
+
+        Every ensemble member gets its own data and physics terms (averaged over members),
+        so each member is a complete physics-informed model; the damage law is shared by
+        the fleet. `rul` / `r_tc` are the ensemble-mean prediction and its residual (what
+        is served, hence what validation reports).
+        """
+        x, x_next, y, _y_next, dt, rul_raw, has_next, labelled = batch
+        rul, health = self.net.members(x)  # (K, n)
+        rul_n, health_n = self.net.members(x_next)
         cap = self.cap
-        data = physics.masked_mean_square((rul - y) / cap)
-        r_tc, m_tc = physics.time_consistency_residual(rul, rul_n, dt, cap, target_t=rul_raw)
-        tc = physics.masked_mean_square(r_tc / cap, m_tc & (has_next > 0))
+        pairs = has_next > 0
+        known = labelled > 0
+        data = physics.masked_mean_square((rul - y) / cap, known)
+        r_tc, m_known = physics.time_consistency_residual(rul, rul_n, dt, cap, target_t=rul_raw)
+        # Unlabelled rows: the prediction decides whether the pair is past the plateau, with a
+        # margin (UNLABELLED_REGIME_SHARE of the cap) so that prediction errors near the
+        # knee of the capped target do not impose a slope of -1 where the target is flat.
+        _, m_pred = physics.time_consistency_residual(rul, rul_n, dt, UNLABELLED_REGIME_SHARE * cap)
+        m_tc = torch.where(known, m_known, m_pred)
+        tc = physics.masked_mean_square(r_tc / cap, m_tc & pairs)
         law = physics.masked_mean_square(self.damage_law.residual(rul, health))
         mono = physics.masked_mean_square(
-            physics.monotone_damage_residual(1.0 - health, 1.0 - health_n), has_next > 0
+            physics.monotone_damage_residual(1.0 - health, 1.0 - health_n), pairs
         )
+        mean_rul = rul.mean(0)
         return {
             "data": data,
             "tc": tc,
             "dl": law + mono,
-            "rul": rul,
-            "r_tc": r_tc,
-            "m_tc": m_tc & (has_next > 0),
+            "rul": mean_rul,
+            "r_tc": mean_rul - rul_n.mean(0) - dt,
+            "m_tc": (m_known & pairs & known).expand_as(mean_rul),
         }
 
     def training_step(self, batch, batch_idx):

@@ -14,7 +14,10 @@ Why these terms
     same asset that are dt cycles apart, the true RUL falls by exactly dt. With the
     standard piecewise-linear target capped at `rul_cap` (Heimes 2008; the C-MAPSS
     protocol) this only holds where the target is *below* the cap, so pairs in the
-    early-life plateau are masked out (there the capped target is constant).
+    early-life plateau are masked out (there the capped target is constant). The law holds
+    for any gap dt; the pairs are built in training.datamodule. It also holds where the RUL
+    is *unknown* (assets still in service): there the prediction decides the regime, and
+    those rows are the collocation points of the PINN, where physics is the only signal.
 
 (b) Damage law. The C-MAPSS generator (Saxena, Goebel, Simon, Eklund, "Damage propagation
     modeling for aircraft engine run-to-failure simulation", PHM 2008) degrades the
@@ -98,10 +101,13 @@ def monotone_damage_residual(damage_t: torch.Tensor, damage_next: torch.Tensor) 
 
 
 def masked_mean_square(r: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean of r^2 over `mask` (0 when the mask is empty, so a batch without pairs is fine)."""
+    """Mean of r^2 over `mask` (0 when the mask is empty, so a batch without pairs is fine).
+
+    `mask` broadcasts against `r` (e.g. one (n,) mask for the (K, n) residuals of K members).
+    """
     if mask is None:
         return (r * r).mean() if r.numel() else r.new_zeros(())
-    m = mask.to(r.dtype)
+    m = mask.to(r.dtype).expand_as(r)
     return (m * r * r).sum() / m.sum().clamp_min(1.0)
 
 

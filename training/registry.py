@@ -22,12 +22,13 @@ mlflow is imported inside the functions: `import training.registry` stays cheap.
 
 from __future__ import annotations
 
-import getpass
 import os
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from training.identity import current_identity
 
 TRAINING_DIR = Path(__file__).resolve().parent
 PYFUNC_FILE = TRAINING_DIR / "pyfunc_model.py"
@@ -65,9 +66,8 @@ def _experiment_id(settings, client) -> str:
     exp = client.get_experiment_by_name(settings.experiment_name)
     if exp is not None:
         return exp.experiment_id
-    root = Path(settings.artifact_root)
-    root.mkdir(parents=True, exist_ok=True)
-    return client.create_experiment(settings.experiment_name, artifact_location=root.as_uri())
+    return client.create_experiment(settings.experiment_name,
+                                    artifact_location=settings.artifact_location)
 
 
 def git_commit() -> str:
@@ -152,7 +152,7 @@ def log_and_register(
         "feature_service": feature_service,
         "git_commit": git_commit(),
         "artifact_sha256": sha,
-        "trained_by": _user(),
+        "trained_by": current_identity(settings).name,
         **{k: str(v) for k, v in (extra_tags or {}).items()},
     }
     with mlflow.start_run(experiment_id=exp_id) as run:
@@ -167,6 +167,12 @@ def log_and_register(
         )
         mlflow.log_metrics(metrics)
         mlflow.log_dict(fit_result.physics_params, "physics_params.json")
+        # The asset split, so a review can evaluate on units the model never trained on.
+        mlflow.log_dict(
+            {"train_assets": list(getattr(fit_result, "train_assets", []) or []),
+             "val_assets": list(getattr(fit_result, "val_assets", []) or [])},
+            "split.json",
+        )
         mlflow.set_tags(tags)
         if vp is not None:
             with tempfile.TemporaryDirectory() as tmp:
@@ -209,13 +215,6 @@ def _param(v):
     return s if len(s) <= 500 else s[:497] + "..."
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return "unknown"
-
-
 def set_alias(settings, alias: str, version: str | int) -> None:
     """Point `alias` (e.g. "challenger", "champion") at `version`."""
     _client(settings).set_registered_model_alias(settings.model_name, alias, str(version))
@@ -248,17 +247,29 @@ def load_by_alias(settings, alias: str, dst_dir: str | Path | None = None) -> Lo
     Raises LookupError if the alias does not exist, TamperedArtifactError on a hash mismatch.
     `dst_dir` keeps the download (default: a fresh temporary directory, left for the process).
     """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = _client(settings).get_model_version_by_alias(settings.model_name, alias)
+    except MlflowException as exc:
+        raise LookupError(
+            f"no model version with alias {alias!r} for {settings.model_name!r}"
+        ) from exc
+    return load_version(settings, mv.version, dst_dir)
+
+
+def load_version(settings, version: str | int, dst_dir: str | Path | None = None) -> LoadedModel:
+    """Download one registered version, verify its artifact_sha256 tag, load the predictor."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     from training.artifact import load_predictor, sha256_of_dir
 
-    client = _client(settings)
     name = settings.model_name
     try:
-        mv = client.get_model_version_by_alias(name, alias)
+        mv = _client(settings).get_model_version(name, str(version))
     except MlflowException as exc:
-        raise LookupError(f"no model version with alias {alias!r} for {name!r}") from exc
+        raise LookupError(f"no version {version} of {name!r}") from exc
     expected = mv.tags.get("artifact_sha256")
     if not expected:
         raise TamperedArtifactError(f"{name} v{mv.version} has no artifact_sha256 tag; refusing")
@@ -302,7 +313,9 @@ def latest_version(settings) -> str | None:
     return str(max(int(v.version) for v in versions)) if versions else None
 
 
-def evaluate_and_gate(settings, version: str | int | None = None) -> dict:
+def evaluate_and_gate(
+    settings, version: str | int | None = None, *, set_challenger: bool = True
+) -> dict:
     """Gate a version on the metrics its run measured on held-out assets.
 
     Passing versions get the alias `challenger`; every verdict is written on the
@@ -325,7 +338,7 @@ def evaluate_and_gate(settings, version: str | int | None = None) -> dict:
         passed, reasons = passes_gate(metrics, baseline, settings)
     tag_version(settings, version, {"gate.passed": str(passed).lower(),
                                     "gate.reasons": " | ".join(reasons)})
-    if passed:
+    if passed and set_challenger:
         set_alias(settings, "challenger", version)
     return {"version": version, "passed": passed, "reasons": reasons,
             "metrics": {k: v for k, v in metrics.items() if k.startswith("val_")}}

@@ -1,6 +1,7 @@
 """`fit(frame, settings)`: train, calibrate, evaluate and save one RUL model.
 
-    frame ──► clean (drop NaN/inf feature rows) ──► RULDataModule (split by asset, scaler, pairs)
+    frame ──► clean (drop NaN/inf feature rows; NaN rul = unlabelled, kept)
+          ──► RULDataModule (split labelled assets; unlabelled ones feed the physics; pairs)
                                                           │
                       L.Trainer(cpu, seeded, no logger/checkpoints, early stop on val/rmse)
                                                           │ best weights (in memory)
@@ -15,11 +16,13 @@ The returned predictor is the one *loaded back from the artifact*, so whatever i
 evaluated here is byte-for-byte what the registry stores and serving loads.
 The data-only baseline is the same call with settings.training.weight_* = 0.
 
-Honest calibration numbers: the held-out assets both calibrate the intervals and report
-them, so `val_coverage` / `val_width` are computed leave-one-asset-out (each held-out asset
-is scored with intervals calibrated on the other held-out assets); the in-sample value is
-`val_coverage_insample`. Early stopping also looks at these assets; its selection effect on
-the residuals is small next to the asset-to-asset spread and is accepted here.
+Intervals are calibrated on the uncapped RUL (see training.conformal), the point model on
+the capped target. Honest calibration numbers: the held-out assets both calibrate the
+intervals and report them, so `val_coverage` / `val_width` are computed leave-one-asset-out
+(each held-out asset is scored with intervals calibrated on the other held-out assets); the
+in-sample value is `val_coverage_insample`. Early stopping also looks at these assets; its
+selection effect on the residuals is small next to the asset-to-asset spread and is
+accepted here.
 """
 
 from __future__ import annotations
@@ -55,8 +58,10 @@ class FitResult:
 
 
 def _clean(frame, feature_columns: list[str]):
+    """Drop rows with non-finite features or an infinite label; NaN rul = unlabelled, kept."""
     x = frame[feature_columns].to_numpy(dtype=np.float64, na_value=np.nan)
-    ok = np.isfinite(x).all(axis=1) & np.isfinite(frame["rul"].to_numpy(dtype=np.float64))
+    rul = frame["rul"].to_numpy(dtype=np.float64, na_value=np.nan)
+    ok = np.isfinite(x).all(axis=1) & ~np.isinf(rul)
     return frame.loc[ok], int((~ok).sum())
 
 
@@ -114,7 +119,12 @@ def fit(
     accelerator: str = "cpu",
     horizon: int | None = None,
 ) -> FitResult:
-    """Train the physics-informed RUL network on a labelled frame and save its artifact."""
+    """Train the physics-informed RUL network on a labelled frame and save its artifact.
+
+    Rows whose `rul` is NaN are unlabelled (assets still in service): assets with no label
+    at all join the training side as collocation points of the physics terms (see
+    training.datamodule); they never enter validation or calibration.
+    """
     import lightning as L
     import pandas as pd
     import torch
@@ -140,7 +150,9 @@ def fit(
     L.seed_everything(ts.seed, workers=True, verbose=False)
 
     t0 = time.perf_counter()
-    dm = RULDataModule(frame, cols, ts.rul_cap, ts.val_fraction, ts.batch_size, ts.seed)
+    dm = RULDataModule(
+        frame, cols, ts.rul_cap, ts.val_fraction, ts.batch_size, ts.seed, ts.pair_max_gap
+    )
     module = RULModule(
         n_features=len(cols),
         hidden_size=ts.hidden_size,
@@ -149,6 +161,7 @@ def fit(
         weight_time_consistency=ts.weight_time_consistency,
         weight_damage_law=ts.weight_damage_law,
         max_epochs=ts.max_epochs,
+        n_members=ts.n_members,
     )
     try:
         with _quiet_lightning():
@@ -177,7 +190,11 @@ def fit(
     with torch.inference_mode():
         val_pred = net(torch.from_numpy(vp.x))[0].numpy().astype(np.float64)
     y_val = vp.y.astype(np.float64)
-    calibration = ConformalCalibration.fit(val_pred, y_val)
+    # Calibrate against the *uncapped* RUL: the interval and p_fail are about when the asset
+    # fails, not about the training target. Near the cap this widens the upper side honestly
+    # (a healthy asset's remaining life is not known to be 125).
+    y_true = vp.rul_raw.astype(np.float64)
+    calibration = ConformalCalibration.fit(val_pred, y_true)
     physics_params = module.damage_law.params()
     spec = ModelSpec(
         n_features=len(cols),
@@ -190,6 +207,7 @@ def fit(
         calibration=calibration.to_dict(),
         n_layers=module.hparams.n_layers,
         dropout=module.hparams.dropout,
+        n_members=ts.n_members,
         physics={
             **physics_params,
             "weight_time_consistency": ts.weight_time_consistency,
@@ -211,8 +229,8 @@ def fit(
     val_frame = dm.val_frame.sort_values(["asset_id", "cycle"], kind="stable")
     m = ev.evaluate(predictor, val_frame, horizon=horizon)
     out = predictor.predict(val_frame, horizon=horizon)
-    cov, width = _loao_coverage(out["rul"].to_numpy(), y_val, vp.asset_id, ts.interval_level)
-    train_mean = float(dm.train_pairs.y.mean())
+    cov, width = _loao_coverage(out["rul"].to_numpy(), y_true, vp.asset_id, ts.interval_level)
+    train_mean = float(dm.train_pairs.y[dm.train_pairs.labelled > 0].mean())
     metrics = {f"val_{k}": float(v) for k, v in m.items()}
     metrics.update(
         {
@@ -227,6 +245,7 @@ def fit(
             "best_epoch": float(module.best_epoch),
             "n_dropped_rows": float(n_dropped),
             "n_train_rows": float(len(dm.train_frame)),
+            "n_unlabelled_rows": float(dm.n_unlabelled_rows),
         }
     )
     val_predictions = pd.DataFrame(

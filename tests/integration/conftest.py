@@ -3,36 +3,49 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
+from benchmarks.processes import free_port, stop_group, wait_http_ok
+
 REPO = Path(__file__).resolve().parents[2]
+#: API key for servers started by tests; `with_api_key(env)` configures its SHA-256.
+TEST_API_KEY = "twinops-test-key"
+API_KEY_HEADERS = {"Authorization": f"Bearer {TEST_API_KEY}"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def with_api_key(env: dict) -> dict:
+    """Env for a server that requires TEST_API_KEY (send API_KEY_HEADERS)."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(TEST_API_KEY.encode()).hexdigest()
+    return {**env, "TWINOPS_SERVING__AUTH_ENABLED": "true",
+            "TWINOPS_SERVING__API_KEY_SHA256": json.dumps([digest])}
+
+
+def state_env(root: Path, *, n_assets: int = 16, max_epochs: int = 8) -> dict:
+    """TWINOPS_* / PREFECT / BENTOML variables that put every piece of state under `root`."""
+    return {
+        "TWINOPS_STATE_DIR": str(root / "state"),
+        "TWINOPS_DATA_DIR": str(root / "workspace" / "data"),
+        "TWINOPS_SIMULATOR__N_ASSETS": str(n_assets),
+        "TWINOPS_TRAINING__MAX_EPOCHS": str(max_epochs),
+        "PREFECT_HOME": str(root / "prefect"),
+        "BENTOML_HOME": str(root / "bentoml"),
+        "TWINOPS_CONFIG": str(root / "none.yaml"),
+        # API keys are on by default; tests that want them use with_api_key(env).
+        "TWINOPS_SERVING__AUTH_ENABLED": "false",
+    }
 
 
 @pytest.fixture
 def isolated_env(tmp_path, monkeypatch):
     """Environment for a whole-loop run in tmp_path: small fleet, few epochs."""
-    env = {
-        "TWINOPS_STATE_DIR": str(tmp_path / "state"),
-        "TWINOPS_DATA_DIR": str(tmp_path / "workspace" / "data"),
-        "TWINOPS_SIMULATOR__N_ASSETS": "16",
-        "TWINOPS_TRAINING__MAX_EPOCHS": "8",
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-        "BENTOML_HOME": str(tmp_path / "bentoml"),
-        "TWINOPS_CONFIG": str(tmp_path / "none.yaml"),
-    }
+    env = state_env(tmp_path)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
@@ -54,29 +67,11 @@ class RunningServer:
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}: "
-                                   f"{Path(self.log.name).read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"server not ready: {Path(self.log.name).read_text()[-3000:]}")
+        wait_http_ok(f"{self.url}/healthz", self.proc, timeout,
+                     log_text=Path(self.log.name).read_text)
 
     def stop(self) -> None:
-        import signal
-
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc, grace=20)
         self.log.close()
 
 

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import REPO
+from tests.integration.conftest import API_KEY_HEADERS, REPO, with_api_key
 
 pytestmark = pytest.mark.integration
 
@@ -42,10 +42,10 @@ def test_whole_loop_then_http_predict(isolated_env, start_server, tmp_path):
     scored = summary["scored_assets"]
     assert scored, "the live fleet was not scored"
 
-    server = start_server(isolated_env)
+    server = start_server(with_api_key(isolated_env))
     asset = scored[0]
     response = httpx.post(f"{server.url}/predict", json={"asset_ids": [asset, "no-such-asset"]},
-                          timeout=30)
+                          headers=API_KEY_HEADERS, timeout=30)
     assert response.status_code == 200, response.text
     body = response.json()
     good, unknown = body["predictions"]
@@ -63,5 +63,8 @@ def test_whole_loop_then_http_predict(isolated_env, start_server, tmp_path):
     np.testing.assert_allclose(good["rul"], float(direct["rul"].iloc[0]), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(good["p_fail"], float(direct["p_fail"].iloc[0]), atol=1e-6)
 
-    bad = httpx.post(f"{server.url}/predict", json={"asset_ids": "not-a-list"}, timeout=30)
+    bad = httpx.post(f"{server.url}/predict", json={"asset_ids": "not-a-list"},
+                     headers=API_KEY_HEADERS, timeout=30)
     assert 400 <= bad.status_code < 500, bad.text
+    no_key = httpx.post(f"{server.url}/predict", json={"asset_ids": [asset]}, timeout=30)
+    assert no_key.status_code == 401, no_key.text

@@ -49,3 +49,18 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         datastore.atomic_write_parquet(Boom({"a": [2]}), path)
     assert pd.read_parquet(path)["a"].tolist() == [1]
     assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+
+
+def test_write_lock_is_reentrant_and_exclusive(settings):
+    import threading
+
+    entered = []
+    with datastore.write_lock(settings), datastore.write_lock(settings):  # no self-deadlock
+        other = threading.Thread(
+            target=lambda: (datastore.write_lock(settings).__enter__(), entered.append(1)),
+            daemon=True)
+        other.start()
+        other.join(timeout=0.5)
+        assert not entered, "another writer got in while the lock was held"
+    other.join(timeout=5)
+    assert entered == [1]

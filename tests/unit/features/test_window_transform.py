@@ -11,6 +11,7 @@ from features.sources.simulator import simulate_fleet
 from features.transforms import (
     FEATURE_COLUMNS,
     OUTPUT_COLUMNS,
+    history_length,
     latest_window_features,
     window_features,
 )
@@ -38,7 +39,7 @@ def _tiny() -> pd.DataFrame:
 
 
 def test_feature_columns_static_and_output_layout():
-    assert len(FEATURE_COLUMNS) == 46 and len(set(FEATURE_COLUMNS)) == 46
+    assert len(FEATURE_COLUMNS) == 88 and len(set(FEATURE_COLUMNS)) == 88
     assert FEATURE_COLUMNS[:2] == ["sensor_1_mean", "sensor_2_mean"]
     assert FEATURE_COLUMNS[-4:] == [*SETTING_COLUMNS, "cycle"]
     out = window_features(_tiny(), 3)
@@ -60,6 +61,9 @@ def test_hand_checked_values_window_3():
     assert slope[("A", 4)] == pytest.approx(3.0, abs=1e-12)  # fit of 2,4,8 on 2,3,4
     # Windows never cross assets; a single point has slope 0.
     assert mean[("B", 7)] == 5.0 and slope[("B", 7)] == 0.0
+    # The long scale (3 windows = 9 readings) still sees all 4 readings of A.
+    assert out["sensor_2_mean_long"][("A", 4)] == pytest.approx(15 / 4, abs=1e-12)
+    assert out["sensor_2_slope_long"][("A", 4)] == pytest.approx(2.3, abs=1e-12)
     # Settings are the current values; constant sensors give zero slope.
     assert out["op_setting_1"].eq(0.5).all() and out["sensor_3_slope"].eq(0.0).all()
 
@@ -92,6 +96,8 @@ def test_matches_naive_reference():
     r = r.groupby("asset_id").head(40)
     ours = window_features(r, 7)
     ref = _naive(r, 7)
+    long = _naive(r, history_length(7)).add_suffix("_long")
+    ref = pd.concat([ref, long], axis=1)
     for c in ref.columns:
         np.testing.assert_allclose(
             ours[c].to_numpy(), ref[c].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=c
@@ -105,8 +111,8 @@ def test_offline_online_exactly_equal():
     last_full = full.groupby("asset_id", sort=False).tail(1).reset_index(drop=True)
     online = latest_window_features(r, window)
     pd.testing.assert_frame_equal(online, last_full, check_exact=True)
-    # ... and from only the last `window` readings, as a serving cache would hold.
-    tail = r.groupby("asset_id").tail(window)
+    # ... and from only the last history_length(window) readings, as a serving cache holds.
+    tail = r.groupby("asset_id").tail(history_length(window))
     again = window_features(tail, window).groupby("asset_id", sort=False).tail(1)
     np.testing.assert_array_equal(
         again[FEATURE_COLUMNS].to_numpy(float), last_full[FEATURE_COLUMNS].to_numpy(float)

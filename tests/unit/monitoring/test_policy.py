@@ -106,3 +106,37 @@ def test_policy_validation():
         RetrainPolicy(max_drift_share=1.5)
     with pytest.raises(ValidationError):
         RetrainPolicy(unknown_knob=1)
+
+
+# ---- the verdict rule and the realized-error trend ------------------------------------
+
+
+def test_drift_verdict_triggers_below_the_share_threshold():
+    s = {**summary(share=3 / 18, drifted=("sensor_3_mean",)), "drift": True}
+    d = decide_retrain(s, RetrainPolicy(), now=NOW)
+    assert d.retrain and "drift verdict: sensor_3_mean" in d.reasons[0]
+    assert not decide_retrain(s, RetrainPolicy(trigger_on_verdict=False), now=NOW).retrain
+
+
+def errors(n=50, first=15.0, latest=15.0):
+    return {"version": "3", "n": n, "rmse_first": first, "rmse_latest": latest}
+
+
+def test_error_trend_triggers_on_ratio_and_on_absolute_rmse():
+    no_drift = summary(share=0.0, drifted=())
+    ratio = RetrainPolicy(max_rmse_ratio=1.5)
+    assert not decide_retrain(no_drift, ratio, now=NOW, errors=errors(latest=20.0)).retrain
+    d = decide_retrain(no_drift, ratio, now=NOW, errors=errors(latest=25.0))
+    assert d.retrain and "rose 1.67x" in d.reasons[0] and "v3" in d.reasons[0]
+    absolute = RetrainPolicy(max_realized_rmse=18.0)
+    assert decide_retrain(no_drift, absolute, now=NOW, errors=errors(latest=19.0)).retrain
+    assert not decide_retrain(no_drift, absolute, now=NOW, errors=None).retrain
+
+
+def test_error_trend_needs_enough_feedback_and_respects_cooldown():
+    policy = RetrainPolicy(max_rmse_ratio=1.5, min_feedback_predictions=20)
+    no_drift = summary(share=0.0, drifted=())
+    assert not decide_retrain(no_drift, policy, now=NOW, errors=errors(n=5, latest=99)).retrain
+    d = decide_retrain(no_drift, policy, now=NOW, errors=errors(latest=99),
+                       last_retrain_at=NOW - timedelta(hours=1))
+    assert not d.retrain and any("cooldown" in r for r in d.reasons)

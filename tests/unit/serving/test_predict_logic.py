@@ -145,7 +145,7 @@ def test_response_is_json_ready(model):
         default_horizon=30,
     )
     body = resp.model_dump(mode="json")
-    assert set(body) == {"model_name", "model_version", "predictions"}
+    assert set(body) == {"model_name", "model_version", "model_alias", "predictions"}
     assert set(body["predictions"][0]) == {
         "asset_id",
         "rul",
@@ -157,6 +157,10 @@ def test_response_is_json_ready(model):
         "health",
         "model_name",
         "model_version",
+        "model_alias",
+        "feature_timestamp",
+        "feature_age_s",
+        "stale",
     }
     assert body["predictions"][1] == {"asset_id": "zz", "error": UNKNOWN_ASSET}
 
@@ -192,3 +196,25 @@ def test_feature_compatibility_check():
     P.feature_columns = ["cycle"]
     check_feature_compatibility(ServedModel(P(), "m", "1"), FEATURES)
     check_feature_compatibility(ServedModel(FakePredictor(), "m", "1"), FEATURES)  # no attr
+
+
+def test_stale_flag_and_feature_age_against_the_ttl():
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    stamps = {"a1": now - timedelta(days=1), "a2": now - timedelta(days=5)}
+
+    def fetch_with_time(asset_ids):
+        frame = fetch(asset_ids)
+        frame["feature_timestamp"] = [stamps.get(a) for a in asset_ids]
+        return frame
+
+    model = ServedModel(predictor=FakePredictor(), name="m", version="3", alias="champion")
+    resp = predict_assets(PredictRequest(asset_ids=["a1", "a2"]), model=model,
+                          fetch_features=fetch_with_time, default_horizon=30,
+                          ttl=timedelta(days=3), now=now)
+    fresh, old = resp.predictions
+    assert (fresh.stale, old.stale) == (False, True)
+    assert fresh.feature_age_s == 86400.0 and old.feature_age_s == 5 * 86400.0
+    assert fresh.feature_timestamp.startswith("2026-01-09T00:00:00")
+    assert resp.model_alias == fresh.model_alias == "champion"

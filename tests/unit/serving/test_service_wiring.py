@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from serving.guard import RequestGuard
 from serving.health import HealthzMiddleware
 
 
@@ -48,8 +49,8 @@ def test_other_paths_pass_through():
     mw = HealthzMiddleware(app)
     call(mw, "POST", "/predict")
     call(mw, "POST", "/healthz")
-    call(mw, "GET", "/readyz")
-    assert seen == [("POST", "/predict"), ("POST", "/healthz"), ("GET", "/readyz")]
+    call(mw, "GET", "/livez")
+    assert seen == [("POST", "/predict"), ("POST", "/healthz"), ("GET", "/livez")]
 
 
 def test_healthz_before_the_service_exists_is_503():
@@ -61,9 +62,10 @@ def test_service_definition():
     pytest.importorskip("bentoml")
     from serving.service import TwinService
 
-    assert set(TwinService.apis) == {"predict"}
+    assert set(TwinService.apis) == {"predict", "predict_window", "ingest", "feedback"}
     api = TwinService.apis["predict"]
     assert api.route == "/predict"
     assert set(api.input_spec.model_fields) == {"asset_ids", "horizon"}
     assert TwinService.config["logging"]["access"]["enabled"] is False
     assert (HealthzMiddleware, {}) in TwinService.middlewares
+    assert (RequestGuard, {}) in TwinService.middlewares

@@ -1,0 +1,195 @@
+"""Ground-truth feedback: validate failure / maintenance events, quarantine bad ones, store.
+
+    `twinops feedback` ─┐
+    POST /feedback ─────┼─► record_events(settings, events_df)
+    (any caller)        ┘        │ validate_events: columns, asset_id, timestamp (UTC),
+                                 │   cycle (positive int), event ∈ {failure, maintenance},
+                                 │   optional: asset must have stored readings
+                                 ├─► rejected rows + reason ─► data/quarantine/ (write_quarantine)
+                                 └─► accepted rows ─► datastore.append_events (idempotent)
+                                          │
+                                          ▼
+              training labels (features.labels) and realized RUL errors (monitoring.performance)
+
+Why a separate path from the readings ingest: feedback arrives one event at a
+time from people and maintenance systems, long after the readings, and a
+wrong event is worse than a wrong reading — a mistyped failure cycle turns
+every earlier reading of that asset into a false RUL label and every past
+prediction into a false error. So each event is checked on its own and a bad
+one is rejected with a reason (and quarantined, like bad readings), never
+silently dropped or stored. The checks reuse the readings validation's
+parsers (`features.validation`) so "a UTC timestamp" and "a positive integer
+cycle" mean the same thing everywhere.
+
+An event for an asset with no stored readings is rejected by default: it can
+label nothing and is most often a typo in the asset id. Callers that know
+better (importing history before readings) pass `require_known_asset=False`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.contract import (
+    ASSET_ID,
+    CYCLE,
+    EVENT,
+    EVENT_COLUMNS,
+    EVENT_KINDS,
+    QUARANTINE_REASON,
+    TIMESTAMP,
+)
+from features.settings import Settings
+
+
+@dataclass
+class EventsResult:
+    """What happened to a batch of events."""
+
+    #: Valid events in the batch (stored now or already stored before).
+    accepted: int
+    #: Of the accepted, how many were new (the rest were already stored: idempotent).
+    appended: int
+    #: One entry per rejected input row: {"row": position, "reason": ..., <input fields>}.
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    quarantine_file: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "appended": self.appended,
+            "rejected": self.rejected,
+            "quarantine_file": self.quarantine_file,
+        }
+
+
+def _empty_valid() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            ASSET_ID: pd.Series(dtype="string"),
+            TIMESTAMP: pd.Series(dtype="datetime64[ns, UTC]"),
+            CYCLE: pd.Series(dtype="int64"),
+            EVENT: pd.Series(dtype="string"),
+        }
+    )
+
+
+def validate_events(
+    events: pd.DataFrame, known_assets: set[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split events into (valid typed frame, rejected rows + `quarantine_reason`).
+
+    Invariant: len(valid) + len(rejected) == len(events). Event names are
+    normalised (stripped, lower-cased) before the check; anything else is
+    taken as given.
+    """
+    from features.validation import _numeric, _timestamps
+
+    original = events.reset_index(drop=True)
+    missing = [c for c in EVENT_COLUMNS if c not in original.columns]
+    if missing:
+        rejected = original.copy()
+        rejected[QUARANTINE_REASON] = f"missing column(s): {', '.join(missing)}"
+        return _empty_valid(), rejected
+
+    n = len(original)
+    reasons: list[list[str]] = [[] for _ in range(n)]
+
+    def add(mask: np.ndarray, reason: str) -> None:
+        for i in np.flatnonzero(mask):
+            reasons[i].append(reason)
+
+    asset = original[ASSET_ID].astype("string").str.strip()
+    bad_asset = asset.isna().to_numpy() | (asset.fillna("") == "").to_numpy()
+    add(bad_asset, "missing asset_id")
+    if known_assets is not None:
+        add(~bad_asset & ~asset.fillna("").isin(known_assets).to_numpy(),
+            "unknown asset_id (no readings stored for it)")
+
+    ts = _timestamps(original[TIMESTAMP])
+    add(np.asarray(ts.isna()), "unparsable or missing timestamp")
+
+    cycle, _ = _numeric(original[CYCLE])
+    with np.errstate(invalid="ignore"):
+        add(~np.isfinite(cycle) | (cycle != np.round(cycle)) | (cycle < 1),
+            "cycle is not a positive integer")
+
+    kind = original[EVENT].astype("string").str.strip().str.lower()
+    add(~kind.isin(EVENT_KINDS).fillna(False).to_numpy(),
+        f"event must be one of {', '.join(EVENT_KINDS)}")
+
+    bad = np.array([bool(r) for r in reasons], dtype=bool)
+    rejected = original[bad].copy()
+    rejected[QUARANTINE_REASON] = ["; ".join(r) for r, b in zip(reasons, bad, strict=True) if b]
+    good = ~bad
+    valid = pd.DataFrame(
+        {
+            ASSET_ID: asset[good].to_numpy(),
+            TIMESTAMP: ts[good],
+            CYCLE: cycle[good].astype("int64"),
+            EVENT: kind[good].to_numpy(),
+        }
+    ).astype({ASSET_ID: "string", EVENT: "string", TIMESTAMP: "datetime64[ns, UTC]"})
+    return valid.reset_index(drop=True), rejected
+
+
+def _stored_assets(settings: Settings) -> set[str]:
+    """Asset ids with stored readings (reads the asset_id column only)."""
+    from features.datastore import READINGS_FILE
+
+    path = settings.raw_dir / READINGS_FILE
+    if not path.exists():
+        return set()
+    return set(pd.read_parquet(path, columns=[ASSET_ID])[ASSET_ID].astype(str).unique())
+
+
+def _rejected_records(rejected: pd.DataFrame) -> list[dict[str, Any]]:
+    records = []
+    for pos, row in rejected.iterrows():
+        fields = {
+            str(k): (None if pd.isna(v) else str(v))
+            for k, v in row.items()
+            if k != QUARANTINE_REASON
+        }
+        records.append({"row": int(pos), "reason": row[QUARANTINE_REASON], **fields})
+    return records
+
+
+def record_events(
+    settings: Settings,
+    events: pd.DataFrame,
+    *,
+    require_known_asset: bool = True,
+    source: str = "feedback",
+) -> EventsResult:
+    """Validate events, quarantine the bad ones with reasons, append the good ones.
+
+    Returns the accepted / appended counts and one record per rejected row
+    (input position + reason + the fields as given), so an HTTP handler can
+    answer 4xx-with-reasons or 200 without re-validating anything.
+    """
+    from features.datastore import append_events, write_lock
+    from features.validation import write_quarantine
+
+    with write_lock(settings):
+        return _record(settings, events, require_known_asset, source, append_events,
+                       write_quarantine)
+
+
+def _record(settings, events, require_known_asset, source, append_events, write_quarantine):
+    known = _stored_assets(settings) if require_known_asset else None
+    valid, rejected = validate_events(events, known)
+    quarantine_file = None
+    if len(rejected):
+        quarantine_file = str(write_quarantine(rejected, settings, source=source))
+    appended = append_events(settings, valid) if len(valid) else 0
+    return EventsResult(
+        accepted=len(valid),
+        appended=int(appended),
+        rejected=_rejected_records(rejected),
+        quarantine_file=quarantine_file,
+    )

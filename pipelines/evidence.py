@@ -1,0 +1,166 @@
+"""Evidence for a promotion review: candidate vs champion on the same pinned units.
+
+    candidate run ─► split.json (held-out units) ─┐
+    champion run  ─► split.json (its training units, excluded: no home advantage)
+    offline features (Feast parquet) + RUL labels from the event table ─► evaluation frame
+        │  pinned by (DVC data hash, unit list) — both recorded, so it can be re-run
+        ▼
+    per model: metrics (RMSE, PHM08, MAE, coverage, width), RMSE by true-RUL band,
+               calibration curve (nominal vs empirical coverage), physics checks
+               (RUL >= 0, health in [0,1], monotone damage, time consistency),
+               predictions (for the report's plots)
+
+Metrics come from training.evaluate (the same code that gates training), so a
+reviewer sees the numbers the platform decides on. The target is capped like
+in training; coverage is scored on the uncapped RUL the intervals are calibrated on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.settings import Settings
+
+#: True-RUL bands (cycles) for "error by band": near failure matters most.
+RUL_BANDS: list[tuple[float, float]] = [(0, 25), (25, 50), (50, 75), (75, 125), (125, np.inf)]
+CALIBRATION_LEVELS: list[float] = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+
+
+@dataclass
+class ModelEvidence:
+    version: str
+    metrics: dict[str, float]
+    rmse_by_band: dict[str, float]
+    calibration: dict[float, float]
+    physics: dict[str, float]
+    predictions: pd.DataFrame = field(repr=False)
+    tags: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+
+
+@dataclass
+class Evidence:
+    candidate: ModelEvidence
+    champion: ModelEvidence | None
+    units: list[str]
+    data_hash: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _split(settings: Settings, run_id: str) -> dict:
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/split.json")
+    except Exception:  # noqa: BLE001 - older runs have no split: evaluate on all units
+        return {}
+
+
+def evaluation_frame(settings: Settings, units: list[str] | None) -> pd.DataFrame:
+    """Labelled feature rows of run-to-failure units (all of them when `units` is None)."""
+    from features import datastore, store
+    from features.labels import rul_labels
+
+    labels = rul_labels(datastore.load_readings(settings), datastore.load_events(settings))
+    features = pd.read_parquet(store.offline_path(settings))
+    frame = features.merge(labels[["asset_id", "cycle", "rul"]], on=["asset_id", "cycle"])
+    if units is not None:
+        frame = frame[frame["asset_id"].isin(units)]
+    return frame.sort_values(["asset_id", "cycle"], kind="stable").reset_index(drop=True)
+
+
+def pinned_units(settings: Settings, candidate_run: str, champion_run: str | None):
+    """Units the candidate never trained on, minus those the champion trained on."""
+    notes: list[str] = []
+    held_out = _split(settings, candidate_run).get("val_assets")
+    if not held_out:
+        notes.append("candidate run has no split.json: evaluating on all run-to-failure units")
+        return None, notes
+    units = list(held_out)
+    if champion_run:
+        champion_train = set(_split(settings, champion_run).get("train_assets") or [])
+        fair = [u for u in units if u not in champion_train]
+        if fair:
+            units = fair
+        else:
+            notes.append("every held-out unit of the candidate was in the champion's training "
+                         "data: the champion's figures are optimistic")
+    return sorted(units), notes
+
+
+def physics_checks(frame: pd.DataFrame, predictions: pd.DataFrame, cap: float) -> dict[str, float]:
+    """Physics on held-out trajectories: bounds, monotone damage, time consistency."""
+    asset = frame["asset_id"].astype(str).to_numpy()
+    cycle = frame["cycle"].to_numpy(dtype=float)
+    true = frame["rul"].to_numpy(dtype=float)
+    rul = predictions["rul"].to_numpy(dtype=float)
+    health = predictions["health"].to_numpy(dtype=float)
+    pair = (asset[1:] == asset[:-1]) & (cycle[1:] > cycle[:-1])
+    linear = pair & (true[:-1] <= cap)
+    # damage = 1 - health must not fall: health rising by more than 1% is a reversal
+    reversal = (health[1:] - health[:-1] > 0.01) & pair
+    residual = rul[:-1] - rul[1:] - (cycle[1:] - cycle[:-1])
+    return {
+        "min_rul": float(rul.min()),
+        "min_health": float(health.min()),
+        "max_health": float(health.max()),
+        "damage_reversal_share": float(reversal.sum() / max(pair.sum(), 1)),
+        "time_consistency_residual": float(np.sqrt(np.mean(residual[linear] ** 2)))
+        if linear.any() else 0.0,
+    }
+
+
+def model_evidence(settings: Settings, loaded, frame: pd.DataFrame) -> ModelEvidence:
+    from training import metrics as M
+    from training.evaluate import evaluate
+
+    predictor = loaded.predictor
+    horizon = settings.serving.horizon
+    cap = float(predictor.spec.rul_cap)
+    metrics = evaluate(predictor, frame, horizon=horizon)
+    predictions = predictor.predict(frame, horizon=horizon)
+    target = np.minimum(frame["rul"].to_numpy(dtype=float), cap)
+    bands = {}
+    for lo, hi in RUL_BANDS:
+        mask = (frame["rul"].to_numpy() >= lo) & (frame["rul"].to_numpy() < hi)
+        if mask.any():
+            bands[f"{lo:g}-{hi:g}"] = M.rmse(target[mask], predictions["rul"].to_numpy()[mask])
+    calibration = {}
+    for level in CALIBRATION_LEVELS:
+        out = predictor.predict(frame, horizon=horizon, level=level)
+        calibration[level] = M.interval_coverage(frame["rul"].to_numpy(dtype=float),
+                                                 out["rul_lower"], out["rul_upper"])
+    predictions = predictions.assign(asset_id=frame["asset_id"].to_numpy(),
+                                     cycle=frame["cycle"].to_numpy(),
+                                     true_rul=frame["rul"].to_numpy())
+    return ModelEvidence(
+        version=loaded.version, metrics=metrics, rmse_by_band=bands, calibration=calibration,
+        physics=physics_checks(frame, predictions, cap), predictions=predictions,
+        tags=dict(loaded.tags), run_id=loaded.run_id,
+    )
+
+
+def gather(settings: Settings, version: str) -> Evidence:
+    """Evaluate `version` and the current champion (if any) on the same pinned units."""
+    from features.versioning import data_hash
+    from training.registry import get_alias_version, load_version
+
+    candidate = load_version(settings, version)
+    champion_version = get_alias_version(settings, "champion")
+    champion = (load_version(settings, champion_version)
+                if champion_version and champion_version != str(version) else None)
+    units, notes = pinned_units(settings, candidate.run_id, champion.run_id if champion else None)
+    frame = evaluation_frame(settings, units)
+    if frame.empty:
+        raise RuntimeError(f"no labelled evaluation rows for units {units}")
+    return Evidence(
+        candidate=model_evidence(settings, candidate, frame),
+        champion=model_evidence(settings, champion, frame) if champion else None,
+        units=sorted(frame["asset_id"].astype(str).unique()),
+        data_hash=data_hash(settings),
+        notes=notes,
+    )

@@ -1,0 +1,81 @@
+"""Automatic promotion gates: a pure function of the evidence and the configured rules.
+
+    candidate metrics + physics ─┐
+    champion metrics (or none) ──┼─► review_gates ─► GateResult(passed, checks[name, ok, detail])
+    ReviewSettings (twinops.yaml)┘
+
+Rules (each configurable under `review:` in twinops.yaml):
+- not worse than the champion beyond a tolerance: RMSE <= champion x (1 + rmse_tolerance),
+  PHM08 score <= champion x (1 + score_tolerance) — on the same pinned units;
+- interval coverage within [coverage_min, coverage_max];
+- physics: RUL >= 0, health in [0, 1], damage reversals (health rising between cycles)
+  at most max_damage_reversal_share, time-consistency residual at most
+  max_time_consistency_residual cycles.
+With no champion yet, the comparison checks are skipped (and say so); the
+constant-predictor gate of training still had to pass for the version to exist
+as a challenger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from features.settings import ReviewSettings
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    checks: tuple[GateCheck, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{c.name}: {c.detail}" for c in self.checks if not c.passed]
+
+
+def _not_worse(name: str, cand: float, champ: float, tolerance: float) -> GateCheck:
+    limit = champ * (1 + tolerance) if champ >= 0 else champ * (1 - tolerance)
+    ok = cand <= limit
+    return GateCheck(name, ok, f"{cand:.3f} {'<=' if ok else '>'} {limit:.3f} "
+                               f"(champion {champ:.3f} + {tolerance:.0%})")
+
+
+def review_gates(candidate_metrics: dict, candidate_physics: dict,
+                 champion_metrics: dict | None, rules: ReviewSettings) -> GateResult:
+    checks: list[GateCheck] = []
+    if champion_metrics is None:
+        checks.append(GateCheck("champion comparison", True, "no champion yet: skipped"))
+    else:
+        checks.append(_not_worse("rmse vs champion", candidate_metrics["rmse"],
+                                 champion_metrics["rmse"], rules.rmse_tolerance))
+        checks.append(_not_worse("phm08 score vs champion", candidate_metrics["phm08_score"],
+                                 champion_metrics["phm08_score"], rules.score_tolerance))
+    coverage = candidate_metrics["coverage"]
+    checks.append(GateCheck(
+        "interval coverage", rules.coverage_min <= coverage <= rules.coverage_max,
+        f"{coverage:.3f} in [{rules.coverage_min}, {rules.coverage_max}]"))
+    checks.append(GateCheck("RUL >= 0", candidate_physics["min_rul"] >= 0,
+                            f"min RUL {candidate_physics['min_rul']:.2f}"))
+    in_bounds = (candidate_physics["min_health"] >= 0) and (candidate_physics["max_health"] <= 1)
+    checks.append(GateCheck("health in [0, 1]", in_bounds,
+                            f"[{candidate_physics['min_health']:.3f}, "
+                            f"{candidate_physics['max_health']:.3f}]"))
+    reversal = candidate_physics["damage_reversal_share"]
+    checks.append(GateCheck("monotone damage", reversal <= rules.max_damage_reversal_share,
+                            f"{reversal:.1%} of steps reverse damage "
+                            f"(max {rules.max_damage_reversal_share:.0%})"))
+    residual = candidate_physics["time_consistency_residual"]
+    checks.append(GateCheck("time consistency", residual <= rules.max_time_consistency_residual,
+                            f"RMS residual {residual:.2f} cycles "
+                            f"(max {rules.max_time_consistency_residual})"))
+    return GateResult(tuple(checks))

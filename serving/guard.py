@@ -1,0 +1,150 @@
+"""Request guard: API keys (401), body size (413) and unparsable JSON (400) before BentoML.
+
+    request ─► RequestGuard ─┬─ open path (/healthz /readyz /livez /metrics /docs*) ─► app
+                             ├─ no / wrong key (auth on)  ─► 401 {"error": ...}
+                             ├─ body > max_body_bytes     ─► 413 (checked on Content-Length,
+                             │                                 then while the body streams in)
+                             ├─ POST JSON body that does not parse ─► 400 naming the position
+                             └─ else: the buffered body is replayed to BentoML's app
+
+Why a middleware: BentoML 1.4 has no API-key auth of its own, reads the whole
+body before any service code runs, and answers a body that is not JSON with a
+500 from its serde. Checking here keeps all three out of the service and
+before any work is done.
+
+Keys: clients send `Authorization: Bearer <key>` or `X-API-Key: <key>`; the
+configuration holds only SHA-256 hex digests (settings.serving.api_key_sha256),
+compared in constant time, so a leaked config file leaks no key.
+`python -m serving.guard KEY` prints the digest to put in the config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import sys
+from typing import Any
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/metrics", "/docs", "/docs.json", "/"})
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_is_valid(key: str | None, digests: frozenset[str]) -> bool:
+    if not key:
+        return False
+    digest = key_digest(key)
+    # compare_digest against each: no early exit that leaks which prefix matched
+    return any(hmac.compare_digest(digest, d) for d in digests)
+
+
+def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"x-api-key":
+            return value.decode("latin-1").strip()
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+async def _reply(send: Any, status: int, body: dict) -> None:
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestGuard:
+    """Pure ASGI middleware; configuration is read from Settings on first request."""
+
+    def __init__(self, app: Any, *, auth_enabled: bool | None = None,
+                 key_digests: list[str] | None = None, max_body_bytes: int | None = None):
+        self.app = app
+        self._auth_enabled = auth_enabled
+        self._digests = None if key_digests is None else frozenset(key_digests)
+        self._max_body = max_body_bytes
+
+    def _configure(self) -> None:
+        from features.settings import get_settings
+
+        serving = get_settings().serving
+        if self._auth_enabled is None:
+            self._auth_enabled = serving.auth_enabled
+        if self._digests is None:
+            self._digests = frozenset(d.lower() for d in serving.api_key_sha256)
+        if self._max_body is None:
+            self._max_body = serving.max_body_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or scope.get("path") in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self._max_body is None or self._auth_enabled is None or self._digests is None:
+            self._configure()
+        headers = scope.get("headers") or []
+        if self._auth_enabled and not key_is_valid(presented_key(headers), self._digests):
+            await _reply(send, 401, {"error": "missing or invalid API key (send "
+                                              "'Authorization: Bearer <key>' or 'X-API-Key')"})
+            return
+        declared = next((v for k, v in headers if k == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
+            await _reply(send, 413, {"error": f"body of {int(declared)} bytes exceeds the "
+                                              f"limit of {self._max_body} bytes"})
+            return
+        if scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                await _reply(send, 413, {"error": f"body exceeds the limit of "
+                                                  f"{self._max_body} bytes"})
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        content_type = next((v for k, v in headers if k == b"content-type"), b"application/json")
+        if content_type.split(b";")[0].strip() in (b"application/json", b""):
+            error = _json_error(body)
+            if error is not None:
+                await _reply(send, 400, {"error": error})
+                return
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _json_error(body: bytes) -> str | None:
+    if not body.strip():
+        return "empty body: a JSON object is required"
+    try:
+        parsed = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return f"body is not valid JSON: {exc}"
+    if not isinstance(parsed, dict):
+        return f"body must be a JSON object, got {type(parsed).__name__}"
+    return None
+
+
+if __name__ == "__main__":  # python -m serving.guard KEY -> digest for the config
+    for arg in sys.argv[1:]:
+        print(key_digest(arg))

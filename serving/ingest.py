@@ -1,0 +1,182 @@
+"""POST /ingest and POST /feedback: new readings and events into the data contract's stores.
+
+    readings ─► validate_readings ─┬─ rejected rows ─► quarantine file + answer (index, reason)
+                                   ▼
+               [ingest lock] datastore.append_readings (raw parquet, atomic) ─► conflicts rejected
+                            │  the asset's last history_length(window) readings, from the raw store
+                                   ▼
+               latest_window_features ─► features.store.push_features ─► Feast online (PushSource)
+                                                                       + offline parquet append
+    events ─► resolve cycle <-> timestamp from the asset's readings ─► [ingest lock]
+              datastore.append_events (events table)
+
+Recent readings come from the raw store, not from a separate buffer: the raw
+store is already the durable source of truth, written under the same lock a
+moment before; a second "recent readings" copy would have to be kept in step
+with it (and with batch ingests that bypass the service) and could diverge.
+The cost is a filtered parquet read per ingest (pyarrow filter on asset_id),
+small next to append_readings' own rewrite of the file.
+
+Ordering for "accepted rows are never lost": readings are committed to the
+raw store first; only then are features pushed. If the push fails, the rows
+are stored and the answer is a 503 saying so; retrying is safe (identical
+rows count as already stored, and their features are pushed again).
+
+The lock: an exclusive flock on <data_dir>/raw/.ingest.lock, because
+append_readings / append_events are read-modify-write of one parquet file and
+two workers (or the batch `twinops ingest`, if it takes the same lock) writing
+at once would lose one side's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from features.datastore import write_lock
+from serving.errors import ApiError
+from serving.schemas import FeedbackResponse, IngestResponse, RejectedRow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from features.settings import Settings
+
+INDEX = "__request_index"
+
+
+def recent_readings(settings: Settings, asset_ids: Sequence[str], window: int) -> pd.DataFrame:
+    """The last `window` stored readings of each asset (raw store, filtered read)."""
+    from features.contract import ASSET_ID, CYCLE
+    from features.datastore import READINGS_FILE
+
+    path = Path(settings.raw_dir) / READINGS_FILE
+    frame = pd.read_parquet(path, filters=[(ASSET_ID, "in", list(asset_ids))])
+    frame = frame.sort_values([ASSET_ID, CYCLE], kind="mergesort")
+    return frame.groupby(ASSET_ID, sort=False).tail(window).reset_index(drop=True)
+
+
+def _rejected(frame: pd.DataFrame, reason_col: str) -> list[RejectedRow]:
+    from features.contract import ASSET_ID
+
+    return [
+        RejectedRow(index=int(row[INDEX]), reason=str(row[reason_col]),
+                    asset_id=None if pd.isna(row.get(ASSET_ID)) else str(row[ASSET_ID]))
+        for _, row in frame.iterrows()
+    ]
+
+
+def ingest_readings(settings: Settings, readings: Sequence[dict[str, Any]], *,
+                    push=None) -> IngestResponse:
+    """Validate, store, push features. `push(settings, features_df)` defaults to Feast's."""
+    from features import datastore
+    from features.contract import ASSET_ID, CYCLE, QUARANTINE_REASON, READING_COLUMNS
+    from features.store import push_features
+    from features.transforms import history_length, latest_window_features
+    from features.validation import validate_readings, write_quarantine
+
+    push = push or push_features
+    known = set(READING_COLUMNS)
+    unknown = [sorted(set(r) - known) for r in readings]
+    raw = pd.DataFrame([{k: v for k, v in r.items() if k in known} for r in readings],
+                       columns=READING_COLUMNS)
+    raw[INDEX] = range(len(raw))
+    extra = raw[[bool(u) for u in unknown]].assign(**{QUARANTINE_REASON: [
+        f"unknown field(s): {', '.join(u)}" for u in unknown if u]})
+    checked = raw[[not u for u in unknown]]
+    result = validate_readings(checked.drop(columns=INDEX).reset_index(drop=True))
+    quarantined = result.quarantined.assign(
+        **{INDEX: checked[INDEX].to_numpy()[result.quarantined.index]})
+    if len(extra):
+        quarantined = pd.concat([quarantined, extra], ignore_index=True)
+    with write_lock(settings):
+        appended, same, conflicts = datastore.append_readings(settings, result.valid)
+        if len(conflicts):
+            keys = checked.assign(**{CYCLE: pd.to_numeric(checked[CYCLE], errors="coerce"),
+                                     ASSET_ID: checked[ASSET_ID].astype("string")})
+            keys = keys[[ASSET_ID, CYCLE, INDEX]].dropna(subset=[CYCLE])
+            keys = keys[~keys[INDEX].isin(quarantined[INDEX])]  # the row validation kept
+            conflicts = conflicts.merge(keys.astype({CYCLE: "int64"}), on=[ASSET_ID, CYCLE],
+                                        how="left")
+            conflicts[QUARANTINE_REASON] = (
+                "conflicts with the stored reading of this (asset_id, cycle)")
+            quarantined = pd.concat([quarantined, conflicts], ignore_index=True)
+        if len(quarantined):
+            write_quarantine(quarantined.drop(columns=INDEX), settings, source="api:/ingest")
+        stored_assets = sorted(set(result.valid[ASSET_ID]) - set(conflicts[ASSET_ID])
+                               if len(conflicts) else set(result.valid[ASSET_ID]))
+        stored_assets = [str(a) for a in stored_assets]
+        recent = (recent_readings(settings, stored_assets, history_length(settings.window))
+                  if stored_assets else None)
+    rejected = sorted(_rejected(quarantined, QUARANTINE_REASON), key=lambda r: r.index)
+    accepted = appended + same
+    if not accepted:
+        raise ApiError(422, f"all {len(readings)} reading(s) rejected; nothing stored",
+                          [{"loc": ["readings", r.index], "msg": r.reason} for r in rejected])
+    if recent is not None and len(recent):
+        features = latest_window_features(recent, settings.window)
+        try:
+            push(settings, features)
+        except Exception as exc:
+            raise ApiError(503, f"{accepted} reading(s) stored, but their features were not "
+                                   f"pushed ({type(exc).__name__}: {exc}); retrying is safe"
+                              ) from exc
+    return IngestResponse(accepted=accepted, appended=appended, already_stored=same,
+                          rejected=rejected, features_pushed=stored_assets)
+
+
+def record_events(settings: Settings, events: Sequence[dict[str, Any]]) -> FeedbackResponse:
+    """Locate each event on its asset's readings, then validate and store through the data layer.
+
+    The endpoint's own job is the convenience of giving either `cycle` or
+    `timestamp`; validation, quarantine and the append are
+    features.events.record_events (the same path as `twinops feedback`). If no
+    event is accepted the answer is 422 with every reason.
+    """
+    from features import datastore
+    from features.contract import ASSET_ID, CYCLE, EVENT_COLUMNS
+    from features.events import record_events as store_events
+
+    with write_lock(settings):
+        readings = datastore.load_readings(settings)
+        by_asset = {a: g.sort_values(CYCLE) for a, g in readings.groupby(ASSET_ID)} if len(
+            readings) else {}
+        rows, problems = [], []
+        for i, ev in enumerate(events):
+            located, problem = _locate(ev, by_asset.get(ev[ASSET_ID]))
+            if problem:
+                problems.append({"loc": ["events", i], "msg": problem})
+            else:
+                rows.append((i, located))
+        result = (store_events(settings, pd.DataFrame([r for _, r in rows], columns=EVENT_COLUMNS),
+                               source="api:/feedback") if rows else None)
+    if result is not None:
+        problems += [{"loc": ["events", rows[r["row"]][0]], "msg": r["reason"]}
+                     for r in result.rejected]
+    if result is None or not result.accepted:
+        raise ApiError(422, f"{len(problems)} event(s) rejected; nothing stored", problems)
+    return FeedbackResponse(appended=result.appended, received=len(events),
+                            rejected=sorted(problems, key=lambda p: p["loc"][1]))
+
+
+def _locate(ev: dict[str, Any], history: pd.DataFrame | None) -> tuple[dict, str | None]:
+    """Fill the missing one of cycle / timestamp from the asset's readings."""
+    from features.contract import CYCLE, TIMESTAMP
+
+    if history is None or not len(history):
+        return {}, f"unknown asset_id {ev['asset_id']!r}: no readings stored"
+    cycle, ts = ev.get(CYCLE), ev.get(TIMESTAMP)
+    if cycle is not None and ts is None:
+        match = history[history[CYCLE] == cycle]
+        if not len(match):
+            return {}, (f"cycle {cycle} has no stored reading (asset's cycles "
+                        f"{int(history[CYCLE].min())}..{int(history[CYCLE].max())}); "
+                        "give `timestamp` too")
+        ts = match[TIMESTAMP].iloc[0]
+    elif ts is not None and cycle is None:
+        before = history[history[TIMESTAMP] <= pd.Timestamp(ts)]
+        if not len(before):
+            return {}, "timestamp is before the asset's first reading; give `cycle` too"
+        cycle = int(before[CYCLE].iloc[-1])
+    return {**ev, CYCLE: int(cycle), TIMESTAMP: pd.Timestamp(ts)}, None

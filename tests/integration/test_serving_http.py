@@ -1,0 +1,449 @@
+"""The prediction service over HTTP: a real `bentoml serve` on loopback, real Feast/MLflow state.
+
+    module fixture: simulator fleet ─► ingest ─► features (Feast) ─► train v1, v2, v3 (MLflow)
+                    champion = v1 ─► one server (API key, 0.3 s hot-swap poll, small limits)
+    tests: auth · every bad-input class is a 4xx naming the field · predict fields, stale flag
+           · fast online reader == Feast get_online_features · /predict_window features ==
+           offline window_features · /ingest (rejects with reasons, stores, pushes) · /feedback
+           · prediction log: N requests in, N rows out · hot swap under concurrent load with
+           zero failures · a tampered version is refused and the old one keeps serving
+
+The feature view TTL is 400 days: the simulator's history (2024) is stale "now", readings
+ingested through the API with today's timestamps are fresh, so both sides of the flag are
+checked over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.integration.conftest import (
+    API_KEY_HEADERS,
+    REPO,
+    TEST_API_KEY,
+    RunningServer,
+    state_env,
+    with_api_key,
+)
+
+pytestmark = pytest.mark.integration
+
+KEY = TEST_API_KEY
+AUTH = API_KEY_HEADERS
+MAX_BATCH = 8
+MAX_BODY = 300_000
+
+BUILD = """
+import json
+from features.settings import get_settings
+from pipelines.flows import features_flow, ingest_flow, train_flow
+from training.registry import set_alias
+s = get_settings()
+ingest_flow("simulator", s)
+features_flow(s)
+versions = [train_flow(settings=s).version for _ in range(3)]
+set_alias(s, "champion", versions[0])
+print("VERSIONS=" + json.dumps(versions))
+"""
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    import os
+
+    root = tmp_path_factory.mktemp("serving")
+    env = {
+        **os.environ,
+        **state_env(root, n_assets=10, max_epochs=2),
+        "TWINOPS_FEAST__TTL_DAYS": "400",
+        "TWINOPS_SERVING__MODEL_POLL_S": "0.3",
+        "TWINOPS_SERVING__MAX_BATCH": str(MAX_BATCH),
+        "TWINOPS_SERVING__MAX_BODY_BYTES": str(MAX_BODY),
+    }
+    env.pop("PREFECT_API_URL", None)
+    env = with_api_key(env)
+    done = subprocess.run([sys.executable, "-c", BUILD], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("VERSIONS="))
+    env["_VERSIONS"] = line.split("=", 1)[1]
+    env["_ROOT"] = str(root)
+    return env
+
+
+@pytest.fixture(scope="module")
+def settings(env):
+    from features.settings import Settings
+
+    return Settings(state_dir=env["TWINOPS_STATE_DIR"], data_dir=env["TWINOPS_DATA_DIR"],
+                    feast={"ttl_days": 400})
+
+
+@pytest.fixture(scope="module")
+def versions(env):
+    return json.loads(env["_VERSIONS"])
+
+
+@pytest.fixture(scope="module")
+def server(env):
+    from pathlib import Path
+
+    srv = RunningServer(env, Path(env["_ROOT"]) / "server.log")
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def assets(settings):
+    from features import datastore
+
+    return sorted(set(datastore.load_readings(settings)["asset_id"]))
+
+
+def post(server, path, body, headers=AUTH, **kw):
+    return httpx.post(f"{server.url}{path}", json=body, headers=headers, timeout=30, **kw)
+
+
+def readings_of(settings, asset):
+    from features import datastore
+
+    r = datastore.load_readings(settings)
+    r = r[r["asset_id"] == asset].sort_values("cycle")
+    return r
+
+
+def as_json_rows(frame):
+    rows = []
+    for rec in frame.to_dict("records"):
+        rec["timestamp"] = pd.Timestamp(rec["timestamp"]).isoformat()
+        rec["cycle"] = int(rec["cycle"])
+        rows.append({k: (str(v) if k == "asset_id" else v) for k, v in rec.items()})
+    return rows
+
+
+# ---------------------------------------------------------------- auth + probes
+def test_api_key_required_except_probes(server, assets):
+    body = {"asset_ids": [assets[0]]}
+    assert post(server, "/predict", body, headers={}).status_code == 401
+    assert post(server, "/predict", body, headers={"X-API-Key": "wrong"}).status_code == 401
+    assert post(server, "/ingest", {"readings": [{}]}, headers={}).status_code == 401
+    assert post(server, "/predict", body, headers={"X-API-Key": KEY}).status_code == 200
+    assert post(server, "/predict", body).status_code == 200  # Bearer
+    for path in ("/healthz", "/readyz", "/metrics", "/docs.json"):
+        assert httpx.get(f"{server.url}{path}", timeout=10).status_code == 200, path
+    ready = httpx.get(f"{server.url}/readyz", timeout=10).json()
+    assert ready["ready"] is True and ready["feature_store"] == "ok"
+    spec = httpx.get(f"{server.url}/docs.json", timeout=10).json()
+    assert {"/predict", "/predict_window", "/ingest", "/feedback"} <= set(spec["paths"])
+
+
+# ---------------------------------------------------------------- bad input
+def _reading(asset="a", cycle=1, **over):
+    from features.contract import MEASUREMENT_COLUMNS
+
+    row = {"asset_id": asset, "timestamp": "2026-01-01T00:00:00+00:00", "cycle": cycle,
+           **dict.fromkeys(MEASUREMENT_COLUMNS, 1.0)}
+    row.update(over)
+    return row
+
+
+BAD = [
+    ("/predict", {"asset_ids": "a1"}, 400, "asset_ids"),  # wrong type
+    ("/predict", {}, 400, "asset_ids"),  # missing field
+    ("/predict", {"asset_ids": []}, 400, "asset_ids"),  # empty batch
+    ("/predict", {"asset_ids": [f"a{i}" for i in range(MAX_BATCH + 1)]}, 400, "asset_ids"),
+    ("/predict", {"asset_ids": ["a"], "horizon": "soon"}, 400, "horizon"),
+    ("/predict", {"asset_ids": ["a"], "horizon": -1}, 400, "horizon"),
+    ("/predict_window", {"readings": [_reading(sensor_3=float("nan"))]}, 400, "sensor_3"),
+    ("/predict_window", {"readings": [_reading(sensor_4=float("inf"))]}, 400, "sensor_4"),
+    ("/predict_window", {"readings": [_reading(sensor_99=1.0)]}, 400, "sensor_99"),
+    ("/predict_window", {"readings": [{k: v for k, v in _reading().items() if k != "sensor_5"}]},
+     400, "sensor_5"),
+    ("/predict_window", {"readings": [_reading(cycle="x")]}, 400, "cycle"),
+    ("/predict_window", {"readings": [_reading(cycle=c) for c in range(1, 4)]}, 400, "readings"),
+    ("/predict_window", {"readings": []}, 400, "readings"),
+    ("/feedback", {"events": [{"asset_id": "a", "event": "explosion", "cycle": 3}]}, 400,
+     "event"),
+    ("/feedback", {"events": [{"asset_id": "a", "event": "failure"}]}, 400, "cycle"),
+    ("/feedback", {"events": []}, 400, "events"),
+    ("/ingest", {"rows": []}, 400, "readings"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "field"), BAD,
+                         ids=[f"{p}-{f}-{i}" for i, (p, _, _, f) in enumerate(BAD)])
+def test_bad_input_is_a_4xx_naming_the_field(server, path, body, status, field):
+    content = json.dumps(body, allow_nan=True)  # NaN / Infinity literals, as sloppy clients send
+    r = httpx.post(f"{server.url}{path}", content=content,
+                   headers={**AUTH, "Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == status, r.text
+    assert field in r.text, r.text
+
+
+def test_unparsable_and_oversized_bodies(server):
+    url = f"{server.url}/predict"
+    headers = {**AUTH, "Content-Type": "application/json"}
+    r = httpx.post(url, content=b"{not json", headers=headers, timeout=30)
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    r = httpx.post(url, content=b"", headers=headers, timeout=30)
+    assert r.status_code == 400
+    big = json.dumps({"asset_ids": ["x" * 100] * 5000}).encode()
+    assert len(big) > MAX_BODY
+    r = httpx.post(url, content=big, headers=headers, timeout=30)
+    assert r.status_code == 413 and str(MAX_BODY) in r.json()["error"]
+
+    def chunks():  # no Content-Length: the limit is enforced while streaming
+        for _ in range(40):
+            yield b" " * 10_000
+
+    r = httpx.post(url, content=chunks(), headers=headers, timeout=30)
+    assert r.status_code == 413
+
+
+# ---------------------------------------------------------------- predict
+def test_predict_answers_every_field_and_unknown_assets_per_item(server, assets, versions):
+    r = post(server, "/predict", {"asset_ids": [assets[0], "no-such-asset"], "horizon": 20})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    good, unknown = body["predictions"]
+    assert unknown == {"asset_id": "no-such-asset", "error": "unknown asset: no online features"}
+    assert good["rul_lower"] <= good["rul"] <= good["rul_upper"]
+    assert 0 < good["interval_level"] < 1 and 0 <= good["p_fail"] <= 1 and good["horizon"] == 20
+    assert (good["model_name"], good["model_alias"]) == ("twinops-rul", "champion")
+    assert good["model_version"] == body["model_version"]
+    # the simulator's history is from 2024: older than the 400-day TTL -> stale
+    ts = datetime.fromisoformat(good["feature_timestamp"])
+    assert good["stale"] is True and good["feature_age_s"] > 400 * 86400
+    assert abs((datetime.now(UTC) - ts).total_seconds() - good["feature_age_s"]) < 60
+
+
+def test_fast_online_reader_equals_feast_get_online_features(settings, assets):
+    from features.online import make_online_reader
+    from features.store import get_store, online_features
+
+    store = get_store(settings)
+    reader = make_online_reader(settings, store)
+    ids = [*assets, "no-such-asset"]
+    pd.testing.assert_frame_equal(reader.read(ids), online_features(store, ids))
+    pd.testing.assert_frame_equal(reader.read(ids[:1]), online_features(store, ids[:1]))
+
+
+def test_window_features_equal_offline_features(server, settings, assets):
+    from features.transforms import FEATURE_COLUMNS, history_length, window_features
+    from serving.prediction_log import PredictionLog
+
+    asset = assets[-1]
+    history = readings_of(settings, asset)
+    need = history_length(settings.window)
+    cut = len(history) - 5  # a window that ends before the asset's last reading
+    window = history.iloc[cut - need:cut]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    r = post(server, "/predict_window", {"readings": as_json_rows(window)})
+    assert r.status_code == 200, r.text
+    pred = r.json()["predictions"][0]
+    assert pred["asset_id"] == asset and pred["rul"] >= 0
+    offline = window_features(history, settings.window)  # the OFFLINE pipeline, full history
+    expected = offline[offline["cycle"] == int(window["cycle"].iloc[-1])].iloc[0]
+    log = PredictionLog(settings.prediction_log_path)
+    def logged_rows():
+        rows = log.read(since=since)
+        return rows[rows["asset_id"] == asset] if len(rows) else rows
+
+    logged = _wait_for(logged_rows)
+    row = logged.iloc[-1]
+    got = np.array([row[c] for c in FEATURE_COLUMNS], dtype=float)
+    want = expected[FEATURE_COLUMNS].to_numpy(dtype=float)
+    np.testing.assert_array_equal(got, want)  # bit for bit
+
+
+def _wait_for(fetch, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        out = fetch()
+        if len(out) or time.monotonic() > deadline:
+            return out
+        time.sleep(0.1)
+
+
+# ---------------------------------------------------------------- ingest + feedback
+def test_ingest_stores_rows_pushes_features_and_rejects_with_reasons(server, settings):
+    from features import datastore
+    from features.store import offline_path
+    from features.transforms import history_length
+
+    n = history_length(settings.window) + 2
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=n)
+    good = [_reading("api-0001", c, timestamp=(start + timedelta(minutes=c)).isoformat(),
+                     sensor_2=640.0 + 0.01 * c) for c in range(1, n + 1)]
+    bad_nan = _reading("api-0001", n + 1, timestamp=(start + timedelta(minutes=n + 1)).isoformat())
+    bad_nan["sensor_7"] = None
+    unknown_field = _reading("api-0001", n + 2, sensor_99=3.0)
+    duplicate = dict(good[3])
+    content = json.dumps({"readings": [*good, bad_nan, unknown_field, duplicate]})
+    r = httpx.post(f"{server.url}/ingest", content=content,
+                   headers={**AUTH, "Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["accepted"] == body["appended"] == n
+    reasons = {x["index"]: x["reason"] for x in body["rejected"]}
+    assert set(reasons) == {n, n + 1, n + 2}
+    assert "sensor_7" in reasons[n] and "sensor_99" in reasons[n + 1]
+    assert "duplicate" in reasons[n + 2]
+    assert body["features_pushed"] == ["api-0001"]
+    stored = readings_of(settings, "api-0001")
+    assert len(stored) == n
+    offline = pd.read_parquet(offline_path(settings))
+    assert (offline["asset_id"] == "api-0001").sum() == 1  # newest row appended offline
+    assert any(settings.quarantine_dir.glob("quarantine-*.parquet"))
+
+    pred = post(server, "/predict", {"asset_ids": ["api-0001"]}).json()["predictions"][0]
+    assert pred["stale"] is False and pred["feature_age_s"] < 3600
+    assert datetime.fromisoformat(pred["feature_timestamp"]) == start + timedelta(minutes=n)
+
+    again = post(server, "/ingest", {"readings": good[:3]})  # idempotent re-send
+    assert again.status_code == 200 and again.json()["already_stored"] == 3
+    conflict = post(server, "/ingest", {"readings": [{**good[0], "sensor_2": 1.0}]})
+    assert conflict.status_code == 422 and "conflicts" in conflict.text
+    assert (datastore.load_readings(settings)["asset_id"] == "api-0001").sum() == n
+
+
+def test_feedback_records_events(server, settings, assets):
+    from features import datastore
+
+    asset = assets[1]
+    history = readings_of(settings, asset)
+    by_cycle, by_time = history.iloc[-10], history.iloc[-5]  # not the run's own failure
+    r = post(server, "/feedback", {"events": [
+        {"asset_id": asset, "event": "maintenance", "cycle": int(by_cycle["cycle"])},
+        {"asset_id": asset, "event": "failure",
+         "timestamp": pd.Timestamp(by_time["timestamp"]).isoformat()},
+    ]})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"appended": 2, "received": 2, "rejected": []}
+    events = datastore.load_events(settings)
+    events = events[events["asset_id"] == asset].set_index("cycle")
+    assert events.loc[int(by_cycle["cycle"]), "event"] == "maintenance"
+    # located by timestamp: the cycle of that reading is filled in
+    assert events.loc[int(by_time["cycle"]), "event"] == "failure"
+    assert pd.Timestamp(events.loc[int(by_cycle["cycle"]), "timestamp"]) == pd.Timestamp(
+        by_cycle["timestamp"])
+    again = post(server, "/feedback", {"events": [
+        {"asset_id": asset, "event": "maintenance", "cycle": int(by_cycle["cycle"])}]})
+    assert again.json() == {"appended": 0, "received": 1, "rejected": []}  # recorded once
+    mixed = post(server, "/feedback", {"events": [
+        {"asset_id": asset, "event": "failure", "cycle": int(history.iloc[-2]["cycle"])},
+        {"asset_id": "ghost", "event": "failure", "cycle": 3}]})
+    assert mixed.status_code == 200, mixed.text  # the valid event is kept, the other explained
+    assert mixed.json()["appended"] == 1
+    assert [p["loc"] for p in mixed.json()["rejected"]] == [["events", 1]]
+    assert "ghost" in mixed.json()["rejected"][0]["msg"]
+    unknown = post(server, "/feedback", {"events": [
+        {"asset_id": "ghost", "event": "failure", "cycle": 3}]})
+    assert unknown.status_code == 422 and "ghost" in unknown.text
+
+
+# ---------------------------------------------------------------- prediction log
+def test_prediction_log_n_requests_in_n_rows_out(server, settings, assets):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serving.prediction_log import PredictionLog
+
+    log = PredictionLog(settings.prediction_log_path)
+    marker = datetime.now(UTC)
+    n = 200
+
+    def one(i):
+        return post(server, "/predict", {"asset_ids": [assets[i % len(assets)]]}).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(one, range(n)))
+    assert codes == [200] * n
+    deadline = time.monotonic() + 15
+    while len(log.read(since=marker)) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(log.read(since=marker)) == n
+
+
+# ---------------------------------------------------------------- hot swap + tampering
+def test_hot_swap_under_load_then_tampered_version_is_refused(server, settings, assets,
+                                                              versions):
+    from training.registry import set_alias
+
+    v1, v2, v3 = versions
+    assert post(server, "/predict", {"asset_ids": [assets[0]]}).json()["model_version"] == v1
+    per_thread: list[list[str]] = [[] for _ in range(4)]
+    failures, stop = [], threading.Event()
+
+    def hammer(seen):
+        with httpx.Client(headers=AUTH, timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    r = client.post(f"{server.url}/predict", json={"asset_ids": assets[:3]})
+                    body = r.json()
+                    if r.status_code != 200 or any("error" in p for p in body["predictions"]):
+                        failures.append(r.text)
+                    versions_in = {p["model_version"] for p in body["predictions"]}
+                    if versions_in != {body["model_version"]}:
+                        failures.append(f"mixed versions in one answer: {body}")
+                    seen.append(body["model_version"])
+                except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                    failures.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer, args=(seen,)) for seen in per_thread]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    set_alias(settings, "champion", v2)
+    deadline = time.monotonic() + 30
+    while any(not s or s[-1] != v2 for s in per_thread) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not failures, failures[:3]
+    for seen in per_thread:  # each client: v1 ... v1 v2 ... v2, never back
+        assert seen[0] == v1 and seen[-1] == v2
+        first_v2 = seen.index(v2)
+        assert set(seen[:first_v2]) == {v1} and set(seen[first_v2:]) == {v2}
+
+    # Tamper with v3's weights in the artifact store, then point champion at it.
+    from mlflow import MlflowClient
+
+    source = MlflowClient(settings.tracking_uri).get_model_version("twinops-rul", v3).source
+    model_id = source.rsplit("/", 1)[-1]  # models:/m-<id>: the logged model's own folder
+    weights = [p for p in settings.artifact_root.rglob("weights.safetensors")
+               if model_id in p.parts]
+    assert len(weights) == 1, (source, weights)
+    for w in weights:
+        data = bytearray(w.read_bytes())
+        data[-1] ^= 0xFF
+        w.write_bytes(bytes(data))
+    set_alias(settings, "champion", v3)
+    deadline = time.monotonic() + 30
+    health = {}
+    while time.monotonic() < deadline:
+        health = httpx.get(f"{server.url}/healthz", timeout=10).json()
+        if health["hot_swap"]["failed_version"] == v3:
+            break
+        time.sleep(0.2)
+    assert health["hot_swap"]["failed_version"] == v3, health
+    assert "sha256" in health["hot_swap"]["last_error"]
+    r = post(server, "/predict", {"asset_ids": [assets[0]]})
+    assert r.status_code == 200 and r.json()["model_version"] == v2
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert f'model_version="{v2}"' in metrics and "twinops_model_info" in metrics
+    assert 'twinops_model_swaps_total{outcome="refused"}' in metrics

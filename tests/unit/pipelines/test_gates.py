@@ -1,0 +1,50 @@
+"""The promotion gates are a pure function: each rule can pass and can fail."""
+
+from __future__ import annotations
+
+import pytest
+
+from features.settings import ReviewSettings
+from pipelines.gates import review_gates
+
+GOOD_PHYSICS = {"min_rul": 0.0, "min_health": 0.02, "max_health": 0.99,
+                "damage_reversal_share": 0.01, "time_consistency_residual": 1.2}
+CHAMPION = {"rmse": 20.0, "phm08_score": 1000.0, "coverage": 0.9}
+
+
+def failing(result) -> set[str]:
+    return {c.name for c in result.checks if not c.passed}
+
+
+def test_equal_candidate_passes_and_no_champion_skips_comparison():
+    rules = ReviewSettings()
+    assert review_gates(dict(CHAMPION), GOOD_PHYSICS, CHAMPION, rules).passed
+    result = review_gates(dict(CHAMPION), GOOD_PHYSICS, None, rules)
+    assert result.passed and "skipped" in result.checks[0].detail
+
+
+@pytest.mark.parametrize(
+    ("metrics", "physics", "expected"),
+    [
+        ({"rmse": 21.5}, {}, {"rmse vs champion"}),  # 7.5% worse > 5% tolerance
+        ({"phm08_score": 1300.0}, {}, {"phm08 score vs champion"}),
+        ({"coverage": 0.6}, {}, {"interval coverage"}),
+        ({"coverage": 1.0}, {}, {"interval coverage"}),
+        ({}, {"min_rul": -0.5}, {"RUL >= 0"}),
+        ({}, {"max_health": 1.2}, {"health in [0, 1]"}),
+        ({}, {"damage_reversal_share": 0.3}, {"monotone damage"}),
+        ({}, {"time_consistency_residual": 9.0}, {"time consistency"}),
+    ],
+)
+def test_each_rule_fails_on_its_own(metrics, physics, expected):
+    result = review_gates({**CHAMPION, **metrics}, {**GOOD_PHYSICS, **physics}, CHAMPION,
+                          ReviewSettings())
+    assert not result.passed
+    assert failing(result) == expected
+    assert all(f.split(":")[0] in expected for f in result.failures)
+
+
+def test_tolerances_come_from_config():
+    worse = {**CHAMPION, "rmse": 21.5}
+    assert not review_gates(worse, GOOD_PHYSICS, CHAMPION, ReviewSettings()).passed
+    assert review_gates(worse, GOOD_PHYSICS, CHAMPION, ReviewSettings(rmse_tolerance=0.1)).passed

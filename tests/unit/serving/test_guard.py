@@ -1,0 +1,85 @@
+"""RequestGuard (ASGI, no server): keys as SHA-256 digests, 401 / 413 / bad JSON 400, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from serving.guard import RequestGuard, key_digest
+
+KEY = "s3cret"
+
+
+def run(guard, *, path="/predict", method="POST", headers=(), chunks=(b'{"a": 1}',)):
+    sent, seen = [], {}
+    body_parts = list(chunks)
+
+    async def receive():
+        if body_parts:
+            chunk = body_parts.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(body_parts)}
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    async def app(scope, receive_, send_):
+        message = await receive_()
+        seen["body"] = message.get("body")
+        await send_({"type": "http.response.start", "status": 200, "headers": []})
+
+    scope = {"type": "http", "path": path, "method": method,
+             "headers": [(k.encode(), v.encode()) for k, v in headers]}
+    asyncio.run(guard(app)(scope, receive, send))
+    status = sent[0]["status"] if sent else None
+    body = json.loads(sent[1]["body"]) if len(sent) > 1 else None
+    return status, body, seen.get("body")
+
+
+def make():
+    def factory(inner):
+        return RequestGuard(inner, auth_enabled=True, key_digests=[key_digest(KEY)],
+                            max_body_bytes=100)
+    return factory
+
+
+def test_missing_or_wrong_key_is_401_and_the_app_never_runs():
+    for headers in ((), (("x-api-key", "nope"),), (("authorization", "Basic " + KEY),)):
+        status, body, reached = run(make(), headers=headers)
+        assert status == 401 and "API key" in body["error"] and reached is None
+
+
+def test_valid_key_by_bearer_or_header_reaches_the_app_with_the_body():
+    for headers in ((("authorization", f"Bearer {KEY}"),), (("x-api-key", KEY),)):
+        status, _, reached = run(make(), headers=headers)
+        assert status == 200 and reached == b'{"a": 1}'
+
+
+def test_probes_are_open():
+    for path in ("/healthz", "/readyz", "/metrics", "/docs.json"):
+        status, _, _ = run(make(), path=path, method="GET", chunks=())
+        assert status == 200
+
+
+def test_body_limit_by_header_and_while_streaming():
+    key = ("x-api-key", KEY)
+    status, body, _ = run(make(), headers=(key, ("content-length", "101")))
+    assert status == 413 and "100" in body["error"]
+    status, _, reached = run(make(), headers=(key,), chunks=(b"{" + b" " * 60, b" " * 60 + b"}"))
+    assert status == 413 and reached is None
+
+
+def test_unparsable_json_is_400_before_bentoml():
+    key = ("x-api-key", KEY)
+    for chunks, needle in (((b"{oops",), "not valid JSON"), ((b"",), "empty body"),
+                           ((b"[1, 2]",), "JSON object")):
+        status, body, _ = run(make(), headers=(key,), chunks=chunks)
+        assert status == 400 and needle in body["error"]
+
+
+def test_auth_off_only_when_configured():
+    def factory(inner):
+        return RequestGuard(inner, auth_enabled=False, key_digests=[], max_body_bytes=100)
+
+    status, _, _ = run(factory)
+    assert status == 200

@@ -1,0 +1,57 @@
+"""ModelHolder: swaps when the alias moves, keeps the old model when a load fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from serving.hot_swap import ModelHolder
+
+
+@dataclass
+class M:
+    version: str
+
+
+def holder(target, loads):
+    state = {"target": target}
+
+    def load():
+        outcome = loads[state["target"]]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    h = ModelHolder(M("1"), where_is=lambda: state["target"], load=load, poll_s=0)
+    return h, state
+
+
+def test_swaps_when_the_alias_moves():
+    swapped = []
+    h, state = holder("1", {"2": M("2")})
+    h._on_swap = swapped.append
+    assert h.check_once() is False and h.current.version == "1"
+    state["target"] = "2"
+    assert h.check_once() is True and h.current.version == "2"
+    assert swapped == [M("2")] and h.report()["swaps"] == 1
+
+
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving_and_is_reported():
+    h, state = holder("3", {"3": RuntimeError("artifact sha256 mismatch"), "4": M("4")})
+    assert h.check_once() is False
+    assert h.current.version == "1"
+    report = h.report()
+    assert report["failed_version"] == "3" and "sha256" in report["last_error"]
+    assert report["failures"] == 1
+    assert h.check_once() is False and h.report()["failures"] == 1  # not retried
+    state["target"] = "4"  # the alias moves on: a new attempt
+    assert h.check_once() is True and h.current.version == "4"
+    assert h.report()["last_error"] is None
+
+
+def test_registry_outage_keeps_serving():
+    def boom():
+        raise ConnectionError("registry down")
+
+    h = ModelHolder(M("1"), where_is=boom, load=lambda: M("2"), poll_s=0)
+    assert h.check_once() is False and h.current.version == "1"
+    assert "registry down" in h.report()["last_error"]
