@@ -112,7 +112,7 @@ def command(
     data_dir: Annotated[Path | None, typer.Option(help="Data dir of --state-dir.")] = None,
     seconds: Annotated[int, typer.Option(help="Seconds per wrk run.")] = 10,
     baseline: Annotated[bool, typer.Option(help="Also measure `mlflow models serve`.")] = True,
-    workers: Annotated[int, typer.Option(help="BentoML worker processes.")] = 1,
+    workers: Annotated[int, typer.Option(help="BentoML workers (as `twinops serve`).")] = 2,
 ) -> None:
     """POST /predict p50/p99 at 1 client, req/s at 1 and 32, vs `mlflow models serve`."""
     if shutil.which("wrk") is None:

@@ -82,6 +82,10 @@ class TrainingSettings(BaseModel):
 class ServingSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 3000
+    #: BentoML worker processes for `twinops serve`: one per core. With one worker on
+    #: 2 cores the server is CPU-bound on one core (p99 ~15 ms at one client); with two
+    #: every latency/throughput target of the serve benchmark held (README → Serving).
+    workers: int = 2
     #: Default horizon (cycles) for the probability of failure.
     horizon: int = 30
     max_batch: int = 256

@@ -197,8 +197,10 @@ def serve(
     """Serve `models:/<name>@champion` over HTTP with BentoML (POST /predict)."""
     settings = _settings()
     cmd = serve_command(settings, host or settings.serving.host, port or settings.serving.port)
-    typer.echo("$ " + shlex.join(cmd))
-    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+    env = os.environ.copy()
+    env.setdefault("BENTOML_CONFIG_OPTIONS", f"services.twinops.workers={settings.serving.workers}")
+    typer.echo(f"$ BENTOML_CONFIG_OPTIONS={env['BENTOML_CONFIG_OPTIONS']} " + shlex.join(cmd))
+    raise typer.Exit(subprocess.call(cmd, env=env))
 
 
 @monitor_app.callback(invoke_without_command=True)
@@ -323,11 +325,7 @@ def run(
     from pipelines.summary import where_to_look
 
     summary = run_flow(settings, live_drift=drift)
-    typer.echo(
-        where_to_look(
-            settings, summary, serve_command(settings, settings.serving.host, settings.serving.port)
-        )
-    )
+    typer.echo(where_to_look(settings, summary))
 
 
 def _review_call(fn, *args, **kwargs):

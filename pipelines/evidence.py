@@ -151,9 +151,15 @@ def gather(settings: Settings, version: str) -> Evidence:
 
     candidate = load_version(settings, version)
     champion_version = get_alias_version(settings, "champion")
-    champion = (load_version(settings, champion_version)
-                if champion_version and champion_version != str(version) else None)
+    champion, load_notes = None, []
+    if champion_version and champion_version != str(version):
+        try:
+            champion = load_version(settings, champion_version)
+        except (ValueError, RuntimeError, LookupError) as exc:  # e.g. an older artifact format
+            load_notes.append(f"champion v{champion_version} could not be loaded ({exc}); "
+                              "the candidate was NOT compared with it")
     units, notes = pinned_units(settings, candidate.run_id, champion.run_id if champion else None)
+    notes = load_notes + notes
     frame = evaluation_frame(settings, units)
     if frame.empty:
         raise RuntimeError(f"no labelled evaluation rows for units {units}")

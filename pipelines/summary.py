@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
+from pathlib import Path
 
 from features.settings import Settings
 
 
-def where_to_look(settings: Settings, summary: dict, serve_cmd: list[str]) -> str:
+def where_to_look(settings: Settings, summary: dict) -> str:
     train = summary["train"]
     monitor = summary.get("monitor") or {}
     promoted = summary.get("promoted") or {}
@@ -44,10 +46,13 @@ def where_to_look(settings: Settings, summary: dict, serve_cmd: list[str]) -> st
     lines += [
         "",
         "browse experiments:",
-        f"  .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000",
+        f"  {shlex.quote(str(Path(sys.executable).parent / 'mlflow'))} ui "
+        f"--backend-store-uri {settings.tracking_uri} --port 5000",
         "serve the champion (API keys off: an explicit local-demo setting; see README → Serving):",
         f"  TWINOPS_STATE_DIR={shlex.quote(str(settings.state_dir))} "
-        "TWINOPS_SERVING__AUTH_ENABLED=false " + shlex.join(serve_cmd),
+        "TWINOPS_SERVING__AUTH_ENABLED=false "
+        f"{shlex.quote(str(Path(sys.executable).parent / 'twinops'))} serve "
+        f"--host {host} --port {port}",
         "then get a prediction:",
         f"  curl -s -X POST http://{host}:{port}/predict -H 'Content-Type: application/json' "
         f"-d '{body}'",
