@@ -63,8 +63,8 @@ def join_truth(log: pd.DataFrame, events: pd.DataFrame, cap: float | None) -> pd
 def realized_errors(settings: Settings) -> pd.DataFrame:
     """Realized errors of every logged prediction whose truth is known by now."""
     from features.datastore import load_events
+    from features.prediction_log import PredictionLog
     from monitoring.drift import distinct_states
-    from serving.prediction_log import PredictionLog
 
     if not settings.prediction_log_path.exists():
         return join_truth(_empty_log(), load_events(settings), settings.training.rul_cap)

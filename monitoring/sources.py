@@ -66,8 +66,8 @@ def load_monitored(source: str, settings: Settings) -> MonitoredFrame:
     """Resolve a source string to monitored rows (see the module docstring)."""
     name, sep, option = source.partition(":")
     if name == PREDICTIONS:
+        from features.prediction_log import PredictionLog
         from monitoring.drift import distinct_states
-        from serving.prediction_log import PredictionLog
 
         since, until = parse_time_range(option if sep else "")
         log = PredictionLog(settings.prediction_log_path)

@@ -253,8 +253,8 @@ def score_flow(asset_ids: list[str] | None = None, settings: Settings | None = N
     import functools
 
     from features import datastore, store
+    from features.prediction_log import PredictionLog
     from serving.predict import ServedModel, predict_assets
-    from serving.prediction_log import PredictionLog
     from serving.schemas import PredictRequest
     from training.registry import load_by_alias
 

@@ -48,8 +48,8 @@ def monitoring_frames_task(settings: Settings, since: datetime | None):
     import pandas as pd
 
     from features import datastore, store
+    from features.prediction_log import utc_iso
     from monitoring.sources import TRUE_RUL, MonitoredFrame, load_monitored, with_true_rul
-    from serving.prediction_log import utc_iso
 
     current = load_monitored("predictions" + (f":{utc_iso(since)}" if since else ""), settings)
     reference = with_true_rul(

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from serving.prediction_log import PredictionLog, utc_iso
+from features.prediction_log import PredictionLog, utc_iso
 
 logger = logging.getLogger("bentoml.twinops.prediction_log")
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from features.online import OnlineRows
-    from serving.prediction_log import PredictionLog
+    from features.prediction_log import PredictionLog
 
 logger = logging.getLogger(__name__)
 

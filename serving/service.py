@@ -75,11 +75,11 @@ class TwinService:
         import torch
 
         from features.online import make_online_reader
+        from features.prediction_log import PredictionLog
         from features.settings import get_settings
         from features.store import get_store
         from serving.hot_swap import ModelHolder
         from serving.log_writer import BackgroundLogWriter
-        from serving.prediction_log import PredictionLog
         from training.registry import get_alias_version
 
         torch.set_num_threads(1)

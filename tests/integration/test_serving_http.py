@@ -242,8 +242,8 @@ def test_fast_online_reader_equals_feast_get_online_features(settings, assets):
 
 
 def test_window_features_equal_offline_features(server, settings, assets):
+    from features.prediction_log import PredictionLog
     from features.transforms import FEATURE_COLUMNS, history_length, window_features
-    from serving.prediction_log import PredictionLog
 
     asset = assets[-1]
     history = readings_of(settings, asset)
@@ -359,7 +359,7 @@ def test_feedback_records_events(server, settings, assets):
 def test_prediction_log_n_requests_in_n_rows_out(server, settings, assets):
     from concurrent.futures import ThreadPoolExecutor
 
-    from serving.prediction_log import PredictionLog
+    from features.prediction_log import PredictionLog
 
     log = PredictionLog(settings.prediction_log_path)
     marker = datetime.now(UTC)

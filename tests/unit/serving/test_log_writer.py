@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from features.prediction_log import PredictionLog
 from serving.log_writer import BackgroundLogWriter
-from serving.prediction_log import PredictionLog
 
 
 def rec(i):

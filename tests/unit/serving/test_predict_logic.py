@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.prediction_log import PredictionLog
 from serving.predict import NOT_FINITE, UNKNOWN_ASSET, ServedModel, known_mask, predict_assets
-from serving.prediction_log import PredictionLog
 from serving.schemas import PredictRequest
 
 FEATURES = ["cycle", "sensor_2_mean", "sensor_2_slope"]

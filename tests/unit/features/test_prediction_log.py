@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from serving.prediction_log import PredictionLog, utc_iso
+from features.prediction_log import PredictionLog, utc_iso
 
 
 def record(i: int, **extra):

@@ -4,6 +4,11 @@
                                              │  SQLite file, WAL journal
     monitoring (drift, performance) ◄── PredictionLog.read(since, until) -> DataFrame
 
+Why in features/: the log is data that two stages share — serving writes it,
+monitoring reads it — and imports flow one way (features ← training ←
+serving; monitoring uses features), so it lives at the bottom, beside the
+other stores.
+
 Why SQLite: it is embedded (no server), durable (a committed transaction
 survives a crash), and in WAL mode many readers run beside one writer, so
 several BentoML worker processes can append while `twinops monitor` reads.
