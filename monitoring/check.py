@@ -135,6 +135,7 @@ def drift_check(
         "stage": stage,
         "unmatched_share": test.unmatched_share,
         "skipped_columns": test.skipped_columns,
+        "reason": test.reason,
         "n_reference": len(ref),
         "n_current": len(cur),
         "n_reference_assets": test.n_reference_assets,

@@ -95,6 +95,7 @@ def _facts(drift: Any) -> dict[str, Any]:
         "drifted": list(drifted),
         "unmatched_share": float(get("unmatched_share", 0.0) or 0.0),
         "verdict": bool(get("drift", False)),
+        "reason": str(get("reason", "") or ""),
     }
 
 
@@ -153,6 +154,10 @@ def decide_retrain(
             triggers.append(
                 f"drift share {facts['share']:.2f} >= {policy.max_drift_share:.2f} ({cols})"
             )
+        if policy.trigger_on_verdict and facts["verdict"] and not facts["drifted"] and (
+            facts["reason"]
+        ):  # no per-column test could run, e.g. the whole cohort is outside every stage
+            triggers.append(f"drift verdict: {facts['reason']}")
         critical = [c for c in policy.critical_columns if c in facts["drifted"]]
         if critical:
             triggers.append(f"critical column(s) drifted: {', '.join(critical)}")

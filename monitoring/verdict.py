@@ -83,6 +83,8 @@ class StageTest:
     n_current_rows: int
     unmatched_share: float
     skipped_columns: list[str]
+    #: Why the verdict is what it is when no per-column test could run.
+    reason: str = ""
 
 
 def _bin_edges(stage: np.ndarray, n_bins: int) -> np.ndarray:
@@ -131,7 +133,17 @@ def stage_matched_test(
     matched = cur_bin >= 0
     unmatched_share = float(1.0 - matched.mean()) if len(cur_bin) else 0.0
     if not matched.any():
-        raise ValueError(f"no current row lies in a life stage ({stage_column}) the reference has")
+        # The reference runs to failure, so it spans every real life stage: a cohort
+        # that lands entirely outside it is one the stage estimate (the model) has
+        # never seen — a new operating regime does exactly this. That is drift, and
+        # saying so beats failing the check.
+        return StageTest(
+            drift=bool(len(cur_bin)), share=1.0 if len(cur_bin) else 0.0, columns={},
+            n_reference_assets=int(reference[asset_column].nunique()),
+            n_current_assets=int(current[asset_column].nunique()), n_current_rows=0,
+            unmatched_share=unmatched_share, skipped_columns=list(columns),
+            reason=f"no current row lies in a life stage ({stage_column}) the reference "
+                   "has: the current data is outside everything the model was trained on")
 
     ref_x = reference[columns].to_numpy(dtype=float)
     cur_x = current[columns].to_numpy(dtype=float)[matched]

@@ -79,7 +79,22 @@ def test_unmatched_stages_and_constant_columns_are_reported(reference):
     assert res.skipped_columns == ["flat"] and "flat" not in res.columns
 
 
-def test_no_overlap_in_stage_is_an_error(reference):
-    cur = fleet(5, 0.0, 1.0, seed=8).assign(stage=9.0)
-    with pytest.raises(ValueError, match="life stage"):
-        stage_matched_test(reference, cur, SENSORS, "stage")
+def test_a_cohort_outside_every_reference_stage_is_drift_not_an_error():
+    import numpy as np
+    import pandas as pd
+
+    from monitoring.policy import RetrainPolicy, decide_retrain
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"asset_id": np.repeat([f"r{i}" for i in range(10)], 20),
+                              "rul": np.tile(np.arange(20.0), 10),
+                              "s": rng.normal(size=200)})
+    current = pd.DataFrame({"asset_id": ["c1", "c2"] * 5, "rul": [500.0] * 10,
+                            "s": rng.normal(size=10)})
+    test = stage_matched_test(reference, current, ["s"], "rul")
+    assert test.drift and test.unmatched_share == 1.0 and "outside" in test.reason
+    decision = decide_retrain(
+        {"drift": test.drift, "share": test.share, "columns": test.columns,
+         "n_current": 40, "reason": test.reason},
+        RetrainPolicy(min_rows=1), now=pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime())
+    assert decision.retrain and any("outside" in r for r in decision.reasons)
