@@ -173,7 +173,7 @@ def promote(
 
 
 def serve_command(settings, host: str, port: int) -> list[str]:
-    """The exact command that serves the champion (also printed by `twinops run`)."""
+    """The BentoML command `twinops serve` runs (printed before it starts)."""
     return [
         sys.executable,
         "-m",

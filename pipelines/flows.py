@@ -199,7 +199,7 @@ def evaluate_flow(version: str | None = None, settings: Settings | None = None) 
     from training.registry import evaluate_and_gate
 
     settings = _settings(settings)
-    floor = evaluate_and_gate(settings, version, set_challenger=False)
+    floor = evaluate_and_gate(settings, version)
     version = floor["version"]
     if not floor["passed"]:
         review.mark_rejected(settings, version, floor["reasons"])

@@ -313,13 +313,12 @@ def latest_version(settings) -> str | None:
     return str(max(int(v.version) for v in versions)) if versions else None
 
 
-def evaluate_and_gate(
-    settings, version: str | int | None = None, *, set_challenger: bool = True
-) -> dict:
-    """Gate a version on the metrics its run measured on held-out assets.
+def evaluate_and_gate(settings, version: str | int | None = None) -> dict:
+    """The floor gate: does a version beat a constant-RUL predictor on held-out assets?
 
-    Passing versions get the alias `challenger`; every verdict is written on the
-    version as tags (`gate.passed`, `gate.reasons`) so the registry shows why.
+    The verdict is written on the version as tags (`gate.passed`, `gate.reasons`)
+    so the registry shows why. Aliases are not touched here: `challenger` is set
+    by the review gates (pipelines/review.py), which run after this one.
     The held-out metrics were computed in `fit` on assets never used for
     training, so re-scoring here would only repeat them.
     """
@@ -338,7 +337,5 @@ def evaluate_and_gate(
         passed, reasons = passes_gate(metrics, baseline, settings)
     tag_version(settings, version, {"gate.passed": str(passed).lower(),
                                     "gate.reasons": " | ".join(reasons)})
-    if passed and set_challenger:
-        set_alias(settings, "challenger", version)
     return {"version": version, "passed": passed, "reasons": reasons,
             "metrics": {k: v for k, v in metrics.items() if k.startswith("val_")}}
