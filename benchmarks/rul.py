@@ -12,10 +12,12 @@
                                       ▼
                         mean/std over seeds ─► F.json + a table on stdout
 
-Protocol (the usual one for C-MAPSS): train on the training units (validation split by
-unit inside `fit`, which also picks the epoch and calibrates the intervals), training target
-capped at `settings.training.rul_cap` (125), one prediction per test unit at its last cycle,
-scored against RUL_FDxxx.txt as given (uncapped). Nothing here is tuned on the test units.
+Protocol (the usual one for C-MAPSS): train on the training units (validation by unit
+inside `fit`: cross-fitted folds, each unit predicted out of fold by the ensemble members
+that never saw it; those predictions pick the epoch and calibrate the intervals), training
+target capped at `settings.training.rul_cap` (125), one prediction per test unit at its last
+cycle, scored against RUL_FDxxx.txt as given (uncapped). Nothing here is tuned on the test
+units: every choice was made on the out-of-fold validation RMSE.
 `--train-fraction F` keeps a random F of the training units (the low-data regime, same test
 set); `--unlabelled` also keeps the others, truncated and without labels, as in-service
 assets that only the physics terms can use (see training.datamodule).

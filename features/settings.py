@@ -71,8 +71,11 @@ class TrainingSettings(BaseModel):
     #: Time-consistency pairs link a reading to one 1..pair_max_gap readings later
     #: (1 = the next one; longer gaps were worse on C-MAPSS validation units).
     pair_max_gap: int = 1
-    #: Fraction of run-to-failure assets held out (by asset) for validation + calibration.
-    val_fraction: float = 0.2
+    #: Cross-fitting folds (by asset): ensemble member k never trains on fold k mod n_folds,
+    #: and every run-to-failure asset is predicted out of fold for early stopping,
+    #: calibration and the validation metrics (training.datamodule). <= n_members.
+    n_folds: int = Field(default=5, ge=2)
+    linear_health: bool = False
     interval_level: float = 0.9
     #: Evaluation gate: a version becomes `challenger` only if its validation RMSE
     #: beats a constant-mean predictor by this factor (0.9 = at least 10% lower).

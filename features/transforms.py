@@ -18,18 +18,24 @@ window, in a fixed order — no cumulative sums whose rounding would depend on h
 much history came before. (pandas' rolling().mean() uses running sums, whose
 last bits do depend on the history length, which is why it is not used here.)
 
-Features (88 floats, static so Feast's schema and the model's input never move), at two
-time scales — the `window` (short) and LONG_WINDOW_FACTOR x `window` readings (long):
+Features (130 floats, static so Feast's schema and the model's input never move), at three
+time scales — the `window` (30 readings), a short one (`window` // SHORT_WINDOW_DIVISOR,
+10) and a long one (LONG_WINDOW_FACTOR x `window`, 90):
   <sensor>_mean        mean over the window (21)
   <sensor>_slope       least-squares slope per cycle over the window; 0 for one point (21)
+  <sensor>_mean_short  mean over the short window (21)
+  <sensor>_slope_short slope over the short window (21)
   <sensor>_mean_long   mean over the long window (21)
   <sensor>_slope_long  slope over the long window (21)
   op_setting_1..3      current operating settings (3)
   cycle                the asset's age in cycles (1)
-Why two scales: degradation is slow next to the sensor noise. The short window follows
-recent change; the long one averages 3x more readings, so its level and trend are ~sqrt(3)
-(level) to ~5x (slope) less noisy. On C-MAPSS FD001 adding it cut the validation-unit RMSE
-of the RUL model from 11.5 to 8.6 cycles (benchmarks/rul.py; chosen on validation units).
+Why three scales: degradation is slow next to the sensor noise but speeds up near the end
+(the exponential wear of the C-MAPSS generator). The long window averages 3x more readings,
+so its level and trend are ~sqrt(3) (level) to ~5x (slope) less noisy; the short one lags
+the least, which matters where wear accelerates. Each was chosen on validation units of
+C-MAPSS FD001 (benchmarks/rul.py, out-of-fold RMSE of the RUL model): adding the long scale
+cut it from 11.5 to 8.6 cycles, the short scale from 8.16 to 7.97 (3 seeds); a 150-reading
+scale made it worse (8.30).
 Constant sensors (e.g. sensor_1 in FD001) give constant features; the trainer's
 scaler must tolerate zero variance. Online, an asset needs `history_length(window)`
 readings for the full long window (fewer at the start of life, exactly as offline).
@@ -48,9 +54,20 @@ MEAN_COLUMNS: list[str] = [f"{s}_mean" for s in SENSOR_COLUMNS]
 SLOPE_COLUMNS: list[str] = [f"{s}_slope" for s in SENSOR_COLUMNS]
 LONG_MEAN_COLUMNS: list[str] = [f"{s}_mean_long" for s in SENSOR_COLUMNS]
 LONG_SLOPE_COLUMNS: list[str] = [f"{s}_slope_long" for s in SENSOR_COLUMNS]
-#: The long window is this many short windows.
+SHORT_MEAN_COLUMNS: list[str] = [f"{s}_mean_short" for s in SENSOR_COLUMNS]
+SHORT_SLOPE_COLUMNS: list[str] = [f"{s}_slope_short" for s in SENSOR_COLUMNS]
+#: The long window is this many windows.
 LONG_WINDOW_FACTOR = 3
-_WINDOW_COLUMNS = [*MEAN_COLUMNS, *SLOPE_COLUMNS, *LONG_MEAN_COLUMNS, *LONG_SLOPE_COLUMNS]
+#: The short window is the window divided by this (at least one reading).
+SHORT_WINDOW_DIVISOR = 3
+_WINDOW_COLUMNS = [
+    *MEAN_COLUMNS,
+    *SLOPE_COLUMNS,
+    *LONG_MEAN_COLUMNS,
+    *LONG_SLOPE_COLUMNS,
+    *SHORT_MEAN_COLUMNS,
+    *SHORT_SLOPE_COLUMNS,
+]
 #: The model's input, in order. Static: the Feast schema is generated from it.
 FEATURE_COLUMNS: list[str] = [*_WINDOW_COLUMNS, *SETTING_COLUMNS, CYCLE]
 #: Columns of window_features' output (cycle appears once, as the key and as a feature).
@@ -63,6 +80,11 @@ def _sorted(readings: pd.DataFrame) -> pd.DataFrame:
     return readings.sort_values([ASSET_ID, TIMESTAMP, CYCLE], kind="mergesort").reset_index(
         drop=True
     )
+
+
+def short_window(window: int) -> int:
+    """Readings in the short-scale window."""
+    return max(1, window // SHORT_WINDOW_DIVISOR)
 
 
 def history_length(window: int) -> int:
@@ -114,7 +136,7 @@ def _trailing_stats(
 
 def window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
     """One feature row per reading, over that asset's trailing `window` readings (and
-    `history_length(window)` readings for the long-scale features).
+    `short_window(window)` / `history_length(window)` readings for the short / long scales).
 
     Output is sorted by (asset_id, timestamp, cycle) with a fresh index; `cycle` is
     int64, every other feature float64. `window` counts readings, not cycles.
@@ -127,6 +149,7 @@ def window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
     pos = df.groupby(ASSET_ID, sort=False).cumcount().to_numpy()
     mean_y, slope = _trailing_stats(y, c, pos, window)
     mean_long, slope_long = _trailing_stats(y, c, pos, history_length(window))
+    mean_short, slope_short = _trailing_stats(y, c, pos, short_window(window))
 
     out = pd.DataFrame(
         {
@@ -139,7 +162,15 @@ def window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
     )
     feats = pd.DataFrame(
         np.hstack(
-            [mean_y, slope, mean_long, slope_long, df[SETTING_COLUMNS].to_numpy(dtype=np.float64)]
+            [
+                mean_y,
+                slope,
+                mean_long,
+                slope_long,
+                mean_short,
+                slope_short,
+                df[SETTING_COLUMNS].to_numpy(dtype=np.float64),
+            ]
         ),
         columns=[*_WINDOW_COLUMNS, *SETTING_COLUMNS],
     )

@@ -202,6 +202,8 @@ def champion_stage(settings: Settings) -> Callable[[pd.DataFrame], np.ndarray] |
     model = load_by_alias(settings, "champion")
 
     def predict(frame: pd.DataFrame) -> np.ndarray:
-        return model.predictor.predict(frame, horizon=settings.serving.horizon)["rul"].to_numpy()
+        # out of fold: reference units the champion trained on get honest stages too
+        out = model.predictor.predict(frame, horizon=settings.serving.horizon, out_of_fold=True)
+        return out["rul"].to_numpy()
 
     return predict

@@ -1,7 +1,8 @@
 """Evidence for a promotion review: candidate vs champion on the same pinned units.
 
-    candidate run ─► split.json (held-out units) ─┐
-    champion run  ─► split.json (its training units, excluded: no home advantage)
+    candidate run ─► split.json (units it predicts out of sample) ─┐
+    champion run  ─► split.json (units it can only predict in sample, excluded: no home
+                     advantage; none for cross-fitted models)
     offline features (Feast parquet) + RUL labels from the event table ─► evaluation frame
         │  pinned by (DVC data hash, unit list) — both recorded, so it can be re-run
         ▼
@@ -10,9 +11,12 @@
                (RUL >= 0, health in [0,1], monotone damage, time consistency),
                predictions (for the report's plots)
 
-Metrics come from training.evaluate (the same code that gates training), so a
-reviewer sees the numbers the platform decides on. The target is capped like
-in training; coverage is scored on the uncapped RUL the intervals are calibrated on.
+Both models predict out of fold (training.artifact.RULPredictor.predict): a unit either
+model trained on is predicted only by the ensemble members that never saw it, so both are
+compared on data they did not learn from. Metrics come from training.evaluate (the same
+code that gates training), so a reviewer sees the numbers the platform decides on. The
+target is capped like in training; coverage is scored on the uncapped RUL the intervals
+are calibrated on.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ def evaluation_frame(settings: Settings, units: list[str] | None) -> pd.DataFram
 
 
 def pinned_units(settings: Settings, candidate_run: str, champion_run: str | None):
-    """Units the candidate never trained on, minus those the champion trained on."""
+    """Units the candidate predicts out of sample, minus those the champion cannot."""
     notes: list[str] = []
     held_out = _split(settings, candidate_run).get("val_assets")
     if not held_out:
@@ -121,8 +125,8 @@ def model_evidence(settings: Settings, loaded, frame: pd.DataFrame) -> ModelEvid
     predictor = loaded.predictor
     horizon = settings.serving.horizon
     cap = float(predictor.spec.rul_cap)
-    metrics = evaluate(predictor, frame, horizon=horizon)
-    predictions = predictor.predict(frame, horizon=horizon)
+    metrics = evaluate(predictor, frame, horizon=horizon, out_of_fold=True)
+    predictions = predictor.predict(frame, horizon=horizon, out_of_fold=True)
     target = np.minimum(frame["rul"].to_numpy(dtype=float), cap)
     bands = {}
     for lo, hi in RUL_BANDS:
@@ -131,7 +135,7 @@ def model_evidence(settings: Settings, loaded, frame: pd.DataFrame) -> ModelEvid
             bands[f"{lo:g}-{hi:g}"] = M.rmse(target[mask], predictions["rul"].to_numpy()[mask])
     calibration = {}
     for level in CALIBRATION_LEVELS:
-        out = predictor.predict(frame, horizon=horizon, level=level)
+        out = predictor.predict(frame, horizon=horizon, level=level, out_of_fold=True)
         calibration[level] = M.interval_coverage(frame["rul"].to_numpy(dtype=float),
                                                  out["rul_lower"], out["rul_upper"])
     predictions = predictions.assign(asset_id=frame["asset_id"].to_numpy(),

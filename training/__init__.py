@@ -4,7 +4,7 @@
         │
         ▼
     datamodule ──► module (LightningModule: network + physics losses) ──► train.fit
-        (split by asset,   (RULNet: features -> RUL >= 0, health in [0, 1])    │
+        (folds by asset,   (RULNet: features -> RUL >= 0, health in [0, 1])    │
          scaler, pairs)                                                      ▼
                                               artifact dir (weights.safetensors + model.json,
                                               conformal calibration) ──► registry (MLflow pyfunc,

@@ -51,6 +51,12 @@ class ModelSpec:
     n_layers: int = 2
     dropout: float = 0.0
     n_members: int = 1
+    #: Cross-fitting (training.datamodule): member k never trained on the assets of fold
+    #: k mod n_folds; `asset_folds` maps each run-to-failure training asset to its fold.
+    #: 0 / {} for a model without folds (then nothing can be predicted out of fold).
+    n_folds: int = 0
+    asset_folds: dict = field(default_factory=dict)
+    linear_health: bool = False
     physics: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -116,6 +122,7 @@ def load_predictor(path: str | Path) -> RULPredictor:
         dropout=spec.dropout,
         rul_scale=spec.rul_cap,
         n_members=spec.n_members,
+        linear_health=spec.linear_health,
     )
     net.load_state_dict(load_file(str(root / WEIGHTS_FILE)), strict=True)
     net.eval()
@@ -146,18 +153,48 @@ class RULPredictor:
     def physics_params(self) -> dict:
         return dict(self.spec.physics)
 
-    def raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Point RUL and health for an already validated (n, n_features) float array."""
+    def raw(
+        self, x: np.ndarray, folds: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Point RUL and health for an already validated (n, n_features) float array.
+
+        `folds` (one int per row, -1 = none): rows with a fold are predicted by the members
+        that held that fold out in training (out of fold), the others by all members.
+        """
+        from training.network import member_folds
+
         torch = self._torch
-        z = (np.asarray(x, dtype=np.float32) - self._mean) * self._inv_std
+        z = torch.from_numpy(
+            np.ascontiguousarray((np.asarray(x, dtype=np.float32) - self._mean) * self._inv_std)
+        )
         with torch.inference_mode():
-            rul, health = self.net(torch.from_numpy(np.ascontiguousarray(z)))
+            if folds is None or not (np.asarray(folds) >= 0).any():
+                rul, health = self.net(z)
+            else:
+                rul, health = self.net.members(z)  # (K, n)
+                f = torch.from_numpy(np.asarray(folds, dtype=np.int64))
+                member_fold = member_folds(self.spec.n_members, self.spec.n_folds)
+                use = (member_fold[:, None] == f[None, :]) | (f[None, :] < 0)
+                w = use.to(rul.dtype) / use.sum(0).clamp_min(1)
+                rul, health = (rul * w).sum(0), (health * w).sum(0)
         return rul.numpy().astype(np.float64), health.numpy().astype(np.float64)
 
+    def folds_of(self, asset_ids) -> np.ndarray:
+        """Fold of each asset id in training (-1 for assets the model never trained on)."""
+        folds = self.spec.asset_folds
+        return np.array([folds.get(str(a), -1) for a in asset_ids], dtype=np.int64)
+
     def predict_array(
-        self, x: np.ndarray, horizon: float, level: float | None = None
+        self,
+        x: np.ndarray,
+        horizon: float,
+        level: float | None = None,
+        folds: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """Fast path: (n, n_features) array in `feature_columns` order -> dict of 1-d arrays."""
+        """Fast path: (n, n_features) array in `feature_columns` order -> dict of 1-d arrays.
+
+        `folds`: see `raw` (evaluation only; serving predicts with every member).
+        """
         x = np.asarray(x, dtype=np.float64)
         if x.ndim == 1:
             x = x.reshape(1, -1)
@@ -172,7 +209,7 @@ class RULPredictor:
                 f"{int(bad.any(axis=1).sum())} row(s) have NaN/inf features in columns: {cols}"
             )
         level = self.interval_level if level is None else float(level)
-        rul, health = self.raw(x)
+        rul, health = self.raw(x, folds)
         lower, upper = self.calibration.interval(rul, level)
         return {
             "rul": rul,
@@ -183,10 +220,19 @@ class RULPredictor:
             "health": health,
         }
 
-    def predict(self, features_df, horizon: float, level: float | None = None):
+    def predict(
+        self,
+        features_df,
+        horizon: float,
+        level: float | None = None,
+        out_of_fold: bool = False,
+    ):
         """Frame with the feature columns (extras ignored) -> DataFrame of OUTPUT_COLUMNS.
 
         The output keeps the input index, so callers can join back asset ids.
+        `out_of_fold` (needs `asset_id`): each training asset is predicted only by the
+        members that never trained on it, so evaluating on training assets is honest;
+        other assets get the full ensemble, as in serving.
         """
         import pandas as pd
 
@@ -194,5 +240,6 @@ class RULPredictor:
         if missing:
             raise ValueError(f"missing feature columns: {missing}")
         x = features_df[self.feature_columns].to_numpy(dtype=np.float64, na_value=np.nan)
-        out = self.predict_array(x, horizon, level)
+        folds = self.folds_of(features_df["asset_id"]) if out_of_fold else None
+        out = self.predict_array(x, horizon, level, folds)
         return pd.DataFrame(out, index=features_df.index, columns=OUTPUT_COLUMNS)

@@ -33,11 +33,16 @@ def constant_rmse(train_target_mean: float, frame, cap: float) -> float:
     return M.rmse(y, np.full_like(y, train_target_mean))
 
 
-def evaluate(predictor, frame, horizon: int = 30, level: float | None = None) -> dict[str, float]:
-    """Metrics of `predictor` on every row of a labelled `frame` (capped target, like training)."""
+def evaluate(
+    predictor, frame, horizon: int = 30, level: float | None = None, out_of_fold: bool = False
+) -> dict[str, float]:
+    """Metrics of `predictor` on every row of a labelled `frame` (capped target, like training).
+
+    `out_of_fold`: training assets are predicted by the members that never saw them.
+    """
     cap = float(predictor.spec.rul_cap)
     df = frame.sort_values(["asset_id", "cycle"], kind="stable")
-    out = predictor.predict(df, horizon=horizon, level=level)
+    out = predictor.predict(df, horizon=horizon, level=level, out_of_fold=out_of_fold)
     y = _capped_target(df, cap)
     pred = out["rul"].to_numpy()
     lo, hi = out["rul_lower"].to_numpy(), out["rul_upper"].to_numpy()

@@ -1,15 +1,18 @@
 """LightningModule: wires RULNet and the physics terms into one loss; logs the metrics.
 
-    batch (x, x_next, y, y_next, dt, rul_raw, has_next, labelled)
-        │ RULNet.members on x and x_next: K ensemble members, each term averaged over them
+    batch (x, x_next, y, y_next, dt, rul_raw, has_next, labelled, fold, survived)
+        │ RULNet.members on x and x_next: K ensemble members; member k sees only the rows
+        │ outside its held-out fold (k mod F), in every term below
         ▼
     loss = mse_labelled((rul - y)/cap)                          data term (capped target)
-         + w_tc * mean_pairs(((rul_t - rul_next - dt)/cap)^2)   (a) time consistency (non-plateau;
+         + w_tc * [ mean_pairs(((rul_t - rul_next - dt)/cap)^2) (a) time consistency (non-plateau;
                                                                     unlabelled rows: predicted)
+                  + mean_unlabelled(max(0, min(s, cap) - rul)^2/cap^2) ] (a') censoring bound
          + w_dl * [ mean((D - exp(-alpha rul))^2)               (b) damage law, learnable alpha
                   + mean_pairs(max(0, D_t - D_next)^2) ]        (b') monotone damage
     logs: train/loss, train/data_loss, train/physics_tc, train/physics_dl,
-          val/rmse (cycles, capped target), val/physics_residual (RMS of (a) in cycles)
+          val/rmse (cycles, capped target, out of fold: each asset predicted by the members
+          that held it out), val/physics_residual (RMS of (a) in cycles, same predictions)
 
 Everything is divided by the cap so the data term and the physics terms have the same
 unit (fraction of the cap): a time-consistency violation of k cycles costs as much as a
@@ -25,11 +28,17 @@ import lightning as L
 import torch
 
 from training import physics
-from training.network import RULNet
+from training.network import RULNet, member_folds
 
 #: Unlabelled pairs count as past the plateau only where the prediction is below this share
 #: of the cap (chosen a priori, not tuned: one validation-RMSE-sized margin at cap 125).
 UNLABELLED_REGIME_SHARE = 0.8
+
+
+def out_of_fold_mean(values: torch.Tensor, held_out: torch.Tensor) -> torch.Tensor:
+    """Per row, the mean over the members that held the row out ((K, n) -> (n,); NaN if none)."""
+    m = held_out.to(values.dtype)
+    return (values * m).sum(0) / m.sum(0)
 
 
 class RULModule(L.LightningModule):
@@ -46,13 +55,20 @@ class RULModule(L.LightningModule):
         weight_damage_law: float = 0.1,
         alpha0: float | None = None,
         max_epochs: int = 30,
-        n_members: int = 1,
+        n_members: int = 2,
+        n_folds: int = 2,
+        linear_health: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = RULNet(
-            n_features, hidden_size, n_layers, dropout, rul_scale=rul_cap, n_members=n_members
+            n_features, hidden_size, n_layers, dropout, rul_scale=rul_cap, n_members=n_members,
+            linear_health=linear_health,
         )
+        if not 2 <= n_folds <= n_members:
+            raise ValueError(f"need 2 <= n_folds <= n_members, got {n_folds}, {n_members}")
+        #: the fold each member holds out (never trains on, predicts out of fold)
+        self.register_buffer("member_fold", member_folds(n_members, n_folds), persistent=False)
         self.damage_law = physics.ExponentialDamageLaw(alpha0 or 3.0 / rul_cap)
         self.cap = float(rul_cap)
         self.best_rmse = float("inf")
@@ -69,15 +85,16 @@ class RULModule(L.LightningModule):
 
         Every ensemble member gets its own data and physics terms (averaged over members),
         so each member is a complete physics-informed model; the damage law is shared by
-        the fleet. `rul` / `r_tc` are the ensemble-mean prediction and its residual (what
-        is served, hence what validation reports).
+        the fleet. Member k sees no row of its held-out fold, in any term. `rul` / `r_tc`
+        are the out-of-fold prediction and its residual (what validation reports).
         """
-        x, x_next, y, _y_next, dt, rul_raw, has_next, labelled = batch
+        x, x_next, y, _y_next, dt, rul_raw, has_next, labelled, fold, survived = batch
         rul, health = self.net.members(x)  # (K, n)
         rul_n, health_n = self.net.members(x_next)
         cap = self.cap
-        pairs = has_next > 0
-        known = labelled > 0
+        seen = self.member_fold[:, None] != fold[None, :]  # (K, n): rows member k trains on
+        pairs = (has_next > 0) & seen
+        known = (labelled > 0) & seen
         data = physics.masked_mean_square((rul - y) / cap, known)
         r_tc, m_known = physics.time_consistency_residual(rul, rul_n, dt, cap, target_t=rul_raw)
         # Unlabelled rows: the prediction decides whether the pair is past the plateau, with a
@@ -86,18 +103,24 @@ class RULModule(L.LightningModule):
         _, m_pred = physics.time_consistency_residual(rul, rul_n, dt, UNLABELLED_REGIME_SHARE * cap)
         m_tc = torch.where(known, m_known, m_pred)
         tc = physics.masked_mean_square(r_tc / cap, m_tc & pairs)
-        law = physics.masked_mean_square(self.damage_law.residual(rul, health))
+        # (a') unlabelled (censored) rows: RUL(t) >= the cycles the asset kept running
+        censored = (labelled <= 0) & seen
+        tc = tc + physics.masked_mean_square(
+            physics.censored_rul_residual(rul, survived, cap) / cap, censored
+        )
+        law = physics.masked_mean_square(self.damage_law.residual(rul, health), seen)
         mono = physics.masked_mean_square(
             physics.monotone_damage_residual(1.0 - health, 1.0 - health_n), pairs
         )
-        mean_rul = rul.mean(0)
+        held_out = ~seen
+        oof = out_of_fold_mean(rul, held_out)
         return {
             "data": data,
             "tc": tc,
             "dl": law + mono,
-            "rul": mean_rul,
-            "r_tc": mean_rul - rul_n.mean(0) - dt,
-            "m_tc": (m_known & pairs & known).expand_as(mean_rul),
+            "rul": oof,
+            "r_tc": oof - out_of_fold_mean(rul_n, held_out) - dt,
+            "m_tc": m_known & (has_next > 0) & (labelled > 0) & (fold >= 0),
         }
 
     def training_step(self, batch, batch_idx):
@@ -118,7 +141,7 @@ class RULModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         t = self.losses(batch)
         y = batch[2]
-        err = (t["rul"] - y).double()
+        err = (t["rul"] - y).double()  # validation rows are labelled, each in one fold
         m = t["m_tc"]
         self._val_sums += torch.stack(
             [

@@ -3,6 +3,7 @@
     network outputs                      physics terms (residuals; 0 = consistent)
     ───────────────                      ─────────────────────────────────────────
     rul(t), rul(t+dt) ─────────────────► (a) time consistency   r = rul(t) - rul(t+dt) - dt
+    rul(t), still running s cycles on ─► (a') censoring bound    r = max(0, min(s, cap) - rul(t))
     health h = 1 - D ─┬────────────────► (b) damage law         r = D - exp(-alpha * rul)
                       └────────────────► (b') monotone damage    r = max(0, D(t) - D(t+dt))
     raw logits ────────────────────────► (c) bounds via activations: rul = s*softplus(z) >= 0,
@@ -92,6 +93,17 @@ def time_consistency_residual(
     regime = target_t if target_t is not None else rul_t.detach()
     mask = regime <= cap if target_t is not None else regime < cap
     return r, mask
+
+
+def censored_rul_residual(rul_t: torch.Tensor, survived: torch.Tensor, cap: float) -> torch.Tensor:
+    """max(0, min(survived, cap) - rul(t)): positive only where the prediction is too short.
+
+    An asset still running `survived` cycles after t had RUL(t) = survived + RUL(last) >=
+    survived: (a) integrated up to its last reading, plus the bound RUL >= 0. On the capped
+    scale the bound is min(survived, cap). This is what an in-service (censored) history
+    says about its RUL without any failure label.
+    """
+    return F.relu(torch.clamp(survived, max=cap) - rul_t)
 
 
 # --------------------------------------------------------- (b') monotonicity

@@ -1,14 +1,14 @@
 """`fit(frame, settings)`: train, calibrate, evaluate and save one RUL model.
 
     frame ──► clean (drop NaN/inf feature rows; NaN rul = unlabelled, kept)
-          ──► RULDataModule (split labelled assets; unlabelled ones feed the physics; pairs)
+          ──► RULDataModule (labelled assets into F folds; unlabelled ones feed the physics)
                                                           │
-                      L.Trainer(cpu, seeded, no logger/checkpoints, early stop on val/rmse)
+       L.Trainer(cpu, seeded, no logger/checkpoints, early stop on out-of-fold val/rmse)
                                                           │ best weights (in memory)
                                                           ▼
-             predictions on held-out assets ──► ConformalCalibration (split conformal)
+             out-of-fold predictions, every labelled asset ──► ConformalCalibration (CV+)
                                                           │
-             save_artifact(dir) ──► load_predictor(dir) ──► evaluate on held-out assets
+             save_artifact(dir) ──► load_predictor(dir) ──► evaluate out of fold
                                                           ▼
              FitResult(predictor, metrics, artifact_dir, physics_params, ...)
 
@@ -17,12 +17,15 @@ evaluated here is byte-for-byte what the registry stores and serving loads.
 The data-only baseline is the same call with settings.training.weight_* = 0.
 
 Intervals are calibrated on the uncapped RUL (see training.conformal), the point model on
-the capped target. Honest calibration numbers: the held-out assets both calibrate the
-intervals and report them, so `val_coverage` / `val_width` are computed leave-one-asset-out
-(each held-out asset is scored with intervals calibrated on the other held-out assets); the
-in-sample value is `val_coverage_insample`. Early stopping also looks at these assets; its
-selection effect on the residuals is small next to the asset-to-asset spread and is
-accepted here.
+the capped target. Every labelled asset is predicted out of fold (by the ensemble members
+that never trained on it, training.datamodule), and those predictions pick the epoch,
+calibrate the intervals and give the `val_*` metrics. Honest calibration numbers: the same
+assets both calibrate the intervals and report them, so `val_coverage` / `val_width` are
+computed leave-one-asset-out (each asset is scored with intervals calibrated on the others);
+the in-sample value is `val_coverage_insample`. The served model averages all members, so it
+is a little more accurate than its out-of-fold figures: they, and the intervals calibrated on
+them, err on the conservative side. Early stopping also looks at these predictions; its
+selection effect (one epoch number for the whole fleet) is small and accepted here.
 """
 
 from __future__ import annotations
@@ -51,7 +54,10 @@ class FitResult:
     params: dict = field(default_factory=dict)
     #: held-out rows: asset_id, cycle, rul_true (capped), rul, rul_lower, rul_upper, p_fail, health
     val_predictions: object = None
+    #: assets the model can only predict in sample (none with cross-fitting; older models
+    #: with a single validation split listed their training assets here)
     train_assets: list[str] = field(default_factory=list)
+    #: assets the model predicts out of sample (`predict(..., out_of_fold=True)`)
     val_assets: list[str] = field(default_factory=list)
     #: dtype name of each feature column in the training frame (the pyfunc signature uses them)
     feature_dtypes: dict[str, str] = field(default_factory=dict)
@@ -133,7 +139,7 @@ def fit(
     from training import evaluate as ev
     from training.artifact import ModelSpec, load_predictor, save_artifact
     from training.datamodule import RULDataModule, infer_feature_columns
-    from training.module import RULModule
+    from training.module import RULModule, out_of_fold_mean
 
     ts = settings.training
     horizon = int(horizon if horizon is not None else settings.serving.horizon)
@@ -150,9 +156,8 @@ def fit(
     L.seed_everything(ts.seed, workers=True, verbose=False)
 
     t0 = time.perf_counter()
-    dm = RULDataModule(
-        frame, cols, ts.rul_cap, ts.val_fraction, ts.batch_size, ts.seed, ts.pair_max_gap
-    )
+    n_folds = max(2, min(ts.n_folds, ts.n_members))
+    dm = RULDataModule(frame, cols, ts.rul_cap, n_folds, ts.batch_size, ts.seed, ts.pair_max_gap)
     module = RULModule(
         n_features=len(cols),
         hidden_size=ts.hidden_size,
@@ -162,6 +167,8 @@ def fit(
         weight_damage_law=ts.weight_damage_law,
         max_epochs=ts.max_epochs,
         n_members=ts.n_members,
+        n_folds=dm.n_folds,
+        linear_health=ts.linear_health,
     )
     try:
         with _quiet_lightning():
@@ -185,10 +192,12 @@ def fit(
     train_seconds = time.perf_counter() - t0
     net = module.net.cpu().eval()
 
-    # ---- split-conformal calibration on the held-out assets
+    # ---- conformal calibration on the out-of-fold predictions of every labelled asset
     vp = dm.val_pairs
     with torch.inference_mode():
-        val_pred = net(torch.from_numpy(vp.x))[0].numpy().astype(np.float64)
+        members = net.members(torch.from_numpy(vp.x))[0]
+    held_out = module.member_fold[:, None].cpu() == torch.from_numpy(vp.fold)[None, :]
+    val_pred = out_of_fold_mean(members, held_out).numpy().astype(np.float64)
     y_val = vp.y.astype(np.float64)
     # Calibrate against the *uncapped* RUL: the interval and p_fail are about when the asset
     # fails, not about the training target. Near the cap this widens the upper side honestly
@@ -208,6 +217,9 @@ def fit(
         n_layers=module.hparams.n_layers,
         dropout=module.hparams.dropout,
         n_members=ts.n_members,
+        n_folds=dm.n_folds,
+        asset_folds=dict(dm.folds),
+        linear_health=ts.linear_health,
         physics={
             **physics_params,
             "weight_time_consistency": ts.weight_time_consistency,
@@ -215,8 +227,8 @@ def fit(
         },
         metadata={
             "trained_at": datetime.now(UTC).isoformat(),
-            "train_assets": len(dm.train_assets),
-            "val_assets": dm.val_assets,
+            "labelled_assets": len(dm.labelled_assets),
+            "unlabelled_assets": len(dm.unlabelled_assets),
             "seed": ts.seed,
         },
     )
@@ -225,10 +237,10 @@ def fit(
     )
     predictor = load_predictor(artifact_dir)
 
-    # ---- metrics on the held-out assets, with the predictor as stored
-    val_frame = dm.val_frame.sort_values(["asset_id", "cycle"], kind="stable")
-    m = ev.evaluate(predictor, val_frame, horizon=horizon)
-    out = predictor.predict(val_frame, horizon=horizon)
+    # ---- out-of-fold metrics on every labelled asset, with the predictor as stored
+    val_frame = dm.labelled_frame.sort_values(["asset_id", "cycle"], kind="stable")
+    m = ev.evaluate(predictor, val_frame, horizon=horizon, out_of_fold=True)
+    out = predictor.predict(val_frame, horizon=horizon, out_of_fold=True)
     cov, width = _loao_coverage(out["rul"].to_numpy(), y_true, vp.asset_id, ts.interval_level)
     train_mean = float(dm.train_pairs.y[dm.train_pairs.labelled > 0].mean())
     metrics = {f"val_{k}": float(v) for k, v in m.items()}
@@ -244,7 +256,7 @@ def fit(
             "epochs": float(trainer.current_epoch),
             "best_epoch": float(module.best_epoch),
             "n_dropped_rows": float(n_dropped),
-            "n_train_rows": float(len(dm.train_frame)),
+            "n_train_rows": float(len(dm.labelled_frame)),
             "n_unlabelled_rows": float(dm.n_unlabelled_rows),
         }
     )
@@ -260,8 +272,8 @@ def fit(
     params = {
         **ts.model_dump(),
         "n_features": len(cols),
-        "n_train_assets": len(dm.train_assets),
-        "n_val_assets": len(dm.val_assets),
+        "n_train_assets": len(dm.labelled_assets),
+        "n_folds": dm.n_folds,
         "horizon": horizon,
         "damage_law": physics_params["damage_law"],
     }
@@ -273,7 +285,7 @@ def fit(
         feature_columns=cols,
         params=params,
         val_predictions=val_predictions,
-        train_assets=dm.train_assets,
-        val_assets=dm.val_assets,
+        train_assets=[],
+        val_assets=dm.labelled_assets,
         feature_dtypes={c: str(frame[c].dtype) for c in cols},
     )

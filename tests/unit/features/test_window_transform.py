@@ -13,6 +13,7 @@ from features.transforms import (
     OUTPUT_COLUMNS,
     history_length,
     latest_window_features,
+    short_window,
     window_features,
 )
 
@@ -39,7 +40,7 @@ def _tiny() -> pd.DataFrame:
 
 
 def test_feature_columns_static_and_output_layout():
-    assert len(FEATURE_COLUMNS) == 88 and len(set(FEATURE_COLUMNS)) == 88
+    assert len(FEATURE_COLUMNS) == 130 and len(set(FEATURE_COLUMNS)) == 130
     assert FEATURE_COLUMNS[:2] == ["sensor_1_mean", "sensor_2_mean"]
     assert FEATURE_COLUMNS[-4:] == [*SETTING_COLUMNS, "cycle"]
     out = window_features(_tiny(), 3)
@@ -64,6 +65,9 @@ def test_hand_checked_values_window_3():
     # The long scale (3 windows = 9 readings) still sees all 4 readings of A.
     assert out["sensor_2_mean_long"][("A", 4)] == pytest.approx(15 / 4, abs=1e-12)
     assert out["sensor_2_slope_long"][("A", 4)] == pytest.approx(2.3, abs=1e-12)
+    # The short scale (3 // 3 = 1 reading) is the current value, with slope 0.
+    assert out["sensor_2_mean_short"][("A", 4)] == 8.0
+    assert out["sensor_2_slope_short"][("A", 4)] == 0.0
     # Settings are the current values; constant sensors give zero slope.
     assert out["op_setting_1"].eq(0.5).all() and out["sensor_3_slope"].eq(0.0).all()
 
@@ -97,7 +101,8 @@ def test_matches_naive_reference():
     ours = window_features(r, 7)
     ref = _naive(r, 7)
     long = _naive(r, history_length(7)).add_suffix("_long")
-    ref = pd.concat([ref, long], axis=1)
+    short = _naive(r, short_window(7)).add_suffix("_short")
+    ref = pd.concat([ref, long, short], axis=1)
     for c in ref.columns:
         np.testing.assert_allclose(
             ours[c].to_numpy(), ref[c].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=c

@@ -97,3 +97,24 @@ def test_save_refuses_non_empty_dir(tmp_path):
     net, spec, _ = _artifact(tmp_path / "other")
     with pytest.raises(FileExistsError):
         save_artifact(tmp_path / "m", net, spec)
+
+
+def test_out_of_fold_predictions_use_only_the_members_that_held_the_asset_out(tmp_path):
+    torch.manual_seed(0)
+    net = RULNet(len(COLS), 8, n_members=4)  # members 0,2 hold out fold 0; 1,3 fold 1
+    cal = ConformalCalibration.fit(np.linspace(0, 125, 400), np.linspace(0, 125, 400))
+    spec = ModelSpec(
+        n_features=3, hidden_size=8, feature_columns=COLS, scaler_mean=[0.0, 0.0, 0.0],
+        scaler_std=[1.0, 1.0, 1.0], rul_cap=125.0, interval_level=0.9,
+        calibration=cal.to_dict(), n_members=4, n_folds=2, asset_folds={"u0": 0, "u1": 1},
+    )
+    pred = load_predictor(save_artifact(tmp_path / "m", net, spec))
+    df = _frame(3).assign(asset_id=["u0", "u1", "new"])
+    z = torch.tensor(df[COLS].to_numpy(), dtype=torch.float32)
+    with torch.no_grad():
+        members = net.members(z)[0].numpy()
+    oof = pred.predict(df, horizon=30, out_of_fold=True)["rul"].to_numpy()
+    np.testing.assert_allclose(oof, [members[[0, 2], 0].mean(), members[[1, 3], 1].mean(),
+                                     members[:, 2].mean()], rtol=1e-5)
+    served = pred.predict(df, horizon=30)["rul"].to_numpy()  # serving: every member
+    np.testing.assert_allclose(served, members.mean(0), rtol=1e-5)

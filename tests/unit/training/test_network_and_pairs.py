@@ -1,4 +1,4 @@
-"""The deep-ensemble network, long-gap time-consistency pairs and unlabelled (in-service) rows."""
+"""The deep-ensemble network, cross-fitting folds, trajectory pairs and unlabelled rows."""
 
 import numpy as np
 import pandas as pd
@@ -8,8 +8,14 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("lightning")
 
 from training import physics  # noqa: E402
-from training.datamodule import RULDataModule, Standardizer, build_pairs  # noqa: E402
-from training.network import RULNet  # noqa: E402
+from training.datamodule import (  # noqa: E402
+    NO_FOLD,
+    RULDataModule,
+    Standardizer,
+    assign_folds,
+    build_pairs,
+)
+from training.network import RULNet, member_folds  # noqa: E402
 
 
 def test_ensemble_members_are_independent_and_forward_is_their_mean():
@@ -60,16 +66,43 @@ def test_long_gap_pairs_stay_inside_the_asset_and_satisfy_the_clock():
     assert set(consecutive.dt[consecutive.has_next > 0]) == {1.0}
 
 
+def test_folds_cover_every_labelled_asset_once_and_are_balanced():
+    folds = assign_folds([f"a{i}" for i in range(11)] * 2, n_folds=5, seed=3)
+    assert sorted(folds) == sorted(f"a{i}" for i in range(11))
+    sizes = np.bincount(list(folds.values()))
+    assert len(sizes) == 5 and sizes.max() - sizes.min() <= 1
+    assert assign_folds(["b", "a"], n_folds=5, seed=0).keys() == {"a", "b"}  # F <= assets
+    assert set(assign_folds(["b", "a"], n_folds=5, seed=0).values()) == {0, 1}
+    with pytest.raises(ValueError, match="at least 2"):
+        assign_folds(["a"], n_folds=5, seed=0)
+    assert member_folds(5, 2).tolist() == [0, 1, 0, 1, 0]
+
+
 def test_unlabelled_assets_train_the_physics_only_and_never_validate():
     df = _frame(lives=(30, 40, 50, 35, 45), unlabelled=(4,))
-    dm = RULDataModule(df, ["f", "cycle"], val_fraction=0.25, seed=0, pair_max_gap=5)
+    dm = RULDataModule(df, ["f", "cycle"], n_folds=2, seed=0, pair_max_gap=5)
     assert dm.unlabelled_assets == ["a4"]
-    assert "a4" not in dm.val_assets and "a4" not in dm.train_assets
+    assert "a4" not in dm.folds and dm.labelled_assets == ["a0", "a1", "a2", "a3"]
     assert dm.n_unlabelled_rows == 45
     tp = dm.train_pairs
-    assert tp.labelled.sum() == len(dm.train_frame) and (tp.labelled == 0).sum() == 45
+    assert tp.labelled.sum() == len(dm.labelled_frame) and (tp.labelled == 0).sum() == 45
+    assert (tp.fold[tp.labelled == 0] == NO_FOLD).all() and set(tp.fold[tp.labelled > 0]) == {0, 1}
     assert np.isfinite(tp.rul_raw).all()  # NaN never reaches a loss
-    assert dm.val_pairs.labelled.all()
+    # censoring: the in-service asset ran 44 more cycles after its first reading, 0 after
+    # its last; for a run-to-failure asset "cycles still running" is its true RUL
+    unl = tp.labelled == 0
+    assert tp.survived[unl].max() == 44 and tp.survived[unl].min() == 0
+    np.testing.assert_array_equal(tp.survived[~unl], tp.rul_raw[~unl])
+    assert dm.val_pairs.labelled.all() and (dm.val_pairs.fold >= 0).all()
+
+
+def _batch(n=6, fold=None, labelled=None):
+    x, x_next = torch.randn(n, 2), torch.randn(n, 2)
+    y = torch.full((n,), 50.0)
+    dt, rul_raw, has_next = torch.ones(n), torch.full((n,), 50.0), torch.ones(n)
+    labelled = torch.ones(n) if labelled is None else labelled
+    fold = torch.full((n,), NO_FOLD) if fold is None else fold
+    return [x, x_next, y, y.clone(), dt, rul_raw, has_next, labelled, fold, torch.zeros(n)]
 
 
 def test_loss_ignores_labels_of_unlabelled_rows_but_not_their_physics():
@@ -77,16 +110,46 @@ def test_loss_ignores_labels_of_unlabelled_rows_but_not_their_physics():
 
     torch.manual_seed(0)
     m = RULModule(n_features=2, hidden_size=8, n_members=2)
-    n = 6
-    x, x_next = torch.randn(n, 2), torch.randn(n, 2)
-    y = torch.full((n,), 50.0)
-    dt, rul_raw, has_next = torch.ones(n), torch.full((n,), 50.0), torch.ones(n)
-    labelled = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
-    base = m.losses((x, x_next, y, y, dt, rul_raw, has_next, labelled))
-    y2 = y.clone()
-    y2[3:] = 0.0  # garbage where there is no label
-    again = m.losses((x, x_next, y2, y2, dt, rul_raw, has_next, labelled))
-    assert again["data"].item() == pytest.approx(base["data"].item())
+    b = _batch(labelled=torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0]))
+    base = m.losses(b)
+    garbage = list(b)
+    garbage[2] = b[2].clone()
+    garbage[2][3:] = 0.0  # garbage where there is no label
+    assert m.losses(garbage)["data"].item() == pytest.approx(base["data"].item())
     # without the unlabelled rows' pairs the time-consistency term changes: they count
-    only = m.losses((x, x_next, y, y, dt, rul_raw, has_next * labelled, labelled))
-    assert only["tc"].item() != pytest.approx(base["tc"].item())
+    only = list(b)
+    only[6] = b[6] * b[7]
+    assert m.losses(only)["tc"].item() != pytest.approx(base["tc"].item())
+
+
+def test_a_member_never_learns_from_its_held_out_fold():
+    """Gradients of member k's weights do not depend on the rows of fold k mod F."""
+    from training.module import RULModule
+
+    torch.manual_seed(0)
+    m = RULModule(n_features=2, hidden_size=8, n_members=2, n_folds=2)
+    b = _batch(fold=torch.tensor([0, 0, 0, 1, 1, 1]))
+
+    def member_grads(batch):
+        m.zero_grad()
+        t = m.losses(batch)
+        (t["data"] + t["tc"] + t["dl"]).backward()
+        return m.net.heads.weight.grad.clone()  # (K, hidden, 2)
+
+    g = member_grads(b)
+    changed = list(b)
+    changed[0] = b[0].clone()
+    changed[0][:3] += 5.0  # fold-0 inputs and labels change...
+    changed[2] = b[2].clone()
+    changed[2][:3] = 0.0
+    g2 = member_grads(changed)
+    # ...member 0 (holds out fold 0) sees no difference, member 1 does; terms are mean-
+    # normalised over all members' rows, so compare directions, not magnitudes
+    cos = torch.nn.functional.cosine_similarity(g[0].flatten(), g2[0].flatten(), dim=0)
+    assert cos.item() == pytest.approx(1.0, abs=1e-5)
+    assert not torch.allclose(g[1], g2[1])
+    # validation reports each row from the members that held it out
+    rul, _ = m.net.members(b[0])
+    t = m.losses(b)
+    torch.testing.assert_close(t["rul"][:3], rul[0, :3])
+    torch.testing.assert_close(t["rul"][3:], rul[1, 3:])

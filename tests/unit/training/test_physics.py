@@ -27,6 +27,22 @@ def test_time_consistency_zero_on_true_capped_rul():
     assert physics.masked_mean_square(r).item() > 0.1
 
 
+def test_censoring_bound_zero_on_any_life_longer_than_seen_and_flags_short_ones():
+    cycles, true_rul, capped = _trajectory(life=200)
+    seen_until = 150.0  # the asset was still running at cycle 150: censored there
+    survived = seen_until - cycles[:150]
+    # the true (capped) RUL, and any failure later than the censoring time, satisfy it
+    assert physics.censored_rul_residual(capped[:150], survived, CAP).abs().max() == 0
+    later = torch.clamp(300.0 - cycles[:150], max=CAP)
+    assert physics.censored_rul_residual(later, survived, CAP).abs().max() == 0
+    # predicting failure at cycle 120 contradicts 30 more cycles of observed running
+    early = torch.clamp(120.0 - cycles[:150], min=0.0, max=CAP)
+    r = physics.censored_rul_residual(early, survived, CAP)
+    assert r[100].item() == pytest.approx(30.0) and (r >= 0).all()
+    # on the capped scale the bound never asks for more than the cap
+    assert physics.censored_rul_residual(torch.tensor([CAP]), torch.tensor([500.0]), CAP) == 0
+
+
 def test_time_consistency_flags_violations_and_handles_gaps():
     _, true_rul, capped = _trajectory()
     noisy = capped + 3.0 * torch.sin(torch.arange(len(capped), dtype=torch.float32))
