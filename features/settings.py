@@ -75,7 +75,6 @@ class TrainingSettings(BaseModel):
     #: and every run-to-failure asset is predicted out of fold for early stopping,
     #: calibration and the validation metrics (training.datamodule). <= n_members.
     n_folds: int = Field(default=5, ge=2)
-    linear_health: bool = False
     interval_level: float = 0.9
     #: Evaluation gate: a version becomes `challenger` only if its validation RMSE
     #: beats a constant-mean predictor by this factor (0.9 = at least 10% lower).

@@ -56,7 +56,6 @@ class ModelSpec:
     #: 0 / {} for a model without folds (then nothing can be predicted out of fold).
     n_folds: int = 0
     asset_folds: dict = field(default_factory=dict)
-    linear_health: bool = False
     physics: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -122,7 +121,6 @@ def load_predictor(path: str | Path) -> RULPredictor:
         dropout=spec.dropout,
         rul_scale=spec.rul_cap,
         n_members=spec.n_members,
-        linear_health=spec.linear_health,
     )
     net.load_state_dict(load_file(str(root / WEIGHTS_FILE)), strict=True)
     net.eval()

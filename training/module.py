@@ -57,13 +57,11 @@ class RULModule(L.LightningModule):
         max_epochs: int = 30,
         n_members: int = 2,
         n_folds: int = 2,
-        linear_health: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = RULNet(
-            n_features, hidden_size, n_layers, dropout, rul_scale=rul_cap, n_members=n_members,
-            linear_health=linear_health,
+            n_features, hidden_size, n_layers, dropout, rul_scale=rul_cap, n_members=n_members
         )
         if not 2 <= n_folds <= n_members:
             raise ValueError(f"need 2 <= n_folds <= n_members, got {n_folds}, {n_members}")

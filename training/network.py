@@ -61,7 +61,6 @@ class RULNet(nn.Module):
         dropout: float = 0.0,
         rul_scale: float = 125.0,
         n_members: int = 1,
-        linear_health: bool = False,
     ) -> None:
         super().__init__()
         if min(n_features, hidden, n_layers, n_members) < 1:
@@ -75,16 +74,13 @@ class RULNet(nn.Module):
             width = hidden
         self.trunk = nn.Sequential(*layers)
         self.heads = EnsembleLinear(n_members, hidden, 2)  # [:, :, 0] rul, [:, :, 1] health
-        self.health_map = EnsembleLinear(n_members, n_features, 1) if linear_health else None
         self.rul_scale = float(rul_scale)
         self.n_members = int(n_members)
 
     def members(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every member's (RUL, health), each of shape (K, n)."""
-        xk = x.unsqueeze(0).expand(self.n_members, -1, -1)
-        z = self.heads(self.trunk(xk))
-        h = self.health_map(xk)[..., 0] if self.health_map is not None else z[..., 1]
-        return bounded_rul(z[..., 0], self.rul_scale), bounded_health(h)
+        z = self.heads(self.trunk(x.unsqueeze(0).expand(self.n_members, -1, -1)))
+        return bounded_rul(z[..., 0], self.rul_scale), bounded_health(z[..., 1])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Ensemble means of RUL and health, each of shape (n,)."""

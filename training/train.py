@@ -168,7 +168,6 @@ def fit(
         max_epochs=ts.max_epochs,
         n_members=ts.n_members,
         n_folds=dm.n_folds,
-        linear_health=ts.linear_health,
     )
     try:
         with _quiet_lightning():
@@ -219,7 +218,6 @@ def fit(
         n_members=ts.n_members,
         n_folds=dm.n_folds,
         asset_folds=dict(dm.folds),
-        linear_health=ts.linear_health,
         physics={
             **physics_params,
             "weight_time_consistency": ts.weight_time_consistency,
