@@ -60,8 +60,9 @@ class TrainingSettings(BaseModel):
     batch_size: int = 256
     learning_rate: float = 2e-3
     hidden_size: int = 128
-    #: Deep-ensemble size of the RUL network (training/network.py); 1 = a single network.
-    n_members: int = 10
+    #: Deep-ensemble size of the RUL network (training/network.py); >= 2, because each
+    #: cross-fitting fold needs a member that never trained on it.
+    n_members: int = Field(default=10, ge=2)
     seed: int = 42
     #: Piecewise-linear target cap (standard C-MAPSS protocol).
     rul_cap: float = 125.0
@@ -73,7 +74,7 @@ class TrainingSettings(BaseModel):
     pair_max_gap: int = 1
     #: Cross-fitting folds (by asset): ensemble member k never trains on fold k mod n_folds,
     #: and every run-to-failure asset is predicted out of fold for early stopping,
-    #: calibration and the validation metrics (training.datamodule). <= n_members.
+    #: calibration and the validation metrics (training.datamodule). Capped at n_members.
     n_folds: int = Field(default=5, ge=2)
     interval_level: float = 0.9
     #: Evaluation gate: a version becomes `challenger` only if its validation RMSE

@@ -88,7 +88,7 @@ def git_commit() -> str:
 
 
 def _plot(val_predictions, path: Path) -> Path | None:
-    """Predicted vs true RUL on held-out assets with the conformal band; None w/o matplotlib."""
+    """Predicted vs true RUL out of fold, with the conformal band; None without matplotlib."""
     try:
         import matplotlib
 
@@ -102,7 +102,7 @@ def _plot(val_predictions, path: Path) -> Path | None:
     ax.scatter(vp["rul_true"], vp["rul"], s=4, alpha=0.4)
     lim = [0, float(max(vp["rul_true"].max(), vp["rul"].max())) * 1.05]
     ax.plot(lim, lim, "k--", lw=1)
-    ax.set(xlabel="true RUL (capped)", ylabel="predicted RUL", title="held-out assets")
+    ax.set(xlabel="true RUL (capped)", ylabel="predicted RUL", title="out of fold (members that never saw the asset)")
     ax = axes[1]
     for aid, g in list(vp.groupby("asset_id"))[:4]:
         line = ax.plot(g["cycle"], g["rul"], lw=1, label=str(aid))[0]

@@ -52,7 +52,8 @@ class FitResult:
     physics_params: dict
     feature_columns: list[str] = field(default_factory=list)
     params: dict = field(default_factory=dict)
-    #: held-out rows: asset_id, cycle, rul_true (capped), rul, rul_lower, rul_upper, p_fail, health
+    #: out-of-fold rows: asset_id, cycle, rul_true (capped), rul, rul_lower, rul_upper, p_fail,
+    #: health
     val_predictions: object = None
     #: assets the model can only predict in sample (none with cross-fitting; older models
     #: with a single validation split listed their training assets here)
@@ -156,7 +157,7 @@ def fit(
     L.seed_everything(ts.seed, workers=True, verbose=False)
 
     t0 = time.perf_counter()
-    n_folds = max(2, min(ts.n_folds, ts.n_members))
+    n_folds = min(ts.n_folds, ts.n_members)
     dm = RULDataModule(frame, cols, ts.rul_cap, n_folds, ts.batch_size, ts.seed, ts.pair_max_gap)
     module = RULModule(
         n_features=len(cols),
