@@ -140,7 +140,7 @@ def render_html(ev: Evidence, gates: GateResult, *, model_name: str, run_uri: st
 <h2>Gates</h2>{gate_table}
 <h2>Metrics on the same pinned units</h2>{_table(header, metric_rows)}
 <h2>RMSE by true-RUL band</h2>{_table(header, band_rows)}
-<h2>Physics checks (held-out trajectories)</h2>{_table(header, physics_rows)}
+<h2>Physics checks (served model on the pinned trajectories)</h2>{_table(header, physics_rows)}
 {_plots(ev)}
 <h2>Data lineage</h2>{_table(["", "value"], lineage_rows)}
 </body></html>"""
