@@ -14,10 +14,10 @@
 Both models predict out of fold (training.artifact.RULPredictor.predict): a unit either
 model trained on is predicted only by the ensemble members that never saw it, so both are
 compared on data they did not learn from. The physics checks look at the served function
-(every member) on the same units: they are about how the model behaves, not its error. Metrics come from training.evaluate (the same
-code that gates training), so a reviewer sees the numbers the platform decides on. The
-target is capped like in training; coverage is scored on the uncapped RUL the intervals
-are calibrated on.
+(every member) on the same units: they are about how the model behaves, not its error.
+Metrics come from training.evaluate (the same code that gates training), so a reviewer
+sees the numbers the platform decides on. The target is capped like in training; coverage
+is scored on the uncapped RUL the intervals are calibrated on.
 """
 
 from __future__ import annotations

@@ -102,7 +102,8 @@ def _plot(val_predictions, path: Path) -> Path | None:
     ax.scatter(vp["rul_true"], vp["rul"], s=4, alpha=0.4)
     lim = [0, float(max(vp["rul_true"].max(), vp["rul"].max())) * 1.05]
     ax.plot(lim, lim, "k--", lw=1)
-    ax.set(xlabel="true RUL (capped)", ylabel="predicted RUL", title="out of fold (members that never saw the asset)")
+    ax.set(xlabel="true RUL (capped)", ylabel="predicted RUL",
+           title="out of fold (members that never saw the asset)")
     ax = axes[1]
     for aid, g in list(vp.groupby("asset_id"))[:4]:
         line = ax.plot(g["cycle"], g["rul"], lw=1, label=str(aid))[0]
