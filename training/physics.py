@@ -20,6 +20,11 @@ Why these terms
     is *unknown* (assets still in service): there the prediction decides the regime, and
     those rows are the collocation points of the PINN, where physics is the only signal.
 
+(a') Censoring bound. An asset still running s cycles after t had RUL(t) = s + RUL(last
+    reading) >= s: (a) integrated to the last reading plus (c). Beside the clock of (a),
+    it is what the history of an in-service asset (no failure yet, no label) says about
+    its RUL: information that the labels of run-to-failure assets do not already hold.
+
 (b) Damage law. The C-MAPSS generator (Saxena, Goebel, Simon, Eklund, "Damage propagation
     modeling for aircraft engine run-to-failure simulation", PHM 2008) degrades the
     flow/efficiency of each module with an exponential wear law; failure is declared
