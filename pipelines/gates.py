@@ -13,7 +13,8 @@ Rules (each configurable under `review:` in twinops.yaml):
   max_time_consistency_residual cycles.
 With no champion yet, the comparison checks are skipped (and say so); the
 constant-predictor gate of training still had to pass for the version to exist
-as a challenger.
+as a challenger. They are also skipped, with the reason, when the champion's figures
+cannot be compared fairly (`comparison_skipped`, decided by pipelines.evidence).
 """
 
 from __future__ import annotations
@@ -51,9 +52,12 @@ def _not_worse(name: str, cand: float, champ: float, tolerance: float) -> GateCh
 
 
 def review_gates(candidate_metrics: dict, candidate_physics: dict,
-                 champion_metrics: dict | None, rules: ReviewSettings) -> GateResult:
+                 champion_metrics: dict | None, rules: ReviewSettings,
+                 comparison_skipped: str | None = None) -> GateResult:
     checks: list[GateCheck] = []
-    if champion_metrics is None:
+    if comparison_skipped:
+        checks.append(GateCheck("champion comparison", True, f"skipped: {comparison_skipped}"))
+    elif champion_metrics is None:
         checks.append(GateCheck("champion comparison", True, "no champion yet: skipped"))
     else:
         checks.append(_not_worse("rmse vs champion", candidate_metrics["rmse"],

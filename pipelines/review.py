@@ -102,7 +102,8 @@ def propose(settings: Settings, version: str, *, decide: bool = True) -> dict:
     version = str(version)
     ev = gather(settings, version)
     gates = review_gates(ev.candidate.metrics, ev.candidate.physics,
-                         ev.champion.metrics if ev.champion else None, settings.review)
+                         ev.champion.metrics if ev.champion else None, settings.review,
+                         comparison_skipped=ev.comparison_skipped)
     report = settings.reports_dir / f"review-v{version}.html"
     report.parent.mkdir(parents=True, exist_ok=True)
     html = render_html(ev, gates, model_name=settings.model_name,

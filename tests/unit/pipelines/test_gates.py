@@ -48,3 +48,12 @@ def test_tolerances_come_from_config():
     worse = {**CHAMPION, "rmse": 21.5}
     assert not review_gates(worse, GOOD_PHYSICS, CHAMPION, ReviewSettings()).passed
     assert review_gates(worse, GOOD_PHYSICS, CHAMPION, ReviewSettings(rmse_tolerance=0.1)).passed
+
+
+def test_an_unfair_champion_comparison_is_skipped_with_its_reason():
+    worse = {**CHAMPION, "rmse": CHAMPION["rmse"] * 2}
+    assert not review_gates(worse, GOOD_PHYSICS, CHAMPION, ReviewSettings()).passed
+    result = review_gates(worse, GOOD_PHYSICS, CHAMPION, ReviewSettings(),
+                          comparison_skipped="champion v1 predates cross-fitting")
+    assert result.passed
+    assert result.checks[0].detail == "skipped: champion v1 predates cross-fitting"
