@@ -29,6 +29,17 @@ EVENT_FAILURE = "failure"
 EVENT_MAINTENANCE = "maintenance"
 EVENT_KINDS = (EVENT_FAILURE, EVENT_MAINTENANCE)
 
+#: What one RUL prediction is: the model's output (training.artifact) and the prediction
+#: log's columns (features.prediction_log) are both this list.
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "rul",
+    "rul_lower",
+    "rul_upper",
+    "interval_level",
+    "p_fail",
+    "health",
+)
+
 #: Column added to quarantined rows: why the row was rejected.
 QUARANTINE_REASON = "quarantine_reason"
 

@@ -37,18 +37,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.contract import PREDICTION_COLUMNS
+
 if TYPE_CHECKING:
     import pandas as pd
 
 #: Output columns of a prediction, stored as REAL.
-OUTPUT_COLUMNS: tuple[str, ...] = (
-    "rul",
-    "rul_lower",
-    "rul_upper",
-    "interval_level",
-    "p_fail",
-    "health",
-)
+OUTPUT_COLUMNS: tuple[str, ...] = PREDICTION_COLUMNS
 #: Identity columns of a prediction.
 META_COLUMNS: tuple[str, ...] = ("logged_at", "asset_id", "model_name", "model_version", "horizon")
 #: Bump when the table layout changes; stored in PRAGMA user_version.

@@ -195,4 +195,4 @@ def gather(settings: Settings, version: str) -> Evidence:
 
 def _cross_fitted(loaded) -> bool:
     """Can this model predict its training units out of fold (training.datamodule)?"""
-    return bool(getattr(loaded.predictor.spec, "asset_folds", None))
+    return bool(loaded.predictor.spec.asset_folds)

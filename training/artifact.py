@@ -27,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from features.contract import PREDICTION_COLUMNS
 from training.conformal import ConformalCalibration
 
 WEIGHTS_FILE = "weights.safetensors"
 SPEC_FILE = "model.json"
 #: 2: RULNet became a deep ensemble (batched member weights, `n_members`).
 FORMAT_VERSION = 2
-OUTPUT_COLUMNS = ["rul", "rul_lower", "rul_upper", "interval_level", "p_fail", "health"]
+OUTPUT_COLUMNS = list(PREDICTION_COLUMNS)
 
 
 @dataclass
@@ -159,7 +160,7 @@ class RULPredictor:
         `folds` (one int per row, -1 = none): rows with a fold are predicted by the members
         that held that fold out in training (out of fold), the others by all members.
         """
-        from training.network import member_folds
+        from training.network import member_folds, out_of_fold_mean
 
         torch = self._torch
         z = torch.from_numpy(
@@ -169,12 +170,10 @@ class RULPredictor:
             if folds is None or not (np.asarray(folds) >= 0).any():
                 rul, health = self.net(z)
             else:
-                rul, health = self.net.members(z)  # (K, n)
+                members = self.net.members(z)  # (K, n) each
                 f = torch.from_numpy(np.asarray(folds, dtype=np.int64))
                 member_fold = member_folds(self.spec.n_members, self.spec.n_folds)
-                use = (member_fold[:, None] == f[None, :]) | (f[None, :] < 0)
-                w = use.to(rul.dtype) / use.sum(0).clamp_min(1)
-                rul, health = (rul * w).sum(0), (health * w).sum(0)
+                rul, health = (out_of_fold_mean(v, member_fold, f) for v in members)
         return rul.numpy().astype(np.float64), health.numpy().astype(np.float64)
 
     def folds_of(self, asset_ids) -> np.ndarray:

@@ -28,17 +28,11 @@ import lightning as L
 import torch
 
 from training import physics
-from training.network import RULNet, member_folds
+from training.network import RULNet, member_folds, out_of_fold_mean
 
 #: Unlabelled pairs count as past the plateau only where the prediction is below this share
 #: of the cap (chosen a priori, not tuned: one validation-RMSE-sized margin at cap 125).
 UNLABELLED_REGIME_SHARE = 0.8
-
-
-def out_of_fold_mean(values: torch.Tensor, held_out: torch.Tensor) -> torch.Tensor:
-    """Per row, the mean over the members that held the row out ((K, n) -> (n,); NaN if none)."""
-    m = held_out.to(values.dtype)
-    return (values * m).sum(0) / m.sum(0)
 
 
 class RULModule(L.LightningModule):
@@ -110,14 +104,13 @@ class RULModule(L.LightningModule):
         mono = physics.masked_mean_square(
             physics.monotone_damage_residual(1.0 - health, 1.0 - health_n), pairs
         )
-        held_out = ~seen
-        oof = out_of_fold_mean(rul, held_out)
+        oof = out_of_fold_mean(rul, self.member_fold, fold)
         return {
             "data": data,
             "tc": tc,
             "dl": law + mono,
             "rul": oof,
-            "r_tc": oof - out_of_fold_mean(rul_n, held_out) - dt,
+            "r_tc": oof - out_of_fold_mean(rul_n, self.member_fold, fold) - dt,
             "m_tc": m_known & (has_next > 0) & (labelled > 0) & (fold >= 0),
         }
 

@@ -35,6 +35,20 @@ def member_folds(n_members: int, n_folds: int) -> torch.Tensor:
     return torch.arange(n_members) % n_folds
 
 
+def out_of_fold_mean(
+    values: torch.Tensor, member_fold: torch.Tensor, fold: torch.Tensor
+) -> torch.Tensor:
+    """(K, n) member outputs -> (n,): per row, the mean over the members that held the row's
+    fold out; rows without a fold (fold < 0, assets never trained on) get every member.
+
+    The one place that decides what "out of fold" means: training (validation, calibration)
+    and the stored predictor (evaluation, reviews, monitoring) all call it.
+    """
+    use = (member_fold[:, None] == fold[None, :]) | (fold[None, :] < 0)
+    w = use.to(values.dtype)
+    return (values * w).sum(0) / w.sum(0)
+
+
 class EnsembleLinear(nn.Module):
     """K independent affine maps applied in one batched matmul: (K, n, in) -> (K, n, out)."""
 

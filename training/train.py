@@ -140,7 +140,8 @@ def fit(
     from training import evaluate as ev
     from training.artifact import ModelSpec, load_predictor, save_artifact
     from training.datamodule import RULDataModule, infer_feature_columns
-    from training.module import RULModule, out_of_fold_mean
+    from training.module import RULModule
+    from training.network import member_folds, out_of_fold_mean
 
     ts = settings.training
     horizon = int(horizon if horizon is not None else settings.serving.horizon)
@@ -196,8 +197,9 @@ def fit(
     vp = dm.val_pairs
     with torch.inference_mode():
         members = net.members(torch.from_numpy(vp.x))[0]
-    held_out = module.member_fold[:, None].cpu() == torch.from_numpy(vp.fold)[None, :]
-    val_pred = out_of_fold_mean(members, held_out).numpy().astype(np.float64)
+        folds = member_folds(ts.n_members, dm.n_folds)
+        val_pred = out_of_fold_mean(members, folds, torch.from_numpy(vp.fold))
+    val_pred = val_pred.numpy().astype(np.float64)
     y_val = vp.y.astype(np.float64)
     # Calibrate against the *uncapped* RUL: the interval and p_fail are about when the asset
     # fails, not about the training target. Near the cap this widens the upper side honestly
