@@ -3,7 +3,8 @@
     readings ─► validate_readings ─┬─ rejected rows ─► quarantine file + answer (index, reason)
                                    ▼
                [ingest lock] datastore.append_readings (raw parquet, atomic) ─► conflicts rejected
-                            │  the asset's last history_length(window) readings, from the raw store
+                            │  the asset's first and last readings (transforms.feature_history),
+                            │  from the raw store
                                    ▼
                latest_window_features ─► features.store.push_features ─► Feast online (PushSource)
                                                                        + offline parquet append
@@ -46,15 +47,16 @@ if TYPE_CHECKING:  # pragma: no cover
 INDEX = "__request_index"
 
 
-def recent_readings(settings: Settings, asset_ids: Sequence[str], window: int) -> pd.DataFrame:
-    """The last `window` stored readings of each asset (raw store, filtered read)."""
-    from features.contract import ASSET_ID, CYCLE
+def feature_readings(settings: Settings, asset_ids: Sequence[str]) -> pd.DataFrame:
+    """The stored readings the newest features of each asset depend on (raw store, filtered
+    read): its first and last ones, `features.transforms.feature_history`."""
+    from features.contract import ASSET_ID
     from features.datastore import READINGS_FILE
+    from features.transforms import feature_history
 
     path = Path(settings.raw_dir) / READINGS_FILE
     frame = pd.read_parquet(path, filters=[(ASSET_ID, "in", list(asset_ids))])
-    frame = frame.sort_values([ASSET_ID, CYCLE], kind="mergesort")
-    return frame.groupby(ASSET_ID, sort=False).tail(window).reset_index(drop=True)
+    return feature_history(frame, settings.window)
 
 
 def _rejected(frame: pd.DataFrame, reason_col: str) -> list[RejectedRow]:
@@ -73,7 +75,7 @@ def ingest_readings(settings: Settings, readings: Sequence[dict[str, Any]], *,
     from features import datastore
     from features.contract import ASSET_ID, CYCLE, QUARANTINE_REASON, READING_COLUMNS
     from features.store import push_features
-    from features.transforms import history_length, latest_window_features
+    from features.transforms import latest_window_features
     from features.validation import validate_readings, write_quarantine
 
     push = push or push_features
@@ -107,8 +109,7 @@ def ingest_readings(settings: Settings, readings: Sequence[dict[str, Any]], *,
         stored_assets = sorted(set(result.valid[ASSET_ID]) - set(conflicts[ASSET_ID])
                                if len(conflicts) else set(result.valid[ASSET_ID]))
         stored_assets = [str(a) for a in stored_assets]
-        recent = (recent_readings(settings, stored_assets, history_length(settings.window))
-                  if stored_assets else None)
+        recent = feature_readings(settings, stored_assets) if stored_assets else None
     rejected = sorted(_rejected(quarantined, QUARANTINE_REASON), key=lambda r: r.index)
     accepted = appended + same
     if not accepted:

@@ -138,13 +138,18 @@ Reading = _reading_model()
 
 
 class WindowRequest(BaseModel):
-    """Body of POST /predict_window: one asset's recent raw readings."""
+    """Body of POST /predict_window: one asset's raw readings, from its first one."""
 
     model_config = ConfigDict(extra="forbid")
 
     readings: list[Reading] = Field(  # type: ignore[valid-type]
         min_length=1, max_length=HARD_MAX_BATCH,
-        description="At least history_length(window) readings of ONE asset, any order.",
+        description=(
+            "Readings of ONE asset, any order: at least its last history_length(window) "
+            "(90 by default); include its first START_READINGS readings (50), which "
+            "the *_vs_start features compare against, or the earliest ones sent stand in "
+            "for them. Readings in between may be left out."
+        ),
     )
     horizon: Annotated[int, Field(strict=True, gt=0, le=MAX_HORIZON)] | None = None
 

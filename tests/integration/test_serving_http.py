@@ -243,13 +243,20 @@ def test_fast_online_reader_equals_feast_get_online_features(settings, assets):
 
 def test_window_features_equal_offline_features(server, settings, assets):
     from features.prediction_log import PredictionLog
-    from features.transforms import FEATURE_COLUMNS, history_length, window_features
+    from features.transforms import (
+        FEATURE_COLUMNS,
+        START_READINGS,
+        history_length,
+        window_features,
+    )
 
     asset = assets[-1]
     history = readings_of(settings, asset)
     need = history_length(settings.window)
+    first = START_READINGS
     cut = len(history) - 5  # a window that ends before the asset's last reading
-    window = history.iloc[cut - need:cut]
+    assert cut - need > first  # the readings between the two parts are left out
+    window = pd.concat([history.iloc[:first], history.iloc[cut - need:cut]])
     since = datetime.now(UTC) - timedelta(seconds=1)
     r = post(server, "/predict_window", {"readings": as_json_rows(window)})
     assert r.status_code == 200, r.text

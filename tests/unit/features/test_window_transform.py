@@ -11,9 +11,11 @@ from features.sources.simulator import simulate_fleet
 from features.transforms import (
     FEATURE_COLUMNS,
     OUTPUT_COLUMNS,
+    feature_history,
     history_length,
     latest_window_features,
     short_window,
+    START_READINGS,
     window_features,
 )
 
@@ -40,7 +42,7 @@ def _tiny() -> pd.DataFrame:
 
 
 def test_feature_columns_static_and_output_layout():
-    assert len(FEATURE_COLUMNS) == 130 and len(set(FEATURE_COLUMNS)) == 130
+    assert len(FEATURE_COLUMNS) == 151 and len(set(FEATURE_COLUMNS)) == 151
     assert FEATURE_COLUMNS[:2] == ["sensor_1_mean", "sensor_2_mean"]
     assert FEATURE_COLUMNS[-4:] == [*SETTING_COLUMNS, "cycle"]
     out = window_features(_tiny(), 3)
@@ -68,8 +70,23 @@ def test_hand_checked_values_window_3():
     # The short scale (3 // 3 = 1 reading) is the current value, with slope 0.
     assert out["sensor_2_mean_short"][("A", 4)] == 8.0
     assert out["sensor_2_slope_short"][("A", 4)] == 0.0
+    # Against the start (all 4 readings of A so far): window mean - 15/4.
+    assert out["sensor_2_vs_start"][("A", 1)] == 0.0
+    assert out["sensor_2_vs_start"][("A", 4)] == pytest.approx(14 / 3 - 15 / 4, abs=1e-12)
+    assert out["sensor_2_vs_start"][("B", 7)] == 0.0
     # Settings are the current values; constant sensors give zero slope.
     assert out["op_setting_1"].eq(0.5).all() and out["sensor_3_slope"].eq(0.0).all()
+
+
+def test_start_baseline_stops_after_start_readings():
+    # sensor_2 = cycle over 60 cycles: the baseline is the mean of cycles 1..50, for good.
+    r, _ = simulate_fleet(1, seed=3)
+    r = r.head(60).assign(sensor_2=lambda d: d["cycle"].astype(float))
+    out = window_features(r, 1).set_index("cycle")["sensor_2_vs_start"]
+    assert START_READINGS == 50
+    assert out[10] == pytest.approx(10 - 5.5, abs=1e-12)  # all 10 readings so far
+    assert out[50] == pytest.approx(50 - 25.5, abs=1e-12)
+    assert out[60] == pytest.approx(60 - 25.5, abs=1e-12)
 
 
 def test_slope_uses_cycle_gaps():
@@ -88,20 +105,22 @@ def _naive(readings: pd.DataFrame, window: int) -> pd.DataFrame:
         for i in range(len(g)):
             w = g.iloc[max(0, i - window + 1) : i + 1]
             rec = {}
+            start = g.iloc[: min(i + 1, START_READINGS)]
             for s in SENSOR_COLUMNS:
                 rec[f"{s}_mean"] = w[s].mean()
                 rec[f"{s}_slope"] = np.polyfit(w["cycle"], w[s], 1)[0] if len(w) > 1 else 0.0
+                rec[f"{s}_vs_start"] = w[s].mean() - start[s].mean()
             rows.append(rec)
     return pd.DataFrame(rows)
 
 
 def test_matches_naive_reference():
     r, _ = simulate_fleet(2, seed=4)
-    r = r.groupby("asset_id").head(40)
+    r = r.groupby("asset_id").head(70)  # longer than START_READINGS
     ours = window_features(r, 7)
     ref = _naive(r, 7)
-    long = _naive(r, history_length(7)).add_suffix("_long")
-    short = _naive(r, short_window(7)).add_suffix("_short")
+    long = _naive(r, history_length(7)).filter(regex="_(mean|slope)$").add_suffix("_long")
+    short = _naive(r, short_window(7)).filter(regex="_(mean|slope)$").add_suffix("_short")
     ref = pd.concat([ref, long, short], axis=1)
     for c in ref.columns:
         np.testing.assert_allclose(
@@ -116,9 +135,11 @@ def test_offline_online_exactly_equal():
     last_full = full.groupby("asset_id", sort=False).tail(1).reset_index(drop=True)
     online = latest_window_features(r, window)
     pd.testing.assert_frame_equal(online, last_full, check_exact=True)
-    # ... and from only the last history_length(window) readings, as a serving cache holds.
-    tail = r.groupby("asset_id").tail(history_length(window))
-    again = window_features(tail, window).groupby("asset_id", sort=False).tail(1)
+    # ... and from only each asset's first and last readings, as ingest reads them.
+    kept = feature_history(r, window)
+    assert len(kept) < len(r)  # readings in the middle of long lives are left out
+    assert kept.groupby("asset_id").size().max() <= START_READINGS + history_length(window)
+    again = window_features(kept, window).groupby("asset_id", sort=False).tail(1)
     np.testing.assert_array_equal(
         again[FEATURE_COLUMNS].to_numpy(float), last_full[FEATURE_COLUMNS].to_numpy(float)
     )
