@@ -141,6 +141,13 @@ def run_seed(
         m["val_rmse"] = r.metrics["val_rmse"]
         m["val_coverage"] = r.metrics["val_coverage"]
         m["n_unlabelled_rows"] = r.metrics["n_unlabelled_rows"]
+        # the feature set fit kept (training.train.feature_candidates) and each one's score
+        m["feature_set"] = r.params["feature_set"]
+        m["val_rmse_by_feature_set"] = {
+            k.removeprefix("select_val_rmse_"): v
+            for k, v in r.metrics.items()
+            if k.startswith("select_val_rmse_")
+        }
         m["physics"] = {k: v for k, v in r.physics_params.items() if isinstance(v, float)}
         out[model] = m
     return out

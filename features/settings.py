@@ -76,6 +76,10 @@ class TrainingSettings(BaseModel):
     #: and every run-to-failure asset is predicted out of fold for early stopping,
     #: calibration and the validation metrics (training.datamodule). Capped at n_members.
     n_folds: int = Field(default=5, ge=2)
+    #: Also train without each optional feature group (features.transforms.
+    #: OPTIONAL_FEATURE_GROUPS) and keep the fit with the lowest out-of-fold validation RMSE
+    #: (training.train). False: every feature, half the training time.
+    select_features: bool = True
     interval_level: float = 0.9
     #: Evaluation gate: a version becomes `challenger` only if its validation RMSE
     #: beats a constant-mean predictor by this factor (0.9 = at least 10% lower).

@@ -85,6 +85,10 @@ _WINDOW_COLUMNS = [
     *SHORT_SLOPE_COLUMNS,
     *START_COLUMNS,
 ]
+#: Feature groups the trainer may leave out, chosen per fleet on out-of-fold validation
+#: (training.train.feature_candidates): `*_vs_start` helps with ~100 run-to-failure assets and
+#: hurts with 20-40 (C-MAPSS FD001 and the demo fleet; README "Benchmarks").
+OPTIONAL_FEATURE_GROUPS: dict[str, list[str]] = {"vs_start": START_COLUMNS}
 #: The model's input, in order. Static: the Feast schema is generated from it.
 FEATURE_COLUMNS: list[str] = [*_WINDOW_COLUMNS, *SETTING_COLUMNS, CYCLE]
 #: Columns of window_features' output (cycle appears once, as the key and as a feature).

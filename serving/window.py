@@ -18,10 +18,10 @@ by mistake.
 The `*_vs_start` features compare the asset with its own first readings
 (features.transforms.START_READINGS of them), so the request should carry the
 asset's history from its first reading; its first START_READINGS and last
-history_length(window) readings are enough (`feature_history`: what lies between enters no feature). The
-endpoint cannot tell an asset's first reading from a later one: with only recent
-readings, the earliest ones sent stand in for the asset's start, as they would
-offline for an asset first recorded then.
+history_length(window) readings are enough (`feature_history`: what lies between
+enters no feature). The endpoint cannot tell an asset's first reading from a later
+one: with only recent readings, the earliest ones sent stand in for the asset's
+start, as they would offline for an asset first recorded then.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
           ──► RULDataModule (labelled assets into F folds; unlabelled ones feed the physics)
                                                           │
        L.Trainer(cpu, seeded, no logger/checkpoints, early stop on out-of-fold val/rmse)
-                                                          │ best weights (in memory)
+          once per candidate feature set (all; without each optional group), keep the
+          one with the lowest out-of-fold val/rmse       │ best weights (in memory)
                                                           ▼
              out-of-fold predictions, every labelled asset ──► ConformalCalibration (CV+)
                                                           │
@@ -15,6 +16,14 @@
 The returned predictor is the one *loaded back from the artifact*, so whatever is
 evaluated here is byte-for-byte what the registry stores and serving loads.
 The data-only baseline is the same call with settings.training.weight_* = 0.
+
+Why compare feature sets per fleet: some features pay only with enough failures. The
+`*_vs_start` group (features.transforms) cut out-of-fold RMSE on C-MAPSS FD001 with 100
+run-to-failure units (7.97 -> 7.70) but raised it with 20 (13.29 -> 14.68) and on the
+demo's 40-asset fleet. Which side a fleet is on is an empirical question, answered on the
+same out-of-fold predictions that pick the epoch (settings.training.select_features; off =
+every feature, half the training time). The selection effect of one choice between two
+candidates is small next to the gaps it picks between, and is accepted like the epoch's.
 
 Intervals are calibrated on the uncapped RUL (see training.conformal), the point model on
 the capped target. Every labelled asset is predicted out of fold (by the ensemble members
@@ -112,52 +121,38 @@ def _quiet_lightning():
             lg.setLevel(lv)
 
 
-def default_artifact_dir(settings) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path(settings.state_dir) / "models" / f"rul-{stamp}-{uuid.uuid4().hex[:6]}"
+#: Name of the candidate feature set that keeps every feature column.
+ALL_FEATURES = "all"
 
 
-def fit(
-    frame,
-    settings,
-    feature_columns: list[str] | None = None,
-    *,
-    out_dir: str | Path | None = None,
-    accelerator: str = "cpu",
-    horizon: int | None = None,
-) -> FitResult:
-    """Train the physics-informed RUL network on a labelled frame and save its artifact.
-
-    Rows whose `rul` is NaN are unlabelled (assets still in service): assets with no label
-    at all join the training side as collocation points of the physics terms (see
-    training.datamodule); they never enter validation or calibration.
+def feature_candidates(cols: list[str]) -> dict[str, list[str]]:
+    """Feature sets `fit` compares: all of `cols`, and `cols` without each optional group
+    of `features.transforms.OPTIONAL_FEATURE_GROUPS` that `cols` contains ("without_<group>").
     """
+    from features.transforms import OPTIONAL_FEATURE_GROUPS
+
+    out = {ALL_FEATURES: list(cols)}
+    for group, members in OPTIONAL_FEATURE_GROUPS.items():
+        kept = [c for c in cols if c not in set(members)]
+        if 0 < len(kept) < len(cols):
+            out[f"without_{group}"] = kept
+    return out
+
+
+def _train(frame, cols: list[str], ts, accelerator: str):
+    """One seeded training run on `cols`: (datamodule, module with its best weights, trainer)."""
     import lightning as L
-    import pandas as pd
     import torch
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from training import evaluate as ev
-    from training.artifact import ModelSpec, load_predictor, save_artifact
-    from training.datamodule import RULDataModule, infer_feature_columns
+    from training.datamodule import RULDataModule
     from training.module import RULModule
-    from training.network import member_folds, out_of_fold_mean
 
-    ts = settings.training
-    horizon = int(horizon if horizon is not None else settings.serving.horizon)
-    cols = list(feature_columns) if feature_columns is not None else infer_feature_columns(frame)
-    if not cols:
-        raise ValueError("no feature columns in the training frame")
-    frame, n_dropped = _clean(frame, cols)
-    if accelerator == "cuda" and not torch.cuda.is_available():
-        accelerator = "cpu"
     # One intra-op thread: for a network this small, thread hand-offs cost more than the
     # math (measured on 2 cores: 1.3 ms vs 6.4 ms per step with 2 threads).
     old_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     L.seed_everything(ts.seed, workers=True, verbose=False)
-
-    t0 = time.perf_counter()
     n_folds = min(ts.n_folds, ts.n_members)
     dm = RULDataModule(frame, cols, ts.rul_cap, n_folds, ts.batch_size, ts.seed, ts.pair_max_gap)
     module = RULModule(
@@ -190,6 +185,51 @@ def fit(
         torch.set_num_threads(old_threads)
     if module.best_state is not None:
         module.load_state_dict(module.best_state)
+    return dm, module, trainer
+
+
+def default_artifact_dir(settings) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path(settings.state_dir) / "models" / f"rul-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def fit(
+    frame,
+    settings,
+    feature_columns: list[str] | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    accelerator: str = "cpu",
+    horizon: int | None = None,
+) -> FitResult:
+    """Train the physics-informed RUL network on a labelled frame and save its artifact.
+
+    Rows whose `rul` is NaN are unlabelled (assets still in service): assets with no label
+    at all join the training side as collocation points of the physics terms (see
+    training.datamodule); they never enter validation or calibration.
+    """
+    import pandas as pd
+    import torch
+
+    from training import evaluate as ev
+    from training.artifact import ModelSpec, load_predictor, save_artifact
+    from training.datamodule import infer_feature_columns
+    from training.network import member_folds, out_of_fold_mean
+
+    ts = settings.training
+    horizon = int(horizon if horizon is not None else settings.serving.horizon)
+    cols = list(feature_columns) if feature_columns is not None else infer_feature_columns(frame)
+    if not cols:
+        raise ValueError("no feature columns in the training frame")
+    frame, n_dropped = _clean(frame, cols)
+    if accelerator == "cuda" and not torch.cuda.is_available():
+        accelerator = "cpu"
+    t0 = time.perf_counter()
+    candidates = feature_candidates(cols) if ts.select_features else {ALL_FEATURES: cols}
+    fits = {name: _train(frame, c, ts, accelerator) for name, c in candidates.items()}
+    feature_set = min(fits, key=lambda name: fits[name][1].best_rmse)
+    dm, module, trainer = fits[feature_set]
+    cols = candidates[feature_set]
     train_seconds = time.perf_counter() - t0
     net = module.net.cpu().eval()
 
@@ -259,6 +299,7 @@ def fit(
             "n_dropped_rows": float(n_dropped),
             "n_train_rows": float(len(dm.labelled_frame)),
             "n_unlabelled_rows": float(dm.n_unlabelled_rows),
+            **{f"select_val_rmse_{name}": float(f[1].best_rmse) for name, f in fits.items()},
         }
     )
     val_predictions = pd.DataFrame(
@@ -273,6 +314,7 @@ def fit(
     params = {
         **ts.model_dump(),
         "n_features": len(cols),
+        "feature_set": feature_set,
         "n_train_assets": len(dm.labelled_assets),
         "n_folds": dm.n_folds,
         "horizon": horizon,

@@ -11,11 +11,11 @@ from features.sources.simulator import simulate_fleet
 from features.transforms import (
     FEATURE_COLUMNS,
     OUTPUT_COLUMNS,
+    START_READINGS,
     feature_history,
     history_length,
     latest_window_features,
     short_window,
-    START_READINGS,
     window_features,
 )
 

@@ -9,7 +9,7 @@ from features.settings import get_settings  # noqa: E402
 from training.artifact import load_predictor  # noqa: E402
 from training.evaluate import evaluate, passes_gate  # noqa: E402
 from training.synthetic import synthetic_frame  # noqa: E402
-from training.train import fit  # noqa: E402
+from training.train import feature_candidates, fit  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +72,20 @@ def test_short_run_on_the_simulated_fleet_beats_a_constant_predictor(tmp_path):
     r = fit(frame, s, feature_columns=FEATURE_COLUMNS, out_dir=tmp_path / "model")
     # out of fold: every simulated unit is scored by members that never trained on it
     assert r.metrics["val_rmse"] < 0.6 * r.metrics["val_constant_rmse"], r.metrics
+    # both feature sets were trained; the one kept has the lower out-of-fold RMSE
+    rmse = {k: r.metrics[f"select_val_rmse_{k}"] for k in ("all", "without_vs_start")}
+    assert r.params["feature_set"] == min(rmse, key=rmse.get)
+    kept = feature_candidates(FEATURE_COLUMNS)[r.params["feature_set"]]
+    assert r.predictor.feature_columns == kept
+
+
+def test_feature_candidates_drop_each_optional_group():
+    from features.transforms import FEATURE_COLUMNS, START_COLUMNS
+
+    got = feature_candidates(FEATURE_COLUMNS)
+    assert list(got) == ["all", "without_vs_start"]
+    assert got["all"] == FEATURE_COLUMNS
+    assert got["without_vs_start"] == [c for c in FEATURE_COLUMNS if c not in START_COLUMNS]
+    assert len(got["without_vs_start"]) == len(FEATURE_COLUMNS) - len(START_COLUMNS)
+    # a frame without the group has nothing to compare
+    assert list(feature_candidates(got["without_vs_start"])) == ["all"]
