@@ -11,8 +11,8 @@
     events ─► resolve cycle <-> timestamp from the asset's readings ─► [ingest lock]
               datastore.append_events (events table)
 
-Recent readings come from the raw store, not from a separate buffer: the raw
-store is already the durable source of truth, written under the same lock a
+The readings features need come from the raw store, not from a separate buffer: the
+raw store is already the durable source of truth, written under the same lock a
 moment before; a second "recent readings" copy would have to be kept in step
 with it (and with batch ingests that bypass the service) and could diverge.
 The cost is a filtered parquet read per ingest (pyarrow filter on asset_id),
@@ -109,14 +109,14 @@ def ingest_readings(settings: Settings, readings: Sequence[dict[str, Any]], *,
         stored_assets = sorted(set(result.valid[ASSET_ID]) - set(conflicts[ASSET_ID])
                                if len(conflicts) else set(result.valid[ASSET_ID]))
         stored_assets = [str(a) for a in stored_assets]
-        recent = feature_readings(settings, stored_assets) if stored_assets else None
+        history = feature_readings(settings, stored_assets) if stored_assets else None
     rejected = sorted(_rejected(quarantined, QUARANTINE_REASON), key=lambda r: r.index)
     accepted = appended + same
     if not accepted:
         raise ApiError(422, f"all {len(readings)} reading(s) rejected; nothing stored",
                           [{"loc": ["readings", r.index], "msg": r.reason} for r in rejected])
-    if recent is not None and len(recent):
-        features = latest_window_features(recent, settings.window)
+    if history is not None and len(history):
+        features = latest_window_features(history, settings.window)
         try:
             push(settings, features)
         except Exception as exc:

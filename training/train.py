@@ -133,7 +133,8 @@ def feature_candidates(cols: list[str]) -> dict[str, list[str]]:
 
     out = {ALL_FEATURES: list(cols)}
     for group, members in OPTIONAL_FEATURE_GROUPS.items():
-        kept = [c for c in cols if c not in set(members)]
+        drop = set(members)
+        kept = [c for c in cols if c not in drop]
         if 0 < len(kept) < len(cols):
             out[f"without_{group}"] = kept
     return out
@@ -227,8 +228,11 @@ def fit(
     t0 = time.perf_counter()
     candidates = feature_candidates(cols) if ts.select_features else {ALL_FEATURES: cols}
     fits = {name: _train(frame, c, ts, accelerator) for name, c in candidates.items()}
-    feature_set = min(fits, key=lambda name: fits[name][1].best_rmse)
-    dm, module, trainer = fits[feature_set]
+    # (datamodule, module, trainer) per candidate; module.best_rmse: its out-of-fold RMSE
+    val_rmse = {name: float(mod.best_rmse) for name, (_, mod, _) in fits.items()}
+    feature_set = min(val_rmse, key=val_rmse.get)
+    dm, module, trainer = fits.pop(feature_set)
+    fits.clear()  # the other candidates' modules are not needed past this point
     cols = candidates[feature_set]
     train_seconds = time.perf_counter() - t0
     net = module.net.cpu().eval()
@@ -299,7 +303,7 @@ def fit(
             "n_dropped_rows": float(n_dropped),
             "n_train_rows": float(len(dm.labelled_frame)),
             "n_unlabelled_rows": float(dm.n_unlabelled_rows),
-            **{f"select_val_rmse_{name}": float(f[1].best_rmse) for name, f in fits.items()},
+            **{f"select_val_rmse_{name}": v for name, v in val_rmse.items()},
         }
     )
     val_predictions = pd.DataFrame(
