@@ -27,7 +27,13 @@ from pipelines.monitor_flow import monitor_flow
 
 @flow(name="run", log_prints=True)
 def run_flow(settings: Settings | None = None, live_drift: str | None = None) -> dict:
-    """The whole loop on the embedded default: simulate → … → monitor (→ retrain)."""
+    """The whole loop on the embedded default: simulate → … → monitor (→ retrain).
+
+    A candidate the gates refuse does not stop the loop: the champion it would have
+    replaced (if any) keeps serving, so scoring and monitoring run against that one.
+    """
+    from training.registry import get_alias_version
+
     settings = _settings(settings)
     ingest = ingest_flow("simulator", settings)
     features_flow(settings)
@@ -42,7 +48,8 @@ def run_flow(settings: Settings | None = None, live_drift: str | None = None) ->
     live_source = "simulator-live:faults" + (f",{live_drift}" if live_drift else "")
     live = ingest_flow(live_source, settings)
     features_flow(settings)
-    scored = score_flow(settings=settings) if promoted else []
+    champion = get_alias_version(settings, "champion")
+    scored = score_flow(settings=settings) if champion else []
     monitored = monitor_flow(settings) if scored else None
     summary = {
         "ingest": asdict(ingest),
@@ -50,6 +57,7 @@ def run_flow(settings: Settings | None = None, live_drift: str | None = None) ->
         "train": asdict(trained),
         "gate": verdict,
         "promoted": promoted,
+        "champion": champion,
         "scored_assets": scored,
         "monitor": asdict(monitored) if monitored else None,
     }

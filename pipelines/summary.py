@@ -13,10 +13,21 @@ from pathlib import Path
 from features.settings import Settings
 
 
+def _champion_line(summary: dict) -> str:
+    """Who serves after this run: the new version, the one that stayed, or nobody."""
+    promoted = summary.get("promoted") or {}
+    if promoted:
+        return f"v{promoted['version']}  (promoted; {promoted.get('approved_by', '-')})"
+    champion = summary.get("champion")
+    candidate = summary["train"]["version"]
+    if champion:
+        return f"v{champion}  (kept: v{candidate} was not promoted)"
+    return f"none  (v{candidate} was not promoted)"
+
+
 def where_to_look(settings: Settings, summary: dict) -> str:
     train = summary["train"]
     monitor = summary.get("monitor") or {}
-    promoted = summary.get("promoted") or {}
     asset = (summary.get("scored_assets") or ["<asset-id>"])[0]
     host, port = settings.serving.host, settings.serving.port
     body = json.dumps({"asset_ids": [asset]})
@@ -30,8 +41,7 @@ def where_to_look(settings: Settings, summary: dict) -> str:
         f"registered model    {settings.model_name} v{train['version']}  "
         f"gates {'passed' if summary['gate']['passed'] else 'FAILED'}  "
         f"review report {summary['gate'].get('report', '-')}",
-        f"champion            v{promoted.get('version', '-')}  "
-        f"({promoted.get('approved_by', 'not promoted')})",
+        f"champion            {_champion_line(summary)}",
         f"quarantined rows    {summary['live_ingest'].get('rows_quarantined', 0)} (live) "
         f"→ {summary['live_ingest'].get('quarantine_file') or 'none'}",
         f"drift report        {monitor.get('report_html', '-')}",
