@@ -133,7 +133,7 @@ def run_seed(
     for model in MODELS:
         ts = settings.training.model_copy(update={"seed": seed})
         if model == "baseline":
-            ts = ts.model_copy(update={"weight_time_consistency": 0.0, "weight_damage_law": 0.0})
+            ts = ts.data_only()
         s = settings.model_copy(update={"training": ts})
         r = fit(train, s, feature_columns=FEATURE_COLUMNS, out_dir=workdir / f"{model}-{seed}")
         m = score_model(r.predictor, test, s.serving.horizon)

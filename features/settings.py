@@ -80,6 +80,22 @@ class TrainingSettings(BaseModel):
     #: OPTIONAL_FEATURE_GROUPS) and keep the fit with the lowest out-of-fold validation RMSE
     #: (training.train). False: every feature, half the training time.
     select_features: bool = True
+    #: Virtual run-to-failure assets made per labelled asset by the damage law's
+    #: time-scaling symmetry: its wear path at the pace of another asset of the fleet
+    #: (training.augment). 0 = none. 2 was chosen on C-MAPSS FD001 validation units at 20%
+    #: of the units (out-of-fold RMSE 13.15 -> 11.64; 4 copies: 11.71).
+    time_scale_copies: int = Field(default=2, ge=0)
+
+    def data_only(self) -> TrainingSettings:
+        """The data-only baseline: the same network, data and budget, every physics prior off
+        (the loss terms and the virtual assets of the damage law)."""
+        return self.model_copy(
+            update={
+                "weight_time_consistency": 0.0,
+                "weight_damage_law": 0.0,
+                "time_scale_copies": 0,
+            }
+        )
     interval_level: float = 0.9
     #: Evaluation gate: a version becomes `challenger` only if its validation RMSE
     #: beats a constant-mean predictor by this factor (0.9 = at least 10% lower).

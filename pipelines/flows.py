@@ -166,13 +166,7 @@ def train_flow(
 
     settings = _settings(settings)
     if not physics:
-        settings = settings.model_copy(
-            update={
-                "training": settings.training.model_copy(
-                    update={"weight_time_consistency": 0.0, "weight_damage_law": 0.0}
-                )
-            }
-        )
+        settings = settings.model_copy(update={"training": settings.training.data_only()})
     frame = training_frame_task(settings)
     result = fit(frame, settings, feature_columns=FEATURE_COLUMNS)
     run_id, version = log_and_register(

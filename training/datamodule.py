@@ -3,6 +3,8 @@
     frame[asset_id, cycle, rul (uncapped; NaN = unlabelled), *features]
         │ labelled assets (>= 1 finite rul) ── assign_folds (by asset, seeded): fold 0..F-1
         │ unlabelled assets (in service, never failed) ── fold -1: physics terms only
+        │ virtual assets (training.augment, `virtual_sources`) ── their source's fold,
+        │   training rows only (never scaled on, validated or calibrated)
         ▼
     Standardizer fitted on every training row's features (no labels involved)
         ▼
@@ -204,8 +206,11 @@ class RULDataModule(L.LightningDataModule):
         batch_size: int = 256,
         seed: int = 42,
         pair_max_gap: int = 1,
+        virtual_sources: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
+        import pandas as pd
+
         missing = [c for c in (ASSET_ID, CYCLE, RUL, *feature_columns) if c not in frame.columns]
         if missing:
             raise ValueError(f"training frame lacks columns: {missing}")
@@ -214,23 +219,33 @@ class RULDataModule(L.LightningDataModule):
         self.rul_cap = float(rul_cap)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
+        sources = dict(virtual_sources or {})
         ids = frame[ASSET_ID].astype(str)
+        virtual = ids.isin(sources)
         is_labelled = np.isfinite(frame[RUL].to_numpy(dtype=np.float64))
-        labelled_assets = ids[is_labelled].unique()
-        #: asset -> fold of every run-to-failure asset (each is predicted out of fold)
+        labelled_assets = ids[is_labelled & ~virtual].unique()
+        #: asset -> fold of every real run-to-failure asset (each is predicted out of fold)
         self.folds = assign_folds(labelled_assets, n_folds, seed)
         self.n_folds = max(self.folds.values()) + 1
         self.labelled_assets = sorted(self.folds)
         #: assets without a single label: training rows for the physics terms only
-        self.unlabelled_assets = sorted(set(ids[~ids.isin(labelled_assets)]))
+        self.unlabelled_assets = sorted(set(ids[~ids.isin(labelled_assets) & ~virtual]))
         # Labelled assets contribute their labelled rows; unlabelled assets all of theirs.
         self.labelled_frame = frame[ids.isin(self.labelled_assets) & is_labelled]
-        fit_frame = frame[(ids.isin(self.labelled_assets) & is_labelled)
-                          | ids.isin(self.unlabelled_assets)]
-        self.n_unlabelled_rows = int(len(fit_frame) - len(self.labelled_frame))
-        self.scaler = Standardizer.fit(fit_frame[self.feature_columns].to_numpy(np.float64))
+        real = frame[(ids.isin(self.labelled_assets) & is_labelled)
+                     | ids.isin(self.unlabelled_assets)]
+        self.n_unlabelled_rows = int(len(real) - len(self.labelled_frame))
+        # Virtual assets (training.augment) train in their source's fold; the scaler, the
+        # validation and the calibration see real assets only.
+        train_folds = {
+            **self.folds,
+            **{v: self.folds[s] for v, s in sources.items() if s in self.folds},
+        }
+        fit_frame = pd.concat([real, frame[virtual & ids.map(sources).isin(self.folds)]])
+        self.n_virtual_rows = int(len(fit_frame) - len(real))
+        self.scaler = Standardizer.fit(real[self.feature_columns].to_numpy(np.float64))
         self.train_pairs = build_pairs(
-            fit_frame, self.feature_columns, self.scaler, rul_cap, pair_max_gap, seed, self.folds
+            fit_frame, self.feature_columns, self.scaler, rul_cap, pair_max_gap, seed, train_folds
         )
         # validation keeps consecutive pairs: val/physics_residual is a per-cycle figure
         self.val_pairs = build_pairs(

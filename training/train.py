@@ -1,7 +1,10 @@
 """`fit(frame, settings)`: train, calibrate, evaluate and save one RUL model.
 
     frame ──► clean (drop NaN/inf feature rows; NaN rul = unlabelled, kept)
-          ──► RULDataModule (labelled assets into F folds; unlabelled ones feed the physics)
+          ──► + virtual assets: each labelled asset's wear path at the pace of
+                `time_scale_copies` others (training.augment; the damage law's symmetry)
+          ──► RULDataModule (real labelled assets into F folds, virtual ones in their
+              source's fold; unlabelled ones feed the physics)
                                                           │
        L.Trainer(cpu, seeded, no logger/checkpoints, early stop on out-of-fold val/rmse)
           once per candidate feature set (all; without each optional group), keep the
@@ -15,7 +18,8 @@
 
 The returned predictor is the one *loaded back from the artifact*, so whatever is
 evaluated here is byte-for-byte what the registry stores and serving loads.
-The data-only baseline is the same call with settings.training.weight_* = 0.
+The data-only baseline is the same call with `settings.training.data_only()`: the physics
+weights at 0 and no virtual assets.
 
 Why compare feature sets per fleet: some features pay only with enough failures. The
 `*_vs_start` group (features.transforms) cut out-of-fold RMSE on C-MAPSS FD001 with 100
@@ -140,7 +144,7 @@ def feature_candidates(cols: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _train(frame, cols: list[str], ts, accelerator: str):
+def _train(frame, cols: list[str], ts, accelerator: str, virtual_sources=None):
     """One seeded training run on `cols`: (datamodule, module with its best weights, trainer)."""
     import lightning as L
     import torch
@@ -155,7 +159,9 @@ def _train(frame, cols: list[str], ts, accelerator: str):
     torch.set_num_threads(1)
     L.seed_everything(ts.seed, workers=True, verbose=False)
     n_folds = min(ts.n_folds, ts.n_members)
-    dm = RULDataModule(frame, cols, ts.rul_cap, n_folds, ts.batch_size, ts.seed, ts.pair_max_gap)
+    dm = RULDataModule(
+        frame, cols, ts.rul_cap, n_folds, ts.batch_size, ts.seed, ts.pair_max_gap, virtual_sources
+    )
     module = RULModule(
         n_features=len(cols),
         hidden_size=ts.hidden_size,
@@ -227,7 +233,16 @@ def fit(
         accelerator = "cpu"
     t0 = time.perf_counter()
     candidates = feature_candidates(cols) if ts.select_features else {ALL_FEATURES: cols}
-    fits = {name: _train(frame, c, ts, accelerator) for name, c in candidates.items()}
+    sources: dict[str, str] = {}
+    if ts.time_scale_copies:
+        from training.augment import fleet_paces, time_scaled_assets
+
+        paces = fleet_paces(frame, ts.time_scale_copies, ts.seed)
+        virtual, sources = time_scaled_assets(frame, cols, paces)
+        frame = pd.concat([frame, virtual], ignore_index=True)
+    fits = {
+        name: _train(frame, c, ts, accelerator, sources) for name, c in candidates.items()
+    }
     # (datamodule, module, trainer) per candidate; module.best_rmse: its out-of-fold RMSE
     val_rmse = {name: float(mod.best_rmse) for name, (_, mod, _) in fits.items()}
     feature_set = min(val_rmse, key=val_rmse.get)
@@ -303,6 +318,7 @@ def fit(
             "n_dropped_rows": float(n_dropped),
             "n_train_rows": float(len(dm.labelled_frame)),
             "n_unlabelled_rows": float(dm.n_unlabelled_rows),
+            "n_virtual_rows": float(dm.n_virtual_rows),
             **{f"select_val_rmse_{name}": v for name, v in val_rmse.items()},
         }
     )

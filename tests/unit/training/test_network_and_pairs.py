@@ -96,6 +96,26 @@ def test_unlabelled_assets_train_the_physics_only_and_never_validate():
     assert dm.val_pairs.labelled.all() and (dm.val_pairs.fold >= 0).all()
 
 
+def test_virtual_assets_train_in_their_source_fold_and_never_validate():
+    from training.augment import time_scaled_assets
+
+    df = _frame(lives=(30, 40, 50, 35))
+    factors = {a: [0.8, 1.25] for a in df["asset_id"].unique()}
+    virtual, sources = time_scaled_assets(df, ["f", "cycle"], factors)
+    dm = RULDataModule(
+        pd.concat([df, virtual], ignore_index=True), ["f", "cycle"], n_folds=2, seed=0,
+        virtual_sources=sources,
+    )
+    assert dm.labelled_assets == ["a0", "a1", "a2", "a3"]  # real assets only
+    assert dm.n_virtual_rows == len(virtual) and dm.n_unlabelled_rows == 0
+    assert set(dm.val_pairs.asset_id) == set(dm.labelled_assets)
+    tp = dm.train_pairs
+    for vid, src in sources.items():
+        assert (tp.fold[tp.asset_id == vid] == dm.folds[src]).all()
+    # the scaler is the one of the real rows: the augmentation does not move the inputs
+    np.testing.assert_allclose(dm.scaler.mean, df[["f", "cycle"]].mean().to_numpy())
+
+
 def _batch(n=6, fold=None, labelled=None):
     x, x_next = torch.randn(n, 2), torch.randn(n, 2)
     y = torch.full((n,), 50.0)
