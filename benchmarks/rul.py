@@ -141,6 +141,7 @@ def run_seed(
         m["val_rmse"] = r.metrics["val_rmse"]
         m["val_coverage"] = r.metrics["val_coverage"]
         m["n_unlabelled_rows"] = r.metrics["n_unlabelled_rows"]
+        m["n_virtual_rows"] = r.metrics["n_virtual_rows"]
         # the feature set fit kept (training.train.feature_candidates) and each one's score
         m["feature_set"] = r.params["feature_set"]
         m["val_rmse_by_feature_set"] = {

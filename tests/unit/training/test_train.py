@@ -50,10 +50,15 @@ def test_fit_is_deterministic_and_baseline_runs(fitted, tmp_path):
     frame, s, r = fitted
     r2 = fit(frame, s, out_dir=tmp_path / "again")
     assert r2.metrics["val_rmse"] == pytest.approx(r.metrics["val_rmse"], rel=1e-6)
-    s.training.weight_time_consistency = 0.0
-    s.training.weight_damage_law = 0.0
-    base = fit(frame, s, out_dir=tmp_path / "baseline")
+    base_settings = s.model_copy(update={"training": s.training.data_only()})
+    base = fit(frame, base_settings, out_dir=tmp_path / "baseline")
     assert base.metrics["val_rmse"] < base.metrics["val_constant_rmse"]
+    # the baseline has no physics: no loss terms and no virtual assets of the damage law
+    assert base.params["weight_time_consistency"] == base.params["weight_damage_law"] == 0
+    assert base.metrics["n_virtual_rows"] == 0
+    # the physics-informed fit trained on 2 virtual copies per asset, validated on real ones
+    assert r.metrics["n_virtual_rows"] > r.metrics["n_train_rows"]
+    assert r.metrics["n_train_rows"] == len(frame) - 3
 
 
 def test_short_run_on_the_simulated_fleet_beats_a_constant_predictor(tmp_path):
