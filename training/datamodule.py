@@ -6,7 +6,7 @@
         │ virtual assets (training.augment, `virtual_sources`) ── their source's fold,
         │   training rows only (never scaled on, validated or calibrated)
         ▼
-    Standardizer fitted on every training row's features (no labels involved)
+    Standardizer fitted on every real training row's features (no labels involved)
         ▼
     PairArrays: x(t), x(next), capped y(t), y(next), dt, uncapped rul(t), has_next,
     labelled, fold, survived (cycles the asset was still seen running after t)

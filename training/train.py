@@ -233,6 +233,7 @@ def fit(
         accelerator = "cpu"
     t0 = time.perf_counter()
     candidates = feature_candidates(cols) if ts.select_features else {ALL_FEATURES: cols}
+    dtypes = {c: str(frame[c].dtype) for c in cols}  # of the real rows (the pyfunc signature)
     sources: dict[str, str] = {}
     if ts.time_scale_copies:
         from training.augment import fleet_paces, time_scaled_assets
@@ -350,5 +351,5 @@ def fit(
         val_predictions=val_predictions,
         train_assets=[],
         val_assets=dm.labelled_assets,
-        feature_dtypes={c: str(frame[c].dtype) for c in cols},
+        feature_dtypes={c: dtypes[c] for c in cols},
     )
