@@ -135,7 +135,9 @@ def features() -> None:
 
 @app.command()
 def train(
-    baseline: Annotated[bool, typer.Option(help="Data-only baseline (physics terms off).")] = False,
+    baseline: Annotated[
+        bool, typer.Option(help="Data-only baseline (physics loss terms and virtual assets off).")
+    ] = False,
 ) -> None:
     """Train the physics-informed RUL model on the Feast training frame and register it."""
     settings = _settings()
