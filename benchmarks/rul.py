@@ -3,8 +3,8 @@
     train_FDxxx.txt ─► read_cmapss ─► window_features ─┐
                                      rul_labels ───────┴─► frame ─► (train fraction: random units)
                                                                       │ per seed
-                         training.train.fit (PINN)  ◄─────────────────┤
-                         training.train.fit (baseline: physics weights 0) ◄┘
+                         training.train.fit (PINN; + readings) ◄──────┤
+                         training.train.fit (baseline: data_only()) ◄──────┘
                                       │ predictor (loaded back from its artifact)
     test_FDxxx.txt ─► window_features ─► last cycle per unit ─► predictor.predict
     RUL_FDxxx.txt  ─► true RUL (uncapped, as given) ──────────────► RMSE, PHM08, MAE,
@@ -52,7 +52,8 @@ METRICS = {
 
 
 def training_frame(data_dir: Path, subset: str, window: int):
-    """Window features + uncapped RUL labels of the run-to-failure training units."""
+    """(window features + uncapped RUL labels of the run-to-failure training units, their
+    raw readings: what the virtual assets of training.augment are built from)."""
     from features.labels import rul_labels
     from features.sources.cmapss import read_cmapss
     from features.transforms import window_features
@@ -60,7 +61,8 @@ def training_frame(data_dir: Path, subset: str, window: int):
     readings, events = read_cmapss(data_dir, subset, "train")
     feats = window_features(readings, window)
     labels = rul_labels(readings, events)[["asset_id", "cycle", "rul"]]
-    return feats.merge(labels, on=["asset_id", "cycle"], how="inner", validate="one_to_one")
+    frame = feats.merge(labels, on=["asset_id", "cycle"], how="inner", validate="one_to_one")
+    return frame, readings
 
 
 def last_cycle_test_rows(data_dir: Path, subset: str, window: int):
@@ -122,7 +124,14 @@ def score_model(predictor, test, horizon: int) -> dict[str, float]:
 
 
 def run_seed(
-    frame, test, settings, seed: int, fraction: float, workdir: Path, unlabelled: bool = False
+    frame,
+    readings,
+    test,
+    settings,
+    seed: int,
+    fraction: float,
+    workdir: Path,
+    unlabelled: bool = False,
 ) -> dict:
     """Train both models for one seed on the same units; their test metrics + fit facts."""
     from features.transforms import FEATURE_COLUMNS
@@ -135,7 +144,13 @@ def run_seed(
         if model == "baseline":
             ts = ts.data_only()
         s = settings.model_copy(update={"training": ts})
-        r = fit(train, s, feature_columns=FEATURE_COLUMNS, out_dir=workdir / f"{model}-{seed}")
+        r = fit(
+            train,
+            s,
+            feature_columns=FEATURE_COLUMNS,
+            readings=readings,
+            out_dir=workdir / f"{model}-{seed}",
+        )
         m = score_model(r.predictor, test, s.serving.horizon)
         m["train_seconds"] = r.metrics["train_seconds"]
         m["val_rmse"] = r.metrics["val_rmse"]
@@ -213,12 +228,12 @@ def run_benchmark(
         settings = settings.model_copy(
             update={"training": settings.training.model_copy(update={"max_epochs": max_epochs})}
         )
-    frame = training_frame(data_dir, subset, settings.window)
+    frame, readings = training_frame(data_dir, subset, settings.window)
     test = last_cycle_test_rows(data_dir, subset, settings.window)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="twinops-bench-rul-") as tmp:
         per_seed = [
-            run_seed(frame, test, settings, seed, train_fraction, Path(tmp), unlabelled)
+            run_seed(frame, readings, test, settings, seed, train_fraction, Path(tmp), unlabelled)
             for seed in range(seeds)
         ]
     summary = summarise(per_seed)

@@ -144,13 +144,16 @@ class TrainSummary:
 
 @task(cache_policy=NO_CACHE)
 def training_frame_task(settings: Settings):
+    """(point-in-time training frame from Feast, the raw readings the virtual assets of
+    training.augment are built from)."""
     from features import datastore, store
     from features.labels import rul_labels
 
-    labels = rul_labels(datastore.load_readings(settings), datastore.load_events(settings))
+    readings = datastore.load_readings(settings)
+    labels = rul_labels(readings, datastore.load_events(settings))
     if not len(labels):
         raise RuntimeError("no run-to-failure assets (failure events) to train on")
-    return store.training_frame(settings, labels)
+    return store.training_frame(settings, labels), readings
 
 
 @flow(name="train", log_prints=True)
@@ -167,8 +170,8 @@ def train_flow(
     settings = _settings(settings)
     if not physics:
         settings = settings.model_copy(update={"training": settings.training.data_only()})
-    frame = training_frame_task(settings)
-    result = fit(frame, settings, feature_columns=FEATURE_COLUMNS)
+    frame, readings = training_frame_task(settings)
+    result = fit(frame, settings, feature_columns=FEATURE_COLUMNS, readings=readings)
     run_id, version = log_and_register(
         settings,
         result,
@@ -200,8 +203,10 @@ def evaluate_flow(version: str | None = None, settings: Settings | None = None) 
         print(f"v{version} rejected by the baseline gate: {floor['reasons']}")
         return {**floor, "status": review.REJECTED}
     proposal = review.propose(settings, version)
-    print(f"v{version}: {proposal['status']} {proposal['failures'] or ''} "
-          f"(report {proposal['report']})")
+    print(
+        f"v{version}: {proposal['status']} {proposal['failures'] or ''} "
+        f"(report {proposal['report']})"
+    )
     return {**floor, **proposal, "reasons": floor["reasons"] + proposal["failures"]}
 
 

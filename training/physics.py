@@ -49,8 +49,9 @@ Why these terms
 (d) Time-scaling symmetry of (b), used on the data rather than in the loss: the
     exponential family is closed under t -> t / k, so an asset's wear path run k times as
     fast is another admissible asset (lifetime T / k, RUL r / k, rates of change x k, the
-    same state at failure). training.augment builds such virtual assets at the paces the
-    fleet has shown; on 20 failed FD001 units it is the term that pays (README, Benchmarks).
+    same state at failure). training.augment builds such virtual assets from the raw
+    readings (wear trend warped in time, fresh measurement noise) at the paces the fleet
+    has shown; on 20 failed FD001 units it is the term that pays (README, Benchmarks).
 
 This is the physics-informed neural network (PINN) idea of adding residuals of known
 governing equations to the data loss (Raissi, Perdikaris, Karniadakis, "Physics-informed

@@ -1,8 +1,9 @@
 """`fit(frame, settings)`: train, calibrate, evaluate and save one RUL model.
 
     frame ──► clean (drop NaN/inf feature rows; NaN rul = unlabelled, kept)
-          ──► + virtual assets: each labelled asset's wear path at the pace of
-                `time_scale_copies` others (training.augment; the damage law's symmetry)
+          ──► + virtual assets: each labelled asset's raw readings worn at the pace of
+                `time_scale_copies` others, through the window transform (training.augment;
+                the damage law's symmetry; needs `readings`)
           ──► RULDataModule (real labelled assets into F folds, virtual ones in their
               source's fold; unlabelled ones feed the physics)
                                                           │
@@ -205,6 +206,7 @@ def fit(
     settings,
     feature_columns: list[str] | None = None,
     *,
+    readings=None,
     out_dir: str | Path | None = None,
     accelerator: str = "cpu",
     horizon: int | None = None,
@@ -214,6 +216,9 @@ def fit(
     Rows whose `rul` is NaN are unlabelled (assets still in service): assets with no label
     at all join the training side as collocation points of the physics terms (see
     training.datamodule); they never enter validation or calibration.
+    `readings`: the raw readings (contract columns) of the run-to-failure assets, from which
+    the virtual assets are built (training.augment); needed when
+    `settings.training.time_scale_copies` > 0.
     """
     import pandas as pd
     import torch
@@ -236,14 +241,17 @@ def fit(
     dtypes = {c: str(frame[c].dtype) for c in cols}  # of the real rows (the pyfunc signature)
     sources: dict[str, str] = {}
     if ts.time_scale_copies:
-        from training.augment import fleet_paces, time_scaled_assets
+        from training.augment import fleet_paces, virtual_assets
 
+        if readings is None:
+            raise ValueError(
+                "virtual assets (training.time_scale_copies > 0) are built from the raw "
+                "readings: pass fit(..., readings=...) or set time_scale_copies=0"
+            )
         paces = fleet_paces(frame, ts.time_scale_copies, ts.seed)
-        virtual, sources = time_scaled_assets(frame, cols, paces)
+        virtual, sources = virtual_assets(frame, readings, cols, paces, settings.window, ts.seed)
         frame = pd.concat([frame, virtual], ignore_index=True)
-    fits = {
-        name: _train(frame, c, ts, accelerator, sources) for name, c in candidates.items()
-    }
+    fits = {name: _train(frame, c, ts, accelerator, sources) for name, c in candidates.items()}
     # (datamodule, module, trainer) per candidate; module.best_rmse: its out-of-fold RMSE
     val_rmse = {name: float(mod.best_rmse) for name, (_, mod, _) in fits.items()}
     feature_set = min(val_rmse, key=val_rmse.get)

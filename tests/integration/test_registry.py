@@ -22,6 +22,7 @@ def registered(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("registry")
     s = get_settings(state_dir=tmp / "state")
     s.training.max_epochs = 4
+    s.training.time_scale_copies = 0  # synthetic features have no raw readings to warp
     frame = synthetic_frame(n_assets=10, n_sensors=3, seed=5, t_min=90, t_max=130)
     result = fit(frame, s)
     run_id, version = registry.log_and_register(

@@ -97,13 +97,20 @@ def test_unlabelled_assets_train_the_physics_only_and_never_validate():
 
 
 def test_virtual_assets_train_in_their_source_fold_and_never_validate():
-    from training.augment import time_scaled_assets
-
     df = _frame(lives=(30, 40, 50, 35))
-    factors = {a: [0.8, 1.25] for a in df["asset_id"].unique()}
-    virtual, sources = time_scaled_assets(df, ["f", "cycle"], factors)
+    # virtual copies (training.augment) of every asset, as rows: a slower and a faster one
+    copies = [
+        g.assign(asset_id=f"{a}*{k}", f=g["f"] * k + 5.0, rul=g["rul"] / k)
+        for a, g in df.groupby("asset_id")
+        for k in (0.8, 1.25)
+    ]
+    virtual = pd.concat(copies, ignore_index=True)
+    sources = {vid: vid.split("*")[0] for vid in virtual["asset_id"].unique()}
     dm = RULDataModule(
-        pd.concat([df, virtual], ignore_index=True), ["f", "cycle"], n_folds=2, seed=0,
+        pd.concat([df, virtual], ignore_index=True),
+        ["f", "cycle"],
+        n_folds=2,
+        seed=0,
         virtual_sources=sources,
     )
     assert dm.labelled_assets == ["a0", "a1", "a2", "a3"]  # real assets only

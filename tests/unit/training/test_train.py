@@ -19,6 +19,9 @@ def fitted(tmp_path_factory):
     frame.loc[frame.index[:3], "s0"] = np.nan  # dropped, not imputed
     s = get_settings(state_dir=tmp)
     s.training.max_epochs = 12
+    # no raw readings behind these features: no virtual assets (they are tested below on
+    # the simulator, whose readings go through the window transform)
+    s.training.time_scale_copies = 0
     return frame, s, fit(frame, s, out_dir=tmp / "model")
 
 
@@ -56,8 +59,6 @@ def test_fit_is_deterministic_and_baseline_runs(fitted, tmp_path):
     # the baseline has no physics: no loss terms and no virtual assets of the damage law
     assert base.params["weight_time_consistency"] == base.params["weight_damage_law"] == 0
     assert base.metrics["n_virtual_rows"] == 0
-    # the physics-informed fit trained on 2 virtual copies per asset, validated on real ones
-    assert r.metrics["n_virtual_rows"] > r.metrics["n_train_rows"]
     assert r.metrics["n_train_rows"] == len(frame) - 3
 
 
@@ -74,9 +75,15 @@ def test_short_run_on_the_simulated_fleet_beats_a_constant_predictor(tmp_path):
     s = get_settings(state_dir=tmp_path)
     s.training.max_epochs = 8
     s.training.n_members = 4
-    r = fit(frame, s, feature_columns=FEATURE_COLUMNS, out_dir=tmp_path / "model")
+    with pytest.raises(ValueError, match="readings"):  # virtual assets need the raw readings
+        fit(frame, s, feature_columns=FEATURE_COLUMNS, out_dir=tmp_path / "no-readings")
+    r = fit(
+        frame, s, feature_columns=FEATURE_COLUMNS, readings=readings, out_dir=tmp_path / "model"
+    )
     # out of fold: every simulated unit is scored by members that never trained on it
     assert r.metrics["val_rmse"] < 0.6 * r.metrics["val_constant_rmse"], r.metrics
+    # it trained on 2 virtual copies per unit, built from their readings; scored on real ones
+    assert r.metrics["n_virtual_rows"] > r.metrics["n_train_rows"] == len(frame)
     # both feature sets were trained; the one kept has the lower out-of-fold RMSE
     rmse = {k: r.metrics[f"select_val_rmse_{k}"] for k in ("all", "without_vs_start")}
     assert r.params["feature_set"] == min(rmse, key=rmse.get)
