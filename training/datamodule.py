@@ -3,13 +3,14 @@
     frame[asset_id, cycle, rul (uncapped; NaN = unlabelled), *features]
         │ labelled assets (>= 1 finite rul) ── assign_folds (by asset, seeded): fold 0..F-1
         │ unlabelled assets (in service, never failed) ── fold -1: physics terms only
-        │ virtual assets (training.augment, `virtual_sources`) ── their source's fold,
-        │   training rows only (never scaled on, validated or calibrated)
+        │ virtual assets (training.augment, `virtual_parents`) ── their source's fold
+        │   and their donor's (the asset whose lifetime they have), training rows only
+        │   (never scaled on, validated or calibrated)
         ▼
     Standardizer fitted on every real training row's features (no labels involved)
         ▼
     PairArrays: x(t), x(next), capped y(t), y(next), dt, uncapped rul(t), has_next,
-    labelled, fold, survived (cycles the asset was still seen running after t)
+    labelled, fold, donor_fold, survived (cycles the asset was still seen running after t)
         ▼
     train loader: every row (the module masks each member's held-out fold)
     val loader:   labelled rows, consecutive pairs (predicted out of fold)
@@ -112,6 +113,8 @@ class PairArrays:
     has_next: np.ndarray
     labelled: np.ndarray  # 1.0 where the RUL is known
     fold: np.ndarray  # int64 fold of the row's asset; NO_FOLD for unlabelled assets
+    #: int64 second fold a virtual row is held out with (its donor's); NO_FOLD on real rows
+    donor_fold: np.ndarray
     survived: np.ndarray  # cycles from t to the asset's last reading: a lower bound on RUL(t)
     asset_id: np.ndarray
     cycle: np.ndarray
@@ -131,6 +134,7 @@ class PairArrays:
                 self.has_next,
                 self.labelled,
                 self.fold,
+                self.donor_fold,
                 self.survived,
             )
         )
@@ -144,6 +148,7 @@ def build_pairs(
     max_gap: int = 1,
     seed: int = 0,
     folds: dict[str, int] | None = None,
+    donor_folds: dict[str, int] | None = None,
 ) -> PairArrays:
     """Sort by (asset, cycle), scale features, link every row to a later row of its asset.
 
@@ -152,7 +157,8 @@ def build_pairs(
     gaps: over one cycle a slope error of 20% in the predicted RUL is a 0.2-cycle residual,
     lost next to the data term; over 50 cycles it is 10 cycles, as loud as a prediction
     error of 10 cycles. The time-consistency law holds for any gap.
-    `folds` maps asset -> fold; assets not in it get NO_FOLD.
+    `folds` maps asset -> fold, `donor_folds` virtual asset -> its donor's fold; assets not
+    in them get NO_FOLD.
     """
     df = frame.sort_values([ASSET_ID, CYCLE], kind="stable")
     x = scaler.transform(df[feature_columns].to_numpy(dtype=np.float64))
@@ -188,6 +194,7 @@ def build_pairs(
         has_next=has_next.astype(np.float32),
         labelled=labelled.astype(np.float32),
         fold=np.array([(folds or {}).get(a, NO_FOLD) for a in asset], dtype=np.int64),
+        donor_fold=np.array([(donor_folds or {}).get(a, NO_FOLD) for a in asset], np.int64),
         survived=survived,
         asset_id=asset,
         cycle=cycle,
@@ -206,7 +213,7 @@ class RULDataModule(L.LightningDataModule):
         batch_size: int = 256,
         seed: int = 42,
         pair_max_gap: int = 1,
-        virtual_sources: dict[str, str] | None = None,
+        virtual_parents: dict[str, tuple[str, str]] | None = None,
     ) -> None:
         super().__init__()
         import pandas as pd
@@ -219,9 +226,9 @@ class RULDataModule(L.LightningDataModule):
         self.rul_cap = float(rul_cap)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
-        sources = dict(virtual_sources or {})
+        parents = dict(virtual_parents or {})  # virtual id -> (source, donor)
         ids = frame[ASSET_ID].astype(str)
-        virtual = ids.isin(sources)
+        virtual = ids.isin(parents)
         is_labelled = np.isfinite(frame[RUL].to_numpy(dtype=np.float64))
         labelled_assets = ids[is_labelled & ~virtual].unique()
         #: asset -> fold of every real run-to-failure asset (each is predicted out of fold)
@@ -232,20 +239,29 @@ class RULDataModule(L.LightningDataModule):
         self.unlabelled_assets = sorted(set(ids[~ids.isin(labelled_assets) & ~virtual]))
         # Labelled assets contribute their labelled rows; unlabelled assets all of theirs.
         self.labelled_frame = frame[ids.isin(self.labelled_assets) & is_labelled]
-        real = frame[(ids.isin(self.labelled_assets) & is_labelled)
-                     | ids.isin(self.unlabelled_assets)]
+        real = frame[
+            (ids.isin(self.labelled_assets) & is_labelled) | ids.isin(self.unlabelled_assets)
+        ]
         self.n_unlabelled_rows = int(len(real) - len(self.labelled_frame))
-        # Virtual assets (training.augment) train in their source's fold; the scaler, the
-        # validation and the calibration see real assets only.
-        train_folds = {
-            **self.folds,
-            **{v: self.folds[s] for v, s in sources.items() if s in self.folds},
-        }
-        fit_frame = pd.concat([real, frame[virtual & ids.map(sources).isin(self.folds)]])
+        # Virtual assets (training.augment) are held out with their source's fold and their
+        # donor's: a copy of u at v's pace has u's path and v's lifetime, so a member that
+        # holds out either must not train on it. The scaler, the validation and the
+        # calibration see real assets only.
+        kept = {v: p for v, p in parents.items() if set(p) <= set(self.folds)}
+        train_folds = {**self.folds, **{v: self.folds[u] for v, (u, _) in kept.items()}}
+        donor_folds = {v: self.folds[d] for v, (_, d) in kept.items()}
+        fit_frame = pd.concat([real, frame[ids.isin(kept)]])
         self.n_virtual_rows = int(len(fit_frame) - len(real))
         self.scaler = Standardizer.fit(real[self.feature_columns].to_numpy(np.float64))
         self.train_pairs = build_pairs(
-            fit_frame, self.feature_columns, self.scaler, rul_cap, pair_max_gap, seed, train_folds
+            fit_frame,
+            self.feature_columns,
+            self.scaler,
+            rul_cap,
+            pair_max_gap,
+            seed,
+            train_folds,
+            donor_folds,
         )
         # validation keeps consecutive pairs: val/physics_residual is a per-cycle figure
         self.val_pairs = build_pairs(

@@ -1,8 +1,8 @@
 """LightningModule: wires RULNet and the physics terms into one loss; logs the metrics.
 
-    batch (x, x_next, y, y_next, dt, rul_raw, has_next, labelled, fold, survived)
+    batch (x, x_next, y, y_next, dt, rul_raw, has_next, labelled, fold, donor_fold, survived)
         │ RULNet.members on x and x_next: K ensemble members; member k sees only the rows
-        │ outside its held-out fold (k mod F), in every term below
+        │ outside its held-out fold (k mod F) by fold and by donor_fold, in every term below
         ▼
     loss = mse_labelled((rul - y)/cap)                          data term (capped target)
          + w_tc * [ mean_pairs(((rul_t - rul_next - dt)/cap)^2) (a) time consistency (non-plateau;
@@ -80,11 +80,13 @@ class RULModule(L.LightningModule):
         the fleet. Member k sees no row of its held-out fold, in any term. `rul` / `r_tc`
         are the out-of-fold prediction and its residual (what validation reports).
         """
-        x, x_next, y, _y_next, dt, rul_raw, has_next, labelled, fold, survived = batch
+        x, x_next, y, _y_next, dt, rul_raw, has_next, labelled, fold, donor_fold, survived = batch
         rul, health = self.net.members(x)  # (K, n)
         rul_n, health_n = self.net.members(x_next)
         cap = self.cap
-        seen = self.member_fold[:, None] != fold[None, :]  # (K, n): rows member k trains on
+        # (K, n): rows member k trains on (a virtual row is held out with two folds)
+        member = self.member_fold[:, None]
+        seen = (member != fold[None, :]) & (member != donor_fold[None, :])
         pairs = (has_next > 0) & seen
         known = (labelled > 0) & seen
         data = physics.masked_mean_square((rul - y) / cap, known)

@@ -145,7 +145,7 @@ def feature_candidates(cols: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _train(frame, cols: list[str], ts, accelerator: str, virtual_sources=None):
+def _train(frame, cols: list[str], ts, accelerator: str, virtual_parents=None):
     """One seeded training run on `cols`: (datamodule, module with its best weights, trainer)."""
     import lightning as L
     import torch
@@ -161,7 +161,7 @@ def _train(frame, cols: list[str], ts, accelerator: str, virtual_sources=None):
     L.seed_everything(ts.seed, workers=True, verbose=False)
     n_folds = min(ts.n_folds, ts.n_members)
     dm = RULDataModule(
-        frame, cols, ts.rul_cap, n_folds, ts.batch_size, ts.seed, ts.pair_max_gap, virtual_sources
+        frame, cols, ts.rul_cap, n_folds, ts.batch_size, ts.seed, ts.pair_max_gap, virtual_parents
     )
     module = RULModule(
         n_features=len(cols),
@@ -239,7 +239,7 @@ def fit(
     t0 = time.perf_counter()
     candidates = feature_candidates(cols) if ts.select_features else {ALL_FEATURES: cols}
     dtypes = {c: str(frame[c].dtype) for c in cols}  # of the real rows (the pyfunc signature)
-    sources: dict[str, str] = {}
+    parents: dict[str, tuple[str, str]] = {}  # virtual id -> (source, donor)
     if ts.time_scale_copies:
         from training.augment import fleet_paces, virtual_assets
 
@@ -249,9 +249,9 @@ def fit(
                 "readings: pass fit(..., readings=...) or set time_scale_copies=0"
             )
         paces = fleet_paces(frame, ts.time_scale_copies, ts.seed)
-        virtual, sources = virtual_assets(frame, readings, cols, paces, settings.window, ts.seed)
+        virtual, parents = virtual_assets(frame, readings, cols, paces, settings.window, ts.seed)
         frame = pd.concat([frame, virtual], ignore_index=True)
-    fits = {name: _train(frame, c, ts, accelerator, sources) for name, c in candidates.items()}
+    fits = {name: _train(frame, c, ts, accelerator, parents) for name, c in candidates.items()}
     # (datamodule, module, trainer) per candidate; module.best_rmse: its out-of-fold RMSE
     val_rmse = {name: float(mod.best_rmse) for name, (_, mod, _) in fits.items()}
     feature_set = min(val_rmse, key=val_rmse.get)

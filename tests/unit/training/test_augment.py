@@ -38,8 +38,10 @@ def _exponential(life: int, rate: float):
 def test_a_virtual_asset_is_the_same_law_run_k_times_as_fast():
     life, rate, k = 200, 0.02, 1.25
     raw = _readings("u1", life, _exponential(life, rate))
-    rows, sources = virtual_assets(_labels(raw), raw, FEATURE_COLUMNS, {"u1": [k]}, WINDOW, 0)
-    assert sources == {"u1*1.25": "u1"}
+    rows, sources = virtual_assets(
+        _labels(raw), raw, FEATURE_COLUMNS, {"u1": [(k, "v")]}, WINDOW, 0
+    )
+    assert sources == {"u1*1.25": ("u1", "v")}  # (source, donor of the lifetime)
     # the copy fails at life / k, and its RUL falls by one per virtual cycle
     np.testing.assert_allclose(rows["rul"] + rows["cycle"], life / k)
     # its readings follow the exponential law with rate k * rate at its own RUL
@@ -54,7 +56,9 @@ def test_window_slopes_of_a_copy_are_k_times_the_real_ones():
     # the copy, because its window spans k times as many real cycles of wear
     b = 0.01
     raw = _readings("u1", 240, lambda c: b * c)
-    rows, _ = virtual_assets(_labels(raw), raw, FEATURE_COLUMNS, {"u1": [0.8, 1.5]}, WINDOW, 0)
+    rows, _ = virtual_assets(
+        _labels(raw), raw, FEATURE_COLUMNS, {"u1": [(0.8, "v"), (1.5, "w")]}, WINDOW, 0
+    )
     late = rows[rows["cycle"] > WINDOW]
     for vid, k in (("u1*0.8", 0.8), ("u1*1.5", 1.5)):
         np.testing.assert_allclose(late.loc[late["asset_id"] == vid, "sensor_2_slope"], k * b)
@@ -91,7 +95,12 @@ def test_in_service_assets_and_pace_one_are_not_copied():
     frame = _labels(raw)
     frame.loc[frame["asset_id"] == "u2", "rul"] = np.nan  # in service: failure not seen
     rows, sources = virtual_assets(
-        frame, raw, FEATURE_COLUMNS, {"u1": [1.0, 1.25, 1.25], "u2": [1.25]}, WINDOW, 0
+        frame,
+        raw,
+        FEATURE_COLUMNS,
+        {"u1": [(1.0, "v"), (1.25, "v"), (1.25, "w")], "u2": [(1.25, "v")]},
+        WINDOW,
+        0,
     )
     assert set(sources) == {"u1*1.25"} and set(rows["asset_id"]) == {"u1*1.25"}
     assert not rows.duplicated(["asset_id", "cycle"]).any()  # one copy per distinct pace
@@ -101,19 +110,19 @@ def test_bad_inputs_are_refused_with_a_reason():
     raw = _readings("u1", 60, lambda c: c / 60)
     frame = _labels(raw)
     with pytest.raises(ValueError, match="> 0"):
-        virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [0.0]}, WINDOW, 0)
+        virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [(0.0, "v")]}, WINDOW, 0)
     with pytest.raises(ValueError, match="no raw readings"):
-        virtual_assets(frame, raw.iloc[0:0], FEATURE_COLUMNS, {"u1": [1.2]}, WINDOW, 0)
+        virtual_assets(frame, raw.iloc[0:0], FEATURE_COLUMNS, {"u1": [(1.2, "v")]}, WINDOW, 0)
     with pytest.raises(ValueError, match="time_scale_copies=0"):
-        virtual_assets(frame, raw, ["s0_mean", "cycle"], {"u1": [1.2]}, WINDOW, 0)
+        virtual_assets(frame, raw, ["s0_mean", "cycle"], {"u1": [(1.2, "v")]}, WINDOW, 0)
 
 
 def test_copies_are_seeded():
     raw = _readings("u1", 150, lambda c: c / 150, noise=0.05)
     frame = _labels(raw)
-    a, _ = virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [1.2]}, WINDOW, 0)
-    b, _ = virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [1.2]}, WINDOW, 0)
-    c, _ = virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [1.2]}, WINDOW, 1)
+    a, _ = virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [(1.2, "v")]}, WINDOW, 0)
+    b, _ = virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [(1.2, "v")]}, WINDOW, 0)
+    c, _ = virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [(1.2, "v")]}, WINDOW, 1)
     pd.testing.assert_frame_equal(a, b)
     assert not np.allclose(a["sensor_2_mean"], c["sensor_2_mean"])
 
@@ -122,13 +131,16 @@ def test_fleet_paces_are_the_lifetime_ratios_of_other_assets():
     lives = {"a": 100, "b": 150, "c": 200}
     frame = pd.concat([_labels(_readings(a, t, lambda c: c)) for a, t in lives.items()])
     paces = fleet_paces(frame, copies=2, seed=0)
-    assert sorted(paces["a"]) == pytest.approx([100 / 200, 100 / 150])  # both others
-    assert sorted(paces["c"]) == pytest.approx([200 / 150, 200 / 100])
+    # both others, each with the asset whose lifetime it is (its label is in the copy)
+    assert sorted(paces["a"]) == [(100 / 200, "c"), (100 / 150, "b")]
+    assert sorted(paces["c"]) == [(200 / 150, "b"), (200 / 100, "a")]
     assert fleet_paces(frame, copies=2, seed=0) == paces  # seeded
     assert all(len(v) == 1 for v in fleet_paces(frame, copies=1, seed=3).values())
     # an asset with another's lifetime is no new pace: "d" lives as long as "a"
     twins = pd.concat([frame, _labels(_readings("d", 100, lambda c: c))], ignore_index=True)
-    assert all(1.0 not in v and len(set(v)) == 2 for v in fleet_paces(twins, 2, 0).values())
+    for v in fleet_paces(twins, 2, 0).values():
+        ks = [k for k, _ in v]
+        assert 1.0 not in ks and len(set(ks)) == 2
 
 
 def test_assets_without_a_trend_are_not_copied():
@@ -137,6 +149,6 @@ def test_assets_without_a_trend_are_not_copied():
     gap.loc[5, "sensor_2"] = np.nan
     raw = pd.concat([short, gap], ignore_index=True)
     rows, sources = virtual_assets(
-        _labels(raw), raw, FEATURE_COLUMNS, {"u1": [1.2], "u2": [1.2]}, WINDOW, 0
+        _labels(raw), raw, FEATURE_COLUMNS, {"u1": [(1.2, "v")], "u2": [(1.2, "v")]}, WINDOW, 0
     )
     assert sources == {} and rows.empty

@@ -96,40 +96,45 @@ def test_unlabelled_assets_train_the_physics_only_and_never_validate():
     assert dm.val_pairs.labelled.all() and (dm.val_pairs.fold >= 0).all()
 
 
-def test_virtual_assets_train_in_their_source_fold_and_never_validate():
+def test_virtual_assets_are_held_out_with_source_and_donor_and_never_validate():
     df = _frame(lives=(30, 40, 50, 35))
-    # virtual copies (training.augment) of every asset, as rows: a slower and a faster one
-    copies = [
-        g.assign(asset_id=f"{a}*{k}", f=g["f"] * k + 5.0, rul=g["rul"] / k)
-        for a, g in df.groupby("asset_id")
-        for k in (0.8, 1.25)
-    ]
+    # virtual copies (training.augment) of every asset, as rows: at the pace of the next
+    # asset (its donor) and of the one after
+    ids = sorted(df["asset_id"].unique())
+    parents, copies = {}, []
+    for i, (a, g) in enumerate(df.groupby("asset_id")):
+        for step, k in ((1, 0.8), (2, 1.25)):
+            vid = f"{a}*{k}"
+            parents[vid] = (a, ids[(i + step) % len(ids)])
+            copies.append(g.assign(asset_id=vid, f=g["f"] * k + 5.0, rul=g["rul"] / k))
     virtual = pd.concat(copies, ignore_index=True)
-    sources = {vid: vid.split("*")[0] for vid in virtual["asset_id"].unique()}
     dm = RULDataModule(
         pd.concat([df, virtual], ignore_index=True),
         ["f", "cycle"],
         n_folds=2,
         seed=0,
-        virtual_sources=sources,
+        virtual_parents=parents,
     )
     assert dm.labelled_assets == ["a0", "a1", "a2", "a3"]  # real assets only
     assert dm.n_virtual_rows == len(virtual) and dm.n_unlabelled_rows == 0
     assert set(dm.val_pairs.asset_id) == set(dm.labelled_assets)
     tp = dm.train_pairs
-    for vid, src in sources.items():
+    for vid, (src, donor) in parents.items():
         assert (tp.fold[tp.asset_id == vid] == dm.folds[src]).all()
+        assert (tp.donor_fold[tp.asset_id == vid] == dm.folds[donor]).all()
+    assert (tp.donor_fold[np.isin(tp.asset_id, ids)] == NO_FOLD).all()
     # the scaler is the one of the real rows: the augmentation does not move the inputs
     np.testing.assert_allclose(dm.scaler.mean, df[["f", "cycle"]].mean().to_numpy())
 
 
-def _batch(n=6, fold=None, labelled=None):
+def _batch(n=6, fold=None, labelled=None, donor_fold=None):
     x, x_next = torch.randn(n, 2), torch.randn(n, 2)
     y = torch.full((n,), 50.0)
     dt, rul_raw, has_next = torch.ones(n), torch.full((n,), 50.0), torch.ones(n)
     labelled = torch.ones(n) if labelled is None else labelled
     fold = torch.full((n,), NO_FOLD) if fold is None else fold
-    return [x, x_next, y, y.clone(), dt, rul_raw, has_next, labelled, fold, torch.zeros(n)]
+    donor = torch.full((n,), NO_FOLD) if donor_fold is None else donor_fold
+    return [x, x_next, y, y.clone(), dt, rul_raw, has_next, labelled, fold, donor, torch.zeros(n)]
 
 
 def test_loss_ignores_labels_of_unlabelled_rows_but_not_their_physics():
@@ -149,13 +154,22 @@ def test_loss_ignores_labels_of_unlabelled_rows_but_not_their_physics():
     assert m.losses(only)["tc"].item() != pytest.approx(base["tc"].item())
 
 
-def test_a_member_never_learns_from_its_held_out_fold():
-    """Gradients of member k's weights do not depend on the rows of fold k mod F."""
+@pytest.mark.parametrize("by", ["fold", "donor_fold"])
+def test_a_member_never_learns_from_its_held_out_fold(by):
+    """Gradients of member k's weights do not depend on the rows of fold k mod F, whether
+    the row belongs to that fold or (virtual rows) its donor does."""
     from training.module import RULModule
 
     torch.manual_seed(0)
-    m = RULModule(n_features=2, hidden_size=8, n_members=2, n_folds=2)
-    b = _batch(fold=torch.tensor([0, 0, 0, 1, 1, 1]))
+    if by == "fold":
+        m = RULModule(n_features=2, hidden_size=8, n_members=2, n_folds=2)
+        b = _batch(fold=torch.tensor([0, 0, 0, 1, 1, 1]))
+    else:  # rows 0-2: a copy of a fold-2 asset at the pace of a fold-0 asset (its donor)
+        m = RULModule(n_features=2, hidden_size=8, n_members=3, n_folds=3)
+        b = _batch(
+            fold=torch.tensor([2, 2, 2, 1, 1, 1]),
+            donor_fold=torch.tensor([0, 0, 0, NO_FOLD, NO_FOLD, NO_FOLD]),
+        )
 
     def member_grads(batch):
         m.zero_grad()
@@ -175,6 +189,8 @@ def test_a_member_never_learns_from_its_held_out_fold():
     cos = torch.nn.functional.cosine_similarity(g[0].flatten(), g2[0].flatten(), dim=0)
     assert cos.item() == pytest.approx(1.0, abs=1e-5)
     assert not torch.allclose(g[1], g2[1])
+    if by == "donor_fold":
+        return  # validation rows are real: no donor
     # validation reports each row from the members that held it out
     rul, _ = m.net.members(b[0])
     t = m.losses(b)
