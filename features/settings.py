@@ -86,6 +86,13 @@ class TrainingSettings(BaseModel):
     #: 20% of the units (out-of-fold RMSE 10.78 with 2, 10.65 with 4; README "Benchmarks");
     #: each copy adds the rows of its asset to every training run.
     time_scale_copies: int = Field(default=4, ge=0)
+    #: At most this many virtual assets in all: a fleet with more than
+    #: max_virtual_assets / time_scale_copies failures gets fewer copies per asset
+    #: (max_virtual_assets // failures; none past max_virtual_assets failures). Why: training
+    #: time grows with every copy, and a large fleet already shows many paces. 200 keeps
+    #: C-MAPSS FD001 on all 100 units at 2 copies, inside the 5-minute training budget per
+    #: seed (4 copies took 331-514 s there; README "Benchmarks").
+    max_virtual_assets: int = Field(default=200, ge=0)
     interval_level: float = 0.9
     #: Evaluation gate: a version becomes `challenger` only if its validation RMSE
     #: beats a constant-mean predictor by this factor (0.9 = at least 10% lower).

@@ -87,10 +87,14 @@ def lifetimes(frame: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def fleet_paces(frame: pd.DataFrame, copies: int, seed: int) -> dict[str, list[tuple[float, str]]]:
+def fleet_paces(
+    frame: pd.DataFrame, copies: int, seed: int, max_assets: int | None = None
+) -> dict[str, list[tuple[float, str]]]:
     """Per labelled asset u, `copies` (pace T_u / T_v, donor v): u's wear path run at the
     pace of another asset v of the fleet, drawn (seeded) among the distinct lifetimes other
-    than u's (the first asset by id with that lifetime is its donor).
+    than u's (the first asset by id with that lifetime is its donor). With `max_assets`,
+    at most max_assets // (run-to-failure assets) copies per asset, so that no more than
+    `max_assets` virtual assets are made in all.
 
     Why paces of the fleet rather than fixed factors: they are the rates this fleet has
     shown, so the virtual assets stay inside its spread of lifetimes (FD001: 128 to 362
@@ -99,6 +103,8 @@ def fleet_paces(frame: pd.DataFrame, copies: int, seed: int) -> dict[str, list[t
     ensemble members that hold v out must not train on it (training.datamodule).
     """
     life = lifetimes(frame)
+    if max_assets is not None:
+        copies = min(copies, max_assets // max(1, len(life)))
     donor_of: dict[float, str] = {}
     for asset in sorted(life):
         donor_of.setdefault(life[asset], asset)

@@ -248,7 +248,7 @@ def fit(
                 "virtual assets (training.time_scale_copies > 0) are built from the raw "
                 "readings: pass fit(..., readings=...) or set time_scale_copies=0"
             )
-        paces = fleet_paces(frame, ts.time_scale_copies, ts.seed)
+        paces = fleet_paces(frame, ts.time_scale_copies, ts.seed, ts.max_virtual_assets)
         virtual, parents = virtual_assets(frame, readings, cols, paces, settings.window, ts.seed)
         frame = pd.concat([frame, virtual], ignore_index=True)
     fits = {name: _train(frame, c, ts, accelerator, parents) for name, c in candidates.items()}

@@ -136,6 +136,9 @@ def test_fleet_paces_are_the_lifetime_ratios_of_other_assets():
     assert sorted(paces["c"]) == [(200 / 150, "b"), (200 / 100, "a")]
     assert fleet_paces(frame, copies=2, seed=0) == paces  # seeded
     assert all(len(v) == 1 for v in fleet_paces(frame, copies=1, seed=3).values())
+    # a budget of 4 virtual assets for 3 failed assets: one copy each
+    assert all(len(v) == 1 for v in fleet_paces(frame, 2, 0, max_assets=4).values())
+    assert all(v == [] for v in fleet_paces(frame, 2, 0, max_assets=2).values())
     # an asset with another's lifetime is no new pace: "d" lives as long as "a"
     twins = pd.concat([frame, _labels(_readings("d", 100, lambda c: c))], ignore_index=True)
     for v in fleet_paces(twins, 2, 0).values():
