@@ -89,9 +89,9 @@ class TrainingSettings(BaseModel):
     #: At most this many virtual assets in all: a fleet with more than
     #: max_virtual_assets / time_scale_copies failures gets fewer copies per asset
     #: (max_virtual_assets // failures; none past max_virtual_assets failures). Why: training
-    #: time grows with every copy, and a large fleet already shows many paces. 200 keeps
-    #: C-MAPSS FD001 on all 100 units at 2 copies, inside the 5-minute training budget per
-    #: seed (4 copies took 331-514 s there; README "Benchmarks").
+    #: time grows with every copy, and a large fleet already shows many paces. 200 puts
+    #: C-MAPSS FD001 on all 100 units at 2 copies: 328-336 s per seed alone, still ~10% past
+    #: the 5-minute budget (4 copies took 331-514 s on a shared machine; README "Benchmarks").
     max_virtual_assets: int = Field(default=200, ge=0)
     interval_level: float = 0.9
     #: Evaluation gate: a version becomes `challenger` only if its validation RMSE
