@@ -8,8 +8,9 @@
               source's fold; unlabelled ones feed the physics)
                                                           │
        L.Trainer(cpu, seeded, no logger/checkpoints, early stop on out-of-fold val/rmse)
-          once per candidate feature set (all; without each optional group), keep the
-          one with the lowest out-of-fold val/rmse       │ best weights (in memory)
+          once per candidate feature set (all; without each optional group), side by
+          side in worker processes (one per core), keep the one with the lowest
+          out-of-fold val/rmse                           │ best weights (in memory)
                                                           ▼
              out-of-fold predictions, every labelled asset ──► ConformalCalibration (CV+)
                                                           │
@@ -27,7 +28,7 @@ Why compare feature sets per fleet: some features pay only with enough failures.
 run-to-failure units (7.97 -> 7.70) but raised it with 20 (13.29 -> 14.68) and on the
 demo's 40-asset fleet. Which side a fleet is on is an empirical question, answered on the
 same out-of-fold predictions that pick the epoch (settings.training.select_features; off =
-every feature, half the training time). The selection effect of one choice between two
+every feature, half the CPU time). The selection effect of one choice between two
 candidates is small next to the gaps it picks between, and is accepted like the epoch's.
 
 Intervals are calibrated on the uncapped RUL (see training.conformal), the point model on
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import uuid
 import warnings
@@ -145,20 +147,12 @@ def feature_candidates(cols: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _train(frame, cols: list[str], ts, accelerator: str, virtual_parents=None):
-    """One seeded training run on `cols`: (datamodule, module with its best weights, trainer)."""
-    import lightning as L
-    import torch
-    from lightning.pytorch.callbacks import EarlyStopping
-
+def _build(frame, cols: list[str], ts, virtual_parents=None):
+    """The datamodule and the untrained module of one candidate (both deterministic in
+    `ts.seed`, so a worker process and this one build the same pair)."""
     from training.datamodule import RULDataModule
     from training.module import RULModule
 
-    # One intra-op thread: for a network this small, thread hand-offs cost more than the
-    # math (measured on 2 cores: 1.3 ms vs 6.4 ms per step with 2 threads).
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    L.seed_everything(ts.seed, workers=True, verbose=False)
     n_folds = min(ts.n_folds, ts.n_members)
     dm = RULDataModule(
         frame, cols, ts.rul_cap, n_folds, ts.batch_size, ts.seed, ts.pair_max_gap, virtual_parents
@@ -174,6 +168,21 @@ def _train(frame, cols: list[str], ts, accelerator: str, virtual_parents=None):
         n_members=ts.n_members,
         n_folds=dm.n_folds,
     )
+    return dm, module
+
+
+def _train(frame, cols: list[str], ts, accelerator: str, virtual_parents=None):
+    """One seeded training run on `cols`: (datamodule, module with its best weights, epochs)."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    # One intra-op thread: for a network this small, thread hand-offs cost more than the
+    # math (measured on 2 cores: 1.3 ms vs 6.4 ms per step with 2 threads).
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    L.seed_everything(ts.seed, workers=True, verbose=False)
+    dm, module = _build(frame, cols, ts, virtual_parents)
     try:
         with _quiet_lightning():
             trainer = L.Trainer(
@@ -193,7 +202,76 @@ def _train(frame, cols: list[str], ts, accelerator: str, virtual_parents=None):
         torch.set_num_threads(old_threads)
     if module.best_state is not None:
         module.load_state_dict(module.best_state)
-    return dm, module, trainer
+    return dm, module, int(trainer.current_epoch)
+
+
+@dataclass
+class _Outcome:
+    """What a worker process sends back for one candidate: its best weights as numpy arrays
+    (plain pickles: no shared-memory tensors outliving the worker) and its scores."""
+
+    state: dict[str, np.ndarray]
+    best_rmse: float
+    best_epoch: int
+    epochs: int
+
+
+def _train_in_worker(frame, cols: list[str], ts, virtual_parents) -> _Outcome:
+    """`_train` in a worker process (a top-level function, so that it pickles)."""
+    _, module, epochs = _train(frame, cols, ts, "cpu", virtual_parents)
+    state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    return _Outcome(state, float(module.best_rmse), int(module.best_epoch), epochs)
+
+
+def candidate_workers(ts, n_candidates: int, accelerator: str) -> int:
+    """Processes `fit` trains its candidate feature sets in: `ts.workers` (0 = one per CPU
+    core this process may use), at most one per candidate; 1 on a GPU (one device) and in a
+    daemonic process (which may not start children)."""
+    import multiprocessing
+
+    if accelerator != "cpu" or multiprocessing.current_process().daemon:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(ts.workers or cores or 1, n_candidates))
+
+
+def _train_candidates(frame, candidates: dict[str, list[str]], ts, accelerator, parents):
+    """Train every candidate feature set; (name, datamodule, module, epochs, val RMSE of each)
+    of the one with the lowest out-of-fold validation RMSE.
+
+    Why processes: each run uses one thread (see `_train`), so a second core would sit idle;
+    threads cannot share it out, because the seed (`seed_everything`), the thread count and
+    the GIL-bound Python side of a Lightning step are process-wide. In its own process
+    every run is seeded and deterministic on one thread, so a worker's weights are the ones
+    this process would have trained: the winner's datamodule and module are rebuilt here
+    (cheap, deterministic) and its weights loaded. Stdlib `concurrent.futures` with spawned
+    workers: no fork of a process that may already hold threads (Prefect, torch).
+    """
+    workers = candidate_workers(ts, len(candidates), accelerator)
+    if workers <= 1:
+        fits = {name: _train(frame, c, ts, accelerator, parents) for name, c in candidates.items()}
+        val_rmse = {name: float(mod.best_rmse) for name, (_, mod, _) in fits.items()}
+        best = min(val_rmse, key=val_rmse.get)
+        return (best, *fits[best], val_rmse)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {
+            name: pool.submit(_train_in_worker, frame, c, ts, parents)
+            for name, c in candidates.items()
+        }
+        outcomes = {name: f.result() for name, f in futures.items()}
+    val_rmse = {name: o.best_rmse for name, o in outcomes.items()}
+    best = min(val_rmse, key=val_rmse.get)
+    won = outcomes[best]
+    dm, module = _build(frame, candidates[best], ts, parents)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in won.state.items()})
+    module.best_rmse, module.best_epoch = won.best_rmse, won.best_epoch
+    return best, dm, module, won.epochs, val_rmse
 
 
 def default_artifact_dir(settings) -> Path:
@@ -251,12 +329,9 @@ def fit(
         paces = fleet_paces(frame, ts.time_scale_copies, ts.seed, ts.max_virtual_assets)
         virtual, parents = virtual_assets(frame, readings, cols, paces, settings.window, ts.seed)
         frame = pd.concat([frame, virtual], ignore_index=True)
-    fits = {name: _train(frame, c, ts, accelerator, parents) for name, c in candidates.items()}
-    # (datamodule, module, trainer) per candidate; module.best_rmse: its out-of-fold RMSE
-    val_rmse = {name: float(mod.best_rmse) for name, (_, mod, _) in fits.items()}
-    feature_set = min(val_rmse, key=val_rmse.get)
-    dm, module, trainer = fits.pop(feature_set)
-    fits.clear()  # the other candidates' modules are not needed past this point
+    feature_set, dm, module, epochs, val_rmse = _train_candidates(
+        frame, candidates, ts, accelerator, parents
+    )
     cols = candidates[feature_set]
     train_seconds = time.perf_counter() - t0
     net = module.net.cpu().eval()
@@ -322,7 +397,7 @@ def fit(
             "val_constant_rmse": ev.constant_rmse(train_mean, val_frame, ts.rul_cap),
             "alpha": physics_params["alpha"],
             "train_seconds": train_seconds,
-            "epochs": float(trainer.current_epoch),
+            "epochs": float(epochs),
             "best_epoch": float(module.best_epoch),
             "n_dropped_rows": float(n_dropped),
             "n_train_rows": float(len(dm.labelled_frame)),

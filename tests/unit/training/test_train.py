@@ -77,6 +77,7 @@ def test_short_run_on_the_simulated_fleet_beats_a_constant_predictor(tmp_path):
     s.training.n_members = 4
     with pytest.raises(ValueError, match="readings"):  # virtual assets need the raw readings
         fit(frame, s, feature_columns=FEATURE_COLUMNS, out_dir=tmp_path / "no-readings")
+    s.training.workers = 2  # the two candidate feature sets train in two worker processes
     r = fit(
         frame, s, feature_columns=FEATURE_COLUMNS, readings=readings, out_dir=tmp_path / "model"
     )
@@ -89,6 +90,29 @@ def test_short_run_on_the_simulated_fleet_beats_a_constant_predictor(tmp_path):
     assert r.params["feature_set"] == min(rmse, key=rmse.get)
     kept = feature_candidates(FEATURE_COLUMNS)[r.params["feature_set"]]
     assert r.predictor.feature_columns == kept
+    # one after the other in this process: the same runs, to the bit (seeded, one thread)
+    s.training.workers = 1
+    r1 = fit(
+        frame, s, feature_columns=FEATURE_COLUMNS, readings=readings, out_dir=tmp_path / "seq"
+    )
+    for k in ("select_val_rmse_all", "select_val_rmse_without_vs_start", "best_epoch", "epochs"):
+        assert r1.metrics[k] == r.metrics[k], k
+    assert r1.params["feature_set"] == r.params["feature_set"]
+    pred, pred1 = (x.predictor.predict(frame, horizon=30)["rul"].to_numpy() for x in (r, r1))
+    np.testing.assert_array_equal(pred1, pred)
+
+
+def test_candidate_workers_one_per_core_and_candidate(monkeypatch):
+    from training.train import candidate_workers
+
+    ts = get_settings().training
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
+    assert candidate_workers(ts, 2, "cpu") == 2  # at most one per candidate
+    assert candidate_workers(ts, 6, "cpu") == 4  # at most one per core
+    assert candidate_workers(ts, 1, "cpu") == 1
+    assert candidate_workers(ts, 2, "cuda") == 1  # one device: one run at a time
+    assert candidate_workers(ts.model_copy(update={"workers": 1}), 2, "cpu") == 1
+    assert candidate_workers(ts.model_copy(update={"workers": 3}), 6, "cpu") == 3
 
 
 def test_feature_candidates_drop_each_optional_group():
