@@ -224,9 +224,9 @@ def _train_in_worker(frame, cols: list[str], ts, virtual_parents) -> _Outcome:
 
 
 def candidate_workers(ts, n_candidates: int, accelerator: str) -> int:
-    """Processes `fit` trains its candidate feature sets in: `ts.workers` (0 = one per CPU
-    core this process may use), at most one per candidate; 1 on a GPU (one device) and in a
-    daemonic process (which may not start children)."""
+    """Processes `fit` trains its candidate feature sets in, this one included: `ts.workers`
+    (0 = one per CPU core this process may use), at most one per candidate; 1 on a GPU (one
+    device) and in a daemonic process (which may not start children)."""
     import multiprocessing
 
     if accelerator != "cpu" or multiprocessing.current_process().daemon:
@@ -239,16 +239,24 @@ def _train_candidates(frame, candidates: dict[str, list[str]], ts, accelerator, 
     """Train every candidate feature set; (name, datamodule, module, epochs, val RMSE of each)
     of the one with the lowest out-of-fold validation RMSE.
 
+    The first candidate (all features) trains in this process; with more than one worker
+    (`candidate_workers`) the others train at the same time in spawned worker processes.
     Why processes: each run uses one thread (see `_train`), so a second core would sit idle;
     threads cannot share it out, because the seed (`seed_everything`), the thread count and
-    the GIL-bound Python side of a Lightning step are process-wide. In its own process
-    every run is seeded and deterministic on one thread, so a worker's weights are the ones
-    this process would have trained: the winner's datamodule and module are rebuilt here
-    (cheap, deterministic) and its weights loaded. Stdlib `concurrent.futures` with spawned
+    the GIL-bound Python side of a Lightning step are process-wide. Why this process keeps
+    one: a worker pays for its start (spawn, torch and Lightning imports, the frame pickled
+    over), and that start overlaps this process's own run instead of adding to it, so a
+    small fleet is not slower than one after the other. Every run is seeded and
+    deterministic on one thread, so a worker's weights are the ones this process would have
+    trained: a winner from a worker gets its datamodule and module rebuilt here (cheap,
+    deterministic) and its weights loaded. Stdlib `concurrent.futures` with spawned
     workers: no fork of a process that may already hold threads (Prefect, torch).
     """
+    import torch
+
     workers = candidate_workers(ts, len(candidates), accelerator)
-    if workers <= 1:
+    (first, first_cols), *rest = candidates.items()
+    if workers <= 1 or not rest:
         fits = {name: _train(frame, c, ts, accelerator, parents) for name, c in candidates.items()}
         val_rmse = {name: float(mod.best_rmse) for name, (_, mod, _) in fits.items()}
         best = min(val_rmse, key=val_rmse.get)
@@ -256,17 +264,15 @@ def _train_candidates(frame, candidates: dict[str, list[str]], ts, accelerator, 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    import torch
-
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {
-            name: pool.submit(_train_in_worker, frame, c, ts, parents)
-            for name, c in candidates.items()
-        }
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
+        futures = {name: pool.submit(_train_in_worker, frame, c, ts, parents) for name, c in rest}
+        dm, module, epochs = _train(frame, first_cols, ts, accelerator, parents)
         outcomes = {name: f.result() for name, f in futures.items()}
-    val_rmse = {name: o.best_rmse for name, o in outcomes.items()}
+    val_rmse = {first: float(module.best_rmse), **{n: o.best_rmse for n, o in outcomes.items()}}
     best = min(val_rmse, key=val_rmse.get)
+    if best == first:
+        return first, dm, module, epochs, val_rmse
     won = outcomes[best]
     dm, module = _build(frame, candidates[best], ts, parents)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in won.state.items()})
