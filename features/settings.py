@@ -80,9 +80,11 @@ class TrainingSettings(BaseModel):
     #: OPTIONAL_FEATURE_GROUPS) and keep the fit with the lowest out-of-fold validation RMSE
     #: (training.train). False: every feature, half the CPU time.
     select_features: bool = True
-    #: Processes the candidate feature sets train in, side by side (training.train): 0 = one
-    #: per CPU core, at most one per candidate; 1 = one after the other in this process.
-    #: Each run is single-threaded and deterministic, so the result is the same either way.
+    #: Processes the candidate feature sets train in, side by side (training.train), at most
+    #: one per candidate: 0 = one per CPU core on training frames of at least
+    #: training.train.AUTO_WORKERS_MIN_ROWS rows (where a worker's start pays), else 1;
+    #: 1 = one after the other in this process. Each run is single-threaded and
+    #: deterministic, so the result is the same either way.
     workers: int = Field(default=0, ge=0)
     #: Virtual run-to-failure assets made per labelled asset by the damage law's
     #: time-scaling symmetry: its raw readings worn at the pace of another asset of the
@@ -94,7 +96,7 @@ class TrainingSettings(BaseModel):
     #: max_virtual_assets / time_scale_copies failures gets fewer copies per asset
     #: (max_virtual_assets // failures; none past max_virtual_assets failures). Why: training
     #: time grows with every copy, and a large fleet already shows many paces. 200 puts
-    #: C-MAPSS FD001 on all 100 units at 2 copies: 202 +- 30 s per seed on 2 cores, inside
+    #: C-MAPSS FD001 on all 100 units at 2 copies: 199 +- 24 s per seed on 2 cores, inside
     #: the 5-minute budget (4 copies took 331-514 s, with the two feature-set trainings one
     #: after the other, on a shared machine; README "Benchmarks").
     max_virtual_assets: int = Field(default=200, ge=0)

@@ -223,16 +223,35 @@ def _train_in_worker(frame, cols: list[str], ts, virtual_parents) -> _Outcome:
     return _Outcome(state, float(module.best_rmse), int(module.best_epoch), epochs)
 
 
-def candidate_workers(ts, n_candidates: int, accelerator: str) -> int:
-    """Processes `fit` trains its candidate feature sets in, this one included: `ts.workers`
-    (0 = one per CPU core this process may use), at most one per candidate; 1 on a GPU (one
+#: Fewest training rows (real and virtual) for which `fit` starts worker processes on its
+#: own (`training.workers` 0). A worker pays when one candidate's training takes longer than
+#: the worker's start (spawn, torch and Lightning imports, the frame pickled over: ~35 s on
+#: the 2-core container, where that is one candidate's training on ~20 000 rows). Measured
+#: there on C-MAPSS FD001: at 20% of the units the baseline (~4 000 rows) took 46 s with a
+#: worker and 25 s without, the pinn (~20 000 rows) 68 s and 74 s; on all units the pinn
+#: (~63 000 rows) 199 s and 328-336 s. Both costs scale with the CPU, so a row count
+#: carries over to other machines.
+AUTO_WORKERS_MIN_ROWS = 15_000
+
+
+def candidate_workers(ts, n_candidates: int, accelerator: str, n_rows: int) -> int:
+    """Processes `fit` trains its candidate feature sets in, this one included, at most one
+    per candidate: `ts.workers`, or with 0 one per CPU core this process may use when the
+    training frame has at least AUTO_WORKERS_MIN_ROWS rows (else 1). 1 on a GPU (one
     device) and in a daemonic process (which may not start children)."""
     import multiprocessing
 
     if accelerator != "cpu" or multiprocessing.current_process().daemon:
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(ts.workers or cores or 1, n_candidates))
+    if ts.workers:
+        wanted = ts.workers
+    elif n_rows < AUTO_WORKERS_MIN_ROWS:
+        wanted = 1
+    elif hasattr(os, "sched_getaffinity"):
+        wanted = len(os.sched_getaffinity(0))
+    else:
+        wanted = os.cpu_count() or 1
+    return max(1, min(wanted, n_candidates))
 
 
 def _train_candidates(frame, candidates: dict[str, list[str]], ts, accelerator, parents):
@@ -254,7 +273,7 @@ def _train_candidates(frame, candidates: dict[str, list[str]], ts, accelerator, 
     """
     import torch
 
-    workers = candidate_workers(ts, len(candidates), accelerator)
+    workers = candidate_workers(ts, len(candidates), accelerator, len(frame))
     (first, first_cols), *rest = candidates.items()
     if workers <= 1 or not rest:
         fits = {name: _train(frame, c, ts, accelerator, parents) for name, c in candidates.items()}

@@ -102,17 +102,19 @@ def test_short_run_on_the_simulated_fleet_beats_a_constant_predictor(tmp_path):
     np.testing.assert_array_equal(pred1, pred)
 
 
-def test_candidate_workers_one_per_core_and_candidate(monkeypatch):
-    from training.train import candidate_workers
+def test_candidate_workers_one_per_core_and_candidate_on_large_frames(monkeypatch):
+    from training.train import AUTO_WORKERS_MIN_ROWS, candidate_workers
 
     ts = get_settings().training
+    big, small = AUTO_WORKERS_MIN_ROWS, AUTO_WORKERS_MIN_ROWS - 1
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2, 3}, raising=False)
-    assert candidate_workers(ts, 2, "cpu") == 2  # at most one per candidate
-    assert candidate_workers(ts, 6, "cpu") == 4  # at most one per core
-    assert candidate_workers(ts, 1, "cpu") == 1
-    assert candidate_workers(ts, 2, "cuda") == 1  # one device: one run at a time
-    assert candidate_workers(ts.model_copy(update={"workers": 1}), 2, "cpu") == 1
-    assert candidate_workers(ts.model_copy(update={"workers": 3}), 6, "cpu") == 3
+    assert candidate_workers(ts, 2, "cpu", big) == 2  # at most one per candidate
+    assert candidate_workers(ts, 6, "cpu", big) == 4  # at most one per core
+    assert candidate_workers(ts, 1, "cpu", big) == 1
+    assert candidate_workers(ts, 2, "cpu", small) == 1  # a worker's start would not pay
+    assert candidate_workers(ts, 2, "cuda", big) == 1  # one device: one run at a time
+    assert candidate_workers(ts.model_copy(update={"workers": 1}), 2, "cpu", big) == 1
+    assert candidate_workers(ts.model_copy(update={"workers": 3}), 6, "cpu", small) == 3
 
 
 def test_feature_candidates_drop_each_optional_group():
