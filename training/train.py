@@ -8,9 +8,9 @@
               source's fold; unlabelled ones feed the physics)
                                                           │
        L.Trainer(cpu, seeded, no logger/checkpoints, early stop on out-of-fold val/rmse)
-          once per candidate feature set (all; without each optional group), side by
-          side in worker processes (one per core), keep the one with the lowest
-          out-of-fold val/rmse                           │ best weights (in memory)
+          once per candidate feature set (all; without each optional group), on large
+          frames side by side (this process + worker processes, one per core), keep the
+          one with the lowest out-of-fold val/rmse       │ best weights (in memory)
                                                           ▼
              out-of-fold predictions, every labelled asset ──► ConformalCalibration (CV+)
                                                           │
@@ -228,7 +228,7 @@ def _train_in_worker(frame, cols: list[str], ts, virtual_parents) -> _Outcome:
 #: the worker's start (spawn, torch and Lightning imports, the frame pickled over: ~35 s on
 #: the 2-core container, where that is one candidate's training on ~20 000 rows). Measured
 #: there on C-MAPSS FD001: at 20% of the units the baseline (~4 000 rows) took 46 s with a
-#: worker and 25 s without, the pinn (~20 000 rows) 68 s and 74 s; on all units the pinn
+#: worker and 33 s without, the pinn (~20 000 rows) 68 s and 74 s; on all units the pinn
 #: (~63 000 rows) 199 s and 328-336 s. Both costs scale with the CPU, so a row count
 #: carries over to other machines.
 AUTO_WORKERS_MIN_ROWS = 15_000
@@ -264,8 +264,8 @@ def _train_candidates(frame, candidates: dict[str, list[str]], ts, accelerator, 
     threads cannot share it out, because the seed (`seed_everything`), the thread count and
     the GIL-bound Python side of a Lightning step are process-wide. Why this process keeps
     one: a worker pays for its start (spawn, torch and Lightning imports, the frame pickled
-    over), and that start overlaps this process's own run instead of adding to it, so a
-    small fleet is not slower than one after the other. Every run is seeded and
+    over), and that start overlaps this process's own run instead of adding to it (on
+    small frames it still costs more than it saves: AUTO_WORKERS_MIN_ROWS). Every run is seeded and
     deterministic on one thread, so a worker's weights are the ones this process would have
     trained: a winner from a worker gets its datamodule and module rebuilt here (cheap,
     deterministic) and its weights loaded. Stdlib `concurrent.futures` with spawned
@@ -275,23 +275,23 @@ def _train_candidates(frame, candidates: dict[str, list[str]], ts, accelerator, 
 
     workers = candidate_workers(ts, len(candidates), accelerator, len(frame))
     (first, first_cols), *rest = candidates.items()
+    outcomes: dict[str, _Outcome] = {}  # candidates trained in worker processes
     if workers <= 1 or not rest:
         fits = {name: _train(frame, c, ts, accelerator, parents) for name, c in candidates.items()}
-        val_rmse = {name: float(mod.best_rmse) for name, (_, mod, _) in fits.items()}
-        best = min(val_rmse, key=val_rmse.get)
-        return (best, *fits[best], val_rmse)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
-        futures = {name: pool.submit(_train_in_worker, frame, c, ts, parents) for name, c in rest}
-        dm, module, epochs = _train(frame, first_cols, ts, accelerator, parents)
-        outcomes = {name: f.result() for name, f in futures.items()}
-    val_rmse = {first: float(module.best_rmse), **{n: o.best_rmse for n, o in outcomes.items()}}
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
+            futures = {n: pool.submit(_train_in_worker, frame, c, ts, parents) for n, c in rest}
+            fits = {first: _train(frame, first_cols, ts, accelerator, parents)}
+            outcomes = {name: f.result() for name, f in futures.items()}
+    val_rmse = {name: float(mod.best_rmse) for name, (_, mod, _) in fits.items()}
+    val_rmse.update({name: o.best_rmse for name, o in outcomes.items()})
     best = min(val_rmse, key=val_rmse.get)
-    if best == first:
-        return first, dm, module, epochs, val_rmse
+    if best in fits:
+        return (best, *fits[best], val_rmse)
     won = outcomes[best]
     dm, module = _build(frame, candidates[best], ts, parents)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in won.state.items()})
