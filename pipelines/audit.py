@@ -13,8 +13,10 @@ import getpass
 import json
 import os
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from features.settings import Settings
+if TYPE_CHECKING:  # settings import pydantic-settings (~0.6 s); `twinops --help` must not
+    from features.settings import Settings
 
 
 def audit_path(settings: Settings):
