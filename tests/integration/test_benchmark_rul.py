@@ -19,7 +19,6 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_benchmark_rul_command_writes_json_and_table(tmp_path, monkeypatch):
-    pytest.importorskip("lightning")
     from typer.testing import CliRunner
 
     from pipelines.cli import app

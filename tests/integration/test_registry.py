@@ -4,12 +4,11 @@ register -> alias -> load_by_alias equals the in-memory predictor; a tampered ar
 refused; the pyfunc model (models from code) predicts the same values.
 """
 
+import mlflow
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.integration
-
-mlflow = pytest.importorskip("mlflow")
 
 
 @pytest.fixture(scope="module")

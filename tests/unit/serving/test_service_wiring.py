@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-
 from serving.guard import RequestGuard
 from serving.health import HealthzMiddleware
 
@@ -59,7 +57,6 @@ def test_healthz_before_the_service_exists_is_503():
 
 
 def test_service_definition():
-    pytest.importorskip("bentoml")
     from serving.service import TwinService
 
     assert set(TwinService.apis) == {"predict", "predict_window", "ingest", "feedback"}

@@ -3,12 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from training.artifact import ModelSpec, load_predictor, save_artifact, sha256_of_dir  # noqa: E402
-from training.conformal import ConformalCalibration  # noqa: E402
-from training.network import RULNet  # noqa: E402
+from training.artifact import ModelSpec, load_predictor, save_artifact, sha256_of_dir
+from training.conformal import ConformalCalibration
+from training.network import RULNet
 
 COLS = ["a", "b", "cycle"]
 

@@ -3,19 +3,17 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("lightning")
-
-from training import physics  # noqa: E402
-from training.datamodule import (  # noqa: E402
+from training import physics
+from training.datamodule import (
     NO_FOLD,
     RULDataModule,
     Standardizer,
     assign_folds,
     build_pairs,
 )
-from training.network import RULNet, member_folds  # noqa: E402
+from training.network import RULNet, member_folds
 
 
 def test_ensemble_members_are_independent_and_forward_is_their_mean():

@@ -3,10 +3,9 @@
 import math
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from training import physics  # noqa: E402
+from training import physics
 
 CAP = 125.0
 

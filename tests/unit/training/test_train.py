@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("lightning")
-
-from features.settings import get_settings  # noqa: E402
-from training.artifact import load_predictor  # noqa: E402
-from training.evaluate import evaluate, passes_gate  # noqa: E402
-from training.synthetic import synthetic_frame  # noqa: E402
-from training.train import feature_candidates, fit  # noqa: E402
+from features.settings import get_settings
+from training.artifact import load_predictor
+from training.candidates import feature_candidates
+from training.evaluate import evaluate, passes_gate
+from training.synthetic import synthetic_frame
+from training.train import fit
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +102,7 @@ def test_short_run_on_the_simulated_fleet_beats_a_constant_predictor(tmp_path):
 
 
 def test_candidate_workers_one_per_core_and_candidate_on_large_frames(monkeypatch):
-    from training.train import AUTO_WORKERS_MIN_ROWS, candidate_workers
+    from training.candidates import AUTO_WORKERS_MIN_ROWS, candidate_workers
 
     ts = get_settings().training
     big, small = AUTO_WORKERS_MIN_ROWS, AUTO_WORKERS_MIN_ROWS - 1
