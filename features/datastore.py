@@ -8,15 +8,14 @@ appended twice (re-running an ingest is idempotent), and a row whose
 (asset_id, cycle) is stored with other values is returned to the caller to be
 quarantined as a conflict (nothing is silently dropped or overwritten). Every
 write goes to a temporary file first and is renamed into place, so a crash
-mid-write leaves the previous file intact; `write_lock` serialises writers.
+mid-write leaves the previous file intact (features.atomic); `write_lock` serialises
+writers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features import atomic
 from features.contract import ASSET_ID, CYCLE, EVENT_COLUMNS, READING_COLUMNS, TIMESTAMP
 from features.settings import Settings
 
@@ -56,20 +56,6 @@ def write_lock(settings: Settings) -> Iterator[None]:
         finally:
             held.discard(path)
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def atomic_write_parquet(df: pd.DataFrame, path: Path) -> Path:
-    """Write `df` to `path` via a temp file + os.replace (all-or-nothing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _read(path: Path, columns: list[str]) -> pd.DataFrame:
@@ -121,7 +107,7 @@ def append_readings(settings: Settings, new: pd.DataFrame) -> tuple[int, int, pd
             else fresh[READING_COLUMNS]
         )
         merged = merged.sort_values([ASSET_ID, CYCLE], kind="stable").reset_index(drop=True)
-        atomic_write_parquet(merged, settings.raw_dir / READINGS_FILE)
+        atomic.write_parquet(merged, settings.raw_dir / READINGS_FILE)
     return len(fresh), len(same), conflicts
 
 
@@ -138,5 +124,5 @@ def append_events(settings: Settings, new: pd.DataFrame) -> int:
     before = len(existing)
     merged = merged.drop_duplicates([ASSET_ID, CYCLE, "event"], keep="first")
     merged = merged.sort_values([ASSET_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
-    atomic_write_parquet(merged, settings.raw_dir / EVENTS_FILE)
+    atomic.write_parquet(merged, settings.raw_dir / EVENTS_FILE)
     return len(merged) - before

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from features import atomic
 from features.contract import ASSET_ID, CYCLE, TIMESTAMP
 from features.transforms import FEATURE_COLUMNS
 
@@ -134,24 +134,20 @@ def _offline_frame(features_df: pd.DataFrame) -> pd.DataFrame:
 def write_offline_features(
     settings: Settings, features_df: pd.DataFrame, *, append: bool = False
 ) -> Path:
-    """Write window features to the offline parquet atomically (tmp file + os.replace).
+    """Write window features to the offline parquet atomically (features.atomic).
 
     append=False replaces the file (a full recompute); append=True adds rows and
     keeps the last row per (asset_id, timestamp), so re-pushing is idempotent.
     Readers (Feast joins, materialization) therefore only ever see a complete file.
     """
     path = offline_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
     df = _offline_frame(features_df)
     if append and path.exists():
         old = _offline_frame(pd.read_parquet(path))
         df = pd.concat([old, df], ignore_index=True)
         df = df.drop_duplicates([ASSET_ID, TIMESTAMP], keep="last")
     df = df.sort_values([ASSET_ID, TIMESTAMP], kind="mergesort").reset_index(drop=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return atomic.write_parquet(df, path)
 
 
 def materialize(

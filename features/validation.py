@@ -7,7 +7,7 @@
                                      quarantined: original columns + quarantine_reason
                                      counts : input/valid/quarantined + per-check counts)
     write_quarantine(result, settings) ─► <data_dir>/quarantine/quarantine-<utc>-<id>.parquet
-                                          + counts.jsonl ledger (both atomic: tmp + os.replace)
+                                          + counts.jsonl ledger (both via features.atomic)
 
 Invariant: len(valid) + len(quarantined) == len(input). Nothing is dropped
 silently, because a sensor pipeline that loses rows quietly makes RUL labels and
@@ -31,7 +31,6 @@ Rules and why:
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features import atomic
 from features.contract import (
     ASSET_ID,
     CYCLE,
@@ -237,21 +237,15 @@ def _dtypes() -> dict[str, str]:
 # ---- quarantine store ---------------------------------------------------------------
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_quarantine(
     result: ValidationResult | pd.DataFrame, settings, *, source: str | None = None
 ) -> Path:
     """Append this batch's quarantined rows under settings.quarantine_dir; return its path.
 
     Each call writes one new parquet file (never rewrites earlier batches), so
-    appending is atomic per batch: the file is written to a temp name and
-    os.replace'd into place. Raw columns are stored as strings, because rejected
-    rows are by definition the ones whose types cannot be trusted. A batch with
+    appending is atomic per batch (features.atomic). Raw columns are stored as
+    strings, because rejected rows are by definition the ones whose types cannot
+    be trusted. A batch with
     no rejected rows still writes an (empty) file, so every ingest leaves a
     trace. `counts.jsonl` gets one line per batch (rewritten atomically).
 
@@ -278,13 +272,10 @@ def write_quarantine(
         q[c] = q[c].astype("string")
     q["quarantined_at"] = pd.Timestamp(now)
     q["source"] = pd.array([source] * len(q), dtype="string")
-    path = qdir / f"{batch}.parquet"
-    tmp = path.with_name(f".{path.name}.tmp")
-    q.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    path = atomic.write_parquet(q, qdir / f"{batch}.parquet")
 
     ledger = qdir / "counts.jsonl"
     line = json.dumps({"batch": batch, "at": now.isoformat(), "source": source, **counts}) + "\n"
     old = ledger.read_bytes() if ledger.exists() else b""
-    _atomic_write_bytes(ledger, old + line.encode())
+    atomic.write_bytes(ledger, old + line.encode())
     return path

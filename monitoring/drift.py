@@ -87,6 +87,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features import atomic
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -285,10 +287,8 @@ def parse_snapshot(snapshot: dict[str, Any]) -> tuple[dict[str, dict[str, Any]],
 # ---------------------------------------------------------------------------
 # the report
 # ---------------------------------------------------------------------------
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+#: monitoring.check.write_check imports the writer under this name
+_atomic_write_text = atomic.write_text
 
 
 def drift_report(
@@ -374,11 +374,11 @@ def drift_report(
         unmatched_share=unmatched,
         skipped_columns=skipped,
     )
-    _atomic_write_text(html_path, snapshot.get_html_str(as_iframe=False))
+    atomic.write_text(html_path, snapshot.get_html_str(as_iframe=False))
     payload = {
         "created_at": datetime.now(UTC).isoformat(),
         "twinops": result.summary(),
         "evidently": evidently_dict,
     }
-    _atomic_write_text(json_path, json.dumps(payload, indent=1, default=str))
+    atomic.write_text(json_path, json.dumps(payload, indent=1, default=str))
     return result

@@ -1,4 +1,4 @@
-"""The raw data store: idempotent re-ingest, conflicts handed back, atomic writes."""
+"""The raw data store: idempotent re-ingest, conflicts handed back, one writer at a time."""
 
 from __future__ import annotations
 
@@ -35,20 +35,6 @@ def test_reingest_is_idempotent_and_conflicts_come_back(settings):
 
     assert datastore.append_events(settings, events) == len(events)
     assert datastore.append_events(settings, events) == 0
-
-
-def test_atomic_write_keeps_old_file_on_failure(tmp_path):
-    path = tmp_path / "x.parquet"
-    datastore.atomic_write_parquet(pd.DataFrame({"a": [1]}), path)
-
-    class Boom(pd.DataFrame):
-        def to_parquet(self, *a, **k):
-            raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        datastore.atomic_write_parquet(Boom({"a": [2]}), path)
-    assert pd.read_parquet(path)["a"].tolist() == [1]
-    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
 
 
 def test_write_lock_is_reentrant_and_exclusive(settings):

@@ -127,7 +127,7 @@ def test_write_quarantine_appends_atomically(good, tmp_path):
     assert back["sensor_2"].iloc[0] == "oops"
     lines = (s.quarantine_dir / "counts.jsonl").read_text().splitlines()
     assert [json.loads(x)["quarantined"] for x in lines] == [1, 1]
-    assert not [p for p in s.quarantine_dir.iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in s.quarantine_dir.iterdir() if p.name.startswith(".")]  # no temp files
     assert SENSOR_COLUMNS[0] in back.columns
 
 

@@ -1,0 +1,46 @@
+"""features.atomic: a failed write leaves the old file and no temp file behind."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from features import atomic
+
+
+def test_writers_replace_the_file_and_create_parents(tmp_path):
+    path = tmp_path / "a" / "b" / "x.txt"
+    assert atomic.write_text(path, "one") == path
+    atomic.write_text(path, "two")
+    assert path.read_text() == "two"
+    atomic.write_bytes(path, b"three")
+    assert path.read_bytes() == b"three"
+    atomic.write_parquet(pd.DataFrame({"a": [1, 2]}), tmp_path / "x.parquet")
+    assert pd.read_parquet(tmp_path / "x.parquet")["a"].tolist() == [1, 2]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["x.txt"]
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / "x.parquet"
+    atomic.write_parquet(pd.DataFrame({"a": [1]}), path)
+
+    class Boom(pd.DataFrame):
+        def to_parquet(self, *a, **k):
+            with open(a[0], "wb") as half:
+                half.write(b"PAR1 half a file")
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic.write_parquet(Boom({"a": [2]}), path)
+    assert pd.read_parquet(path)["a"].tolist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+
+
+def test_replacing_leaves_the_target_alone_until_the_block_ends(tmp_path):
+    path = tmp_path / "report.html"
+    path.write_text("old")
+    with atomic.replacing(path) as tmp:
+        assert tmp.parent == path.parent and tmp.name.startswith(".report.html.tmp-")
+        tmp.write_text("new")
+        assert path.read_text() == "old"
+    assert path.read_text() == "new"
