@@ -171,26 +171,21 @@ def write_check(
 
 def log_check(settings: Settings, verdict: dict[str, Any], run_name: str) -> str:
     """Log the check (metrics + every file) to MLflow's monitoring experiment; the run id."""
-    import mlflow
+    from training.registry import log_run
 
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    name = f"{settings.experiment_name}-monitoring"
-    if mlflow.get_experiment_by_name(name) is None:
-        mlflow.create_experiment(name, artifact_location=settings.artifact_location)
-    mlflow.set_experiment(name)
-    with mlflow.start_run(run_name=run_name) as run:
-        mlflow.log_metrics({
+    return log_run(
+        settings, f"{settings.experiment_name}-monitoring", run_name,
+        metrics={
             "drift": float(verdict["drift"]),
             "drift_share": float(verdict["share"]),
             "rows": float(verdict["n_current"]),
             "quality_issues": float(len(verdict["quality"]["issues"])),
-        })
-        mlflow.set_tags({"stage": verdict["stage"], "reference": verdict["reference_source"],
-                         "current": verdict["current_source"]})
-        for key in ("verdict_json", "report_html", "report_json"):
-            if verdict.get(key):
-                mlflow.log_artifact(verdict[key], artifact_path="drift")
-        return run.info.run_id
+        },
+        tags={"stage": verdict["stage"], "reference": verdict["reference_source"],
+              "current": verdict["current_source"]},
+        artifacts={"drift": [verdict[key] for key in ("verdict_json", "report_html",
+                                                      "report_json") if verdict.get(key)]},
+    )
 
 
 def champion_stage(settings: Settings) -> Callable[[pd.DataFrame], np.ndarray] | None:

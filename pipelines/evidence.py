@@ -58,11 +58,10 @@ class Evidence:
 
 
 def _split(settings: Settings, run_id: str) -> dict:
-    import mlflow
+    from training.registry import load_run_dict
 
-    mlflow.set_tracking_uri(settings.tracking_uri)
     try:
-        return mlflow.artifacts.load_dict(f"runs:/{run_id}/split.json")
+        return load_run_dict(settings, run_id, "split.json")
     except Exception:  # noqa: BLE001 - older runs have no split: evaluate on all units
         return {}
 

@@ -85,15 +85,10 @@ def error_trend_task(settings: Settings) -> dict | None:
 
 def last_monitor_retrain(settings: Settings) -> datetime | None:
     """Creation time of the newest version a monitor run triggered (the cooldown's clock)."""
-    from mlflow import MlflowClient
+    from training.registry import versions_tagged
 
-    client = MlflowClient(settings.tracking_uri, registry_uri=settings.tracking_uri)
-    times = [
-        v.creation_timestamp
-        for v in client.search_model_versions(f"name='{settings.model_name}'")
-        if "trigger.monitor_run" in (v.tags or {})
-    ]
-    return datetime.fromtimestamp(max(times) / 1000, UTC) if times else None
+    times = [v.created for v in versions_tagged(settings, "trigger.monitor_run")]
+    return max(times) if times else None
 
 
 @flow(name="monitor", log_prints=True)

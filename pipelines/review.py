@@ -38,16 +38,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _client(settings: Settings):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
-
-
-def _tags(settings: Settings, version: str) -> dict[str, str]:
-    return dict(_client(settings).get_model_version(settings.model_name, str(version)).tags)
-
-
 def _refused(exc: Exception) -> bool:
     text = str(exc)
     return "403" in text or "Permission denied" in text or "PERMISSION_DENIED" in text
@@ -68,11 +58,11 @@ def _permission(settings: Settings, what: str):
 
 
 def _drop_challenger(settings: Settings, version: str) -> None:
-    from training.registry import get_alias_version
+    from training.registry import delete_alias, get_alias_version
 
     if get_alias_version(settings, "challenger") == str(version):
         with _permission(settings, "remove the 'challenger' alias (needs MANAGE)"):
-            _client(settings).delete_registered_model_alias(settings.model_name, "challenger")
+            delete_alias(settings, "challenger")
 
 
 def mark_rejected(settings: Settings, version: str, reasons: list[str]) -> None:
@@ -92,31 +82,26 @@ def propose(settings: Settings, version: str, *, decide: bool = True) -> dict:
     `decide=False` only (re)builds and logs the report: used to show the
     evidence of a version that was already decided (approved, rolled back).
     """
-    import mlflow
-
+    from features import atomic
     from pipelines.evidence import gather
     from pipelines.gates import review_gates
     from pipelines.review_report import render_html
-    from training.registry import set_alias, tag_version
+    from training.registry import log_artifact, set_alias, tag_version, version_tags
 
     version = str(version)
     ev = gather(settings, version)
     gates = review_gates(ev.candidate.metrics, ev.candidate.physics,
                          ev.champion.metrics if ev.champion else None, settings.review,
                          comparison_skipped=ev.comparison_skipped)
-    report = settings.reports_dir / f"review-v{version}.html"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    html = render_html(ev, gates, model_name=settings.model_name,
-                       run_uri=f"runs:/{ev.candidate.run_id}")
-    tmp = report.with_suffix(".html.tmp")
-    tmp.write_text(html)
-    tmp.replace(report)
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    _client(settings).log_artifact(ev.candidate.run_id, str(report), artifact_path="review")
+    report = atomic.write_text(
+        settings.reports_dir / f"review-v{version}.html",
+        render_html(ev, gates, model_name=settings.model_name,
+                    run_uri=f"runs:/{ev.candidate.run_id}"))
+    log_artifact(settings, ev.candidate.run_id, report, "review")
     summary = {"version": version, "passed": gates.passed, "failures": gates.failures,
                "report": str(report), "checks": [c.__dict__ for c in gates.checks]}
     if not decide:
-        return {**summary, "status": _tags(settings, version).get(STATUS, "not proposed")}
+        return {**summary, "status": version_tags(settings, version).get(STATUS, "not proposed")}
     status = AWAITING if gates.passed else REJECTED
     tag_version(settings, version, {
         STATUS: status,
@@ -176,9 +161,11 @@ def approve(settings: Settings, version: str, comment: str, *, demo: bool = Fals
     `demo=True` is the embedded demo's automatic approval: it skips four-eyes and
     says so on the version and in the audit log.
     """
+    from training.registry import version_tags
+
     version = str(version)
     actor = reviewer or current_identity(settings)
-    tags = _tags(settings, version)
+    tags = version_tags(settings, version)
     if tags.get(STATUS) != AWAITING:
         raise ReviewError(f"v{version} is not awaiting approval (status "
                           f"{tags.get(STATUS, 'not proposed')}): run `twinops review show "
@@ -222,16 +209,16 @@ def reject(settings: Settings, version: str, comment: str,
 
 def rollback(settings: Settings, comment: str) -> dict:
     """Move `champion` back to the approved version it replaced, in one step."""
-    from training.registry import get_alias_version, tag_version
+    from training.registry import get_alias_version, tag_version, version_tags
 
     actor = current_identity(settings)
     current = get_alias_version(settings, "champion")
     if current is None:
         raise ReviewError("there is no champion to roll back")
-    target = _tags(settings, current).get("review.previous_champion")
+    target = version_tags(settings, current).get("review.previous_champion")
     if not target:
         raise ReviewError(f"v{current} replaced no earlier champion: nothing to roll back to")
-    if _tags(settings, target).get(STATUS) not in (APPROVED,):
+    if version_tags(settings, target).get(STATUS) not in (APPROVED,):
         raise ReviewError(f"v{target} was never approved; refusing to roll back to it")
     _move_champion(settings, target, action="rollback", actor=actor,
                    comment=comment or f"rollback from v{current}",
@@ -244,27 +231,18 @@ def rollback(settings: Settings, comment: str) -> dict:
 
 def versions(settings: Settings) -> list[dict]:
     """Every registered version with its review status and aliases (newest first)."""
-    from mlflow.exceptions import MlflowException
+    from training.registry import list_versions
 
-    client = _client(settings)
-    try:
-        found = client.search_model_versions(f"name='{settings.model_name}'")
-        aliases = client.get_registered_model(settings.model_name).aliases
-    except MlflowException:
-        return []
-    by_version: dict[str, list[str]] = {}
-    for alias, v in aliases.items():
-        by_version.setdefault(str(v), []).append(alias)
-    rows = [{"version": str(v.version), "status": v.tags.get(STATUS, "not proposed"),
-             "aliases": sorted(by_version.get(str(v.version), [])),
-             "trained_by": v.tags.get("trained_by", ""),
-             "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC).isoformat(
-                 timespec="seconds"),
-             "report": v.tags.get("review.report", "")} for v in found]
-    return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
+    return [{"version": v.version, "status": v.tags.get(STATUS, "not proposed"),
+             "aliases": list(v.aliases), "trained_by": v.tags.get("trained_by", ""),
+             "created": v.created.isoformat(timespec="seconds"),
+             "report": v.tags.get("review.report", "")}
+            for v in reversed(list_versions(settings))]
 
 
 def show(settings: Settings, version: str) -> dict:
     """Evidence for `version`: proposes it if undecided, else rebuilds the report only."""
-    status = _tags(settings, str(version)).get(STATUS)
+    from training.registry import version_tags
+
+    status = version_tags(settings, str(version)).get(STATUS)
     return propose(settings, version, decide=status in (None, AWAITING))

@@ -12,11 +12,18 @@
     load_by_alias ──► download model ──► sha256_of_dir(model_dir) == tag? ──► load_predictor
                                                  └─ no ──► TamperedArtifactError
 
+    reads:  list_versions / versions_tagged / version_tags / run_metrics / load_run_dict
+    writes: tag_version, delete_alias, log_artifact (onto a run), log_run (a run of its own:
+            the monitoring checks)
+
 Why aliases: MLflow stages are deprecated; an alias is a movable, named pointer
 (`models:/<name>@champion`) that serving resolves at load time, so promotion and rollback
 are one registry call and need no redeploy.
 Why verify a hash: the registry records what was reviewed; anything that changes the
 artifact store afterwards (a bad copy, a tampered file) must not reach serving.
+Why one module: every MLflow call of the platform goes through here, so the tracking
+URI, the registry URI and the experiment's artifact location are set in one place
+(`_client`) and no other module can talk to a different server than the one it reads.
 mlflow is imported inside the functions: `import training.registry` stays cheap.
 """
 
@@ -25,7 +32,9 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from training.identity import current_identity
@@ -38,6 +47,17 @@ PIP_REQUIREMENTS = ["mlflow", "torch", "safetensors", "pandas", "numpy"]
 
 class TamperedArtifactError(RuntimeError):
     """The downloaded model directory does not hash to the registered artifact_sha256."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered version as the registry lists it (no artifact download)."""
+
+    version: str
+    run_id: str | None
+    created: datetime
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass
@@ -62,12 +82,13 @@ def _client(settings):
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
-def _experiment_id(settings, client) -> str:
-    exp = client.get_experiment_by_name(settings.experiment_name)
+def _experiment_id(settings, client, name: str | None = None) -> str:
+    """Id of experiment `name` (default: the training experiment), created if missing."""
+    name = name or settings.experiment_name
+    exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return client.create_experiment(settings.experiment_name,
-                                    artifact_location=settings.artifact_location)
+    return client.create_experiment(name, artifact_location=settings.artifact_location)
 
 
 def git_commit() -> str:
@@ -303,15 +324,94 @@ def tag_version(settings, version: str | int, tags: dict) -> None:
         client.set_model_version_tag(settings.model_name, str(version), key, str(value))
 
 
-def latest_version(settings) -> str | None:
-    """Highest registered version number, or None when nothing is registered."""
+def delete_alias(settings, alias: str) -> None:
+    """Remove `alias` from the model (the server asks for MANAGE permission)."""
+    _client(settings).delete_registered_model_alias(settings.model_name, alias)
+
+
+def version_tags(settings, version: str | int) -> dict[str, str]:
+    """Tags of one version; raises MlflowException when it does not exist."""
+    return dict(_client(settings).get_model_version(settings.model_name, str(version)).tags)
+
+
+def list_versions(settings) -> list[VersionInfo]:
+    """Every registered version with its tags and aliases, oldest first ([] if none)."""
     from mlflow.exceptions import MlflowException
 
+    client = _client(settings)
     try:
-        versions = _client(settings).search_model_versions(f"name='{settings.model_name}'")
+        found = client.search_model_versions(f"name='{settings.model_name}'")
+        aliases = client.get_registered_model(settings.model_name).aliases if found else {}
     except MlflowException:
-        return None
-    return str(max(int(v.version) for v in versions)) if versions else None
+        return []
+    by_version: dict[str, list[str]] = {}
+    for alias, v in aliases.items():
+        by_version.setdefault(str(v), []).append(alias)
+    rows = [VersionInfo(version=str(v.version), run_id=v.run_id,
+                        created=datetime.fromtimestamp(v.creation_timestamp / 1000, UTC),
+                        tags=dict(v.tags or {}),
+                        aliases=tuple(sorted(by_version.get(str(v.version), []))))
+            for v in found]
+    return sorted(rows, key=lambda r: int(r.version))
+
+
+def versions_tagged(settings, tag: str) -> list[VersionInfo]:
+    """The versions that carry `tag` (any value), oldest first."""
+    return [v for v in list_versions(settings) if tag in v.tags]
+
+
+def latest_version(settings) -> str | None:
+    """Highest registered version number, or None when nothing is registered."""
+    versions = list_versions(settings)
+    return versions[-1].version if versions else None
+
+
+def run_metrics(settings, run_id: str) -> dict[str, float]:
+    """The metrics a run logged (last value of each)."""
+    return dict(_client(settings).get_run(run_id).data.metrics)
+
+
+def load_run_dict(settings, run_id: str, path: str) -> dict:
+    """A JSON artifact of a run (e.g. "split.json" of a training run)."""
+    import mlflow
+
+    _client(settings)  # points mlflow.artifacts at this tracking server
+    return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+
+
+def log_artifact(settings, run_id: str, path: str | Path, artifact_path: str) -> None:
+    """Add a file to an existing run, under `artifact_path`."""
+    _client(settings).log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+
+def log_run(
+    settings,
+    experiment: str,
+    run_name: str,
+    *,
+    params: Mapping[str, object] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    tags: Mapping[str, str] | None = None,
+    artifacts: Mapping[str, Iterable[str | Path]] | None = None,
+) -> str:
+    """One finished run in `experiment` (created with the platform's artifact location if
+    missing); `artifacts` maps a folder of the run to the files logged into it. Returns the
+    run id."""
+    import mlflow
+
+    client = _client(settings)
+    exp_id = _experiment_id(settings, client, experiment)
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
+        if params:
+            mlflow.log_params({k: _param(v) for k, v in params.items()})
+        if metrics:
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        if tags:
+            mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        for folder, files in (artifacts or {}).items():
+            for f in files:
+                mlflow.log_artifact(str(f), artifact_path=folder)
+        return run.info.run_id
 
 
 def evaluate_and_gate(settings, version: str | int | None = None) -> dict:

@@ -56,6 +56,34 @@ def test_register_alias_and_load(registered):
         registry.load_by_alias(s, "nonexistent")
 
 
+def test_reads_and_runs_go_through_the_registry(registered):
+    from training import registry
+
+    s, _, result, run_id, version = registered
+    registry.tag_version(s, version, {"trigger.monitor_run": "r1"})
+    assert [v.version for v in registry.versions_tagged(s, "trigger.monitor_run")] == [version]
+    assert registry.versions_tagged(s, "no.such.tag") == []
+    (listed,) = registry.list_versions(s)
+    assert (listed.version, listed.run_id) == (version, run_id)
+    assert listed.created.tzinfo is not None and listed.tags["purpose"] == "test"
+    assert registry.latest_version(s) == version
+    assert registry.version_tags(s, version)["trigger.monitor_run"] == "r1"
+    assert registry.run_metrics(s, run_id)["val_rmse"] == pytest.approx(result.metrics["val_rmse"])
+    assert sorted(registry.load_run_dict(s, run_id, "split.json")["val_assets"]) == sorted(
+        result.val_assets)
+
+    report = s.state_dir / "check.json"
+    report.write_text("{}")
+    check = registry.log_run(s, f"{s.experiment_name}-monitoring", "drift-test",
+                             metrics={"drift": 1.0}, tags={"stage": "cycle"},
+                             artifacts={"drift": [report]})
+    run = mlflow.MlflowClient(s.tracking_uri).get_run(check)
+    assert run.data.metrics["drift"] == 1.0 and run.data.tags["stage"] == "cycle"
+    assert run.info.status == "FINISHED" and run.info.artifact_uri.startswith(
+        s.artifact_root.as_uri())
+    assert registry.load_run_dict(s, check, "drift/check.json") == {}
+
+
 def test_tampered_artifact_is_refused(registered):
     from training import registry
 

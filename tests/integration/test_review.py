@@ -85,10 +85,10 @@ def champion_on_server(world) -> str:
 
 
 def status_of(world, version) -> str:
-    from pipelines.review import _tags
+    from training.registry import version_tags
 
     with as_user("admin"):
-        return _tags(world["settings"], version).get("review.status")
+        return version_tags(world["settings"], version).get("review.status")
 
 
 def test_four_eyes_permissions_and_approval(world):
