@@ -9,7 +9,7 @@
     per model: metrics (RMSE, PHM08, MAE, coverage, width), RMSE by true-RUL band,
                calibration curve (nominal vs empirical coverage), physics checks
                (RUL >= 0, health in [0,1], monotone damage, time consistency),
-               predictions (for the report's plots)
+               predictions (for the report's plots), the metrics its training run logged
 
 Both models predict out of fold (training.artifact.RULPredictor.predict): a unit either
 model trained on is predicted only by the ensemble members that never saw it, so both are
@@ -44,6 +44,8 @@ class ModelEvidence:
     predictions: pd.DataFrame = field(repr=False)
     tags: dict[str, str] = field(default_factory=dict)
     run_id: str = ""
+    #: What the training run logged (val_rmse, val_constant_rmse, ...): the floor gate's input.
+    training_metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,6 +125,7 @@ def physics_checks(frame: pd.DataFrame, predictions: pd.DataFrame, cap: float) -
 def model_evidence(settings: Settings, loaded, frame: pd.DataFrame) -> ModelEvidence:
     from training import metrics as M
     from training.evaluate import evaluate
+    from training.registry import run_metrics
 
     predictor = loaded.predictor
     horizon = settings.serving.horizon
@@ -150,6 +153,7 @@ def model_evidence(settings: Settings, loaded, frame: pd.DataFrame) -> ModelEvid
         version=loaded.version, metrics=metrics, rmse_by_band=bands, calibration=calibration,
         physics=physics_checks(frame, served, cap), predictions=predictions,
         tags=dict(loaded.tags), run_id=loaded.run_id,
+        training_metrics=run_metrics(settings, loaded.run_id),
     )
 
 

@@ -185,29 +185,26 @@ def train_flow(
 
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(version: str | None = None, settings: Settings | None = None) -> dict:
-    """All automatic gates for a version; passing → alias `challenger`, awaiting approval.
+    """All automatic gates for a version (default: the latest) with the review report;
+    passing → alias `challenger`, awaiting approval; failing → rejected with its reasons.
 
-    First the floor every model must clear (beat a constant-RUL predictor on
-    held-out assets), then the review gates against the champion on the same
-    pinned units (metrics within tolerance, coverage, physics) with the review
-    report. A failing version is marked rejected with its reasons.
+    The gates are one list (pipelines.gates): the floor every model must clear (beat a
+    constant-RUL predictor on held-out assets), then the comparison with the champion on
+    the same pinned units (metrics within tolerance), coverage and physics.
     """
     from pipelines import review
-    from training.registry import evaluate_and_gate
+    from training.registry import latest_version
 
     settings = _settings(settings)
-    floor = evaluate_and_gate(settings, version)
-    version = floor["version"]
-    if not floor["passed"]:
-        review.mark_rejected(settings, version, floor["reasons"])
-        print(f"v{version} rejected by the baseline gate: {floor['reasons']}")
-        return {**floor, "status": review.REJECTED}
+    version = str(version or latest_version(settings) or "")
+    if not version:
+        raise LookupError(f"no registered version of {settings.model_name!r}: train first")
     proposal = review.propose(settings, version)
     print(
         f"v{version}: {proposal['status']} {proposal['failures'] or ''} "
         f"(report {proposal['report']})"
     )
-    return {**floor, **proposal, "reasons": floor["reasons"] + proposal["failures"]}
+    return proposal
 
 
 # ───────────────────────────── promote ─────────────────────────────

@@ -1,27 +1,36 @@
 """Automatic promotion gates: a pure function of the evidence and the configured rules.
 
-    candidate metrics + physics ─┐
+    candidate training metrics ──┐
+    candidate metrics + physics ─┤
     champion metrics (or none) ──┼─► review_gates ─► GateResult(passed, checks[name, ok, detail])
     ReviewSettings (twinops.yaml)┘
 
-Rules (each configurable under `review:` in twinops.yaml):
+Rules:
+- the floor (`training.gate_max_rmse_ratio_to_constant`): the held-out RMSE of training is
+  at most that ratio x the RMSE of a constant-RUL predictor on the same rows. A model that
+  cannot beat "every asset has the mean RUL" has learned nothing from the sensors, whatever
+  its absolute RMSE looks like; both figures were computed by `fit` on assets each member
+  never trained on, so re-scoring here would only repeat them;
+and, each configurable under `review:` in twinops.yaml:
 - not worse than the champion beyond a tolerance: RMSE <= champion x (1 + rmse_tolerance),
   PHM08 score <= champion x (1 + score_tolerance) — on the same pinned units;
 - interval coverage within [coverage_min, coverage_max];
 - physics: RUL >= 0, health in [0, 1], damage reversals (health rising between cycles)
   at most max_damage_reversal_share, time-consistency residual at most
   max_time_consistency_residual cycles.
-With no champion yet, the comparison checks are skipped (and say so); the
-constant-predictor gate of training still had to pass for the version to exist
-as a challenger. They are also skipped, with the reason, when the champion's figures
+With no champion yet, the comparison checks are skipped (and say so); the floor
+still applies. They are also skipped, with the reason, when the champion's figures
 cannot be compared fairly (`comparison_skipped`, decided by pipelines.evidence).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from features.settings import ReviewSettings
+
+FLOOR = "beats constant RUL"
 
 
 @dataclass(frozen=True)
@@ -51,10 +60,24 @@ def _not_worse(name: str, cand: float, champ: float, tolerance: float) -> GateCh
                                f"(champion {champ:.3f} + {tolerance:.0%})")
 
 
+def floor_gate(training_metrics: dict, max_ratio: float) -> GateCheck:
+    """The floor: training's held-out `val_rmse` <= max_ratio x `val_constant_rmse`."""
+    rmse, base = training_metrics.get("val_rmse"), training_metrics.get("val_constant_rmse")
+    if rmse is None or base is None or not (math.isfinite(rmse) and math.isfinite(base)):
+        return GateCheck(FLOOR, False, "the training run has no finite val_rmse and "
+                                       "val_constant_rmse: nothing to compare")
+    limit = max_ratio * base
+    ok = rmse <= limit
+    return GateCheck(FLOOR, ok, f"held-out rmse {rmse:.2f} {'<=' if ok else '>'} {limit:.2f} "
+                                f"({max_ratio:g} x constant predictor {base:.2f})")
+
+
 def review_gates(candidate_metrics: dict, candidate_physics: dict,
-                 champion_metrics: dict | None, rules: ReviewSettings,
+                 champion_metrics: dict | None, rules: ReviewSettings, *,
+                 training_metrics: dict, max_rmse_ratio: float,
                  comparison_skipped: str | None = None) -> GateResult:
-    checks: list[GateCheck] = []
+    """Every automatic gate, the floor first; `training_metrics` are the candidate run's."""
+    checks: list[GateCheck] = [floor_gate(training_metrics, max_rmse_ratio)]
     if comparison_skipped:
         checks.append(GateCheck("champion comparison", True, f"skipped: {comparison_skipped}"))
     elif champion_metrics is None:

@@ -1,6 +1,6 @@
 """Model promotion a reviewer can trust: evidence, gates, four-eyes approval, audit, rollback.
 
-    propose(v) ─► evidence (candidate vs champion, same pinned units) ─► gates
+    propose(v) ─► evidence (candidate vs champion, same pinned units) ─► gates (the floor too)
         │            └► HTML report ─► state_dir/reports + MLflow artifact (candidate run)
         ├─ gates pass ─► alias `challenger`, review.status=awaiting_approval
         └─ gates fail ─► review.status=rejected (reasons on the version)
@@ -65,17 +65,6 @@ def _drop_challenger(settings: Settings, version: str) -> None:
             delete_alias(settings, "challenger")
 
 
-def mark_rejected(settings: Settings, version: str, reasons: list[str]) -> None:
-    """Record an automatic rejection (a gate failed before any review)."""
-    from training.registry import tag_version
-
-    tag_version(settings, version, {STATUS: REJECTED, "review.gates": "failed",
-                                    "review.gate_failures": " | ".join(reasons)})
-    _drop_challenger(settings, version)
-    audit.record(settings, action="gate", version=str(version), outcome=REJECTED,
-                 reasons=reasons, actor=current_identity(settings).label())
-
-
 def propose(settings: Settings, version: str, *, decide: bool = True) -> dict:
     """Build the evidence and the report, run the gates, record the outcome.
 
@@ -92,6 +81,8 @@ def propose(settings: Settings, version: str, *, decide: bool = True) -> dict:
     ev = gather(settings, version)
     gates = review_gates(ev.candidate.metrics, ev.candidate.physics,
                          ev.champion.metrics if ev.champion else None, settings.review,
+                         training_metrics=ev.candidate.training_metrics,
+                         max_rmse_ratio=settings.training.gate_max_rmse_ratio_to_constant,
                          comparison_skipped=ev.comparison_skipped)
     report = atomic.write_text(
         settings.reports_dir / f"review-v{version}.html",

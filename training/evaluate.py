@@ -1,4 +1,4 @@
-"""Evaluate a predictor on a labelled frame and decide the promotion gate.
+"""Evaluate a predictor on a labelled frame: the metrics training and the review gates read.
 
     predictor + frame[asset_id, cycle, rul (uncapped), *features]
         │ predict (all rows), target = min(rul, cap)
@@ -7,13 +7,7 @@
              brier (p_fail at horizon, uncapped RUL),
              physics_time_residual (RMS of rul(t) - rul(t+dt) - dt, non-plateau pairs),
              last_* (one prediction per asset at its last cycle: the C-MAPSS test protocol)
-        │
-        ▼
-    passes_gate(metrics, baseline) ──► (ok, reasons)   baseline = constant-mean predictor RMSE
-                                                       (or another model's metrics)
-
-Why a constant predictor as the floor: a model that cannot beat "every asset has the
-mean RUL" has learned nothing from the sensors, whatever its absolute RMSE looks like.
+    constant_rmse(train mean, frame) ─► the floor's baseline (pipelines.gates.floor_gate)
 """
 
 from __future__ import annotations
@@ -68,43 +62,3 @@ def evaluate(
     res["last_rmse"] = M.rmse(y[last], pred[last])
     res["last_phm08_score"] = M.phm08_score(y[last], pred[last])
     return res
-
-
-def passes_gate(metrics: dict, baseline, settings) -> tuple[bool, list[str]]:
-    """Gate for `challenger`: RMSE <= ratio * baseline RMSE (settings.training.gate_*).
-
-    Interval coverage is reported as a reason ("warning: ..." when more than 0.1 below the
-    nominal level) but does not block: with a handful of held-out assets the
-    leave-one-asset-out coverage is too noisy to veto a model on its own; reviewers see it.
-
-    `baseline` is a float (a constant predictor's RMSE on the same rows) or a metrics dict
-    with "rmse" (e.g. the current champion evaluated on the same rows). Metric keys may carry a
-    "val_" prefix (as in FitResult.metrics). Returns (passed, human-readable reasons).
-    """
-
-    def get(d: dict, key: str):
-        return d.get(key, d.get(f"val_{key}"))
-
-    ratio = float(settings.training.gate_max_rmse_ratio_to_constant)
-    base = float(baseline) if not isinstance(baseline, dict) else get(baseline, "rmse")
-    rmse = get(metrics, "rmse")
-    reasons: list[str] = []
-    ok = True
-    if rmse is None or base is None or not np.isfinite(rmse):
-        return False, ["rmse or baseline rmse missing / not finite"]
-    limit = ratio * float(base)
-    if rmse <= limit:
-        reasons.append(f"rmse {rmse:.2f} <= {ratio:g} x baseline {base:.2f} = {limit:.2f}")
-    else:
-        ok = False
-        reasons.append(f"rmse {rmse:.2f} > {ratio:g} x baseline {base:.2f} = {limit:.2f}")
-    cov = get(metrics, "coverage")
-    level = float(settings.training.interval_level)
-    if cov is not None and np.isfinite(cov):
-        if cov >= level - 0.1:
-            reasons.append(f"coverage {cov:.3f} >= {level - 0.1:.2f}")
-        else:
-            reasons.append(
-                f"warning: coverage {cov:.3f} < {level - 0.1:.2f} (intervals may be miscalibrated)"
-            )
-    return ok, reasons

@@ -412,31 +412,3 @@ def log_run(
             for f in files:
                 mlflow.log_artifact(str(f), artifact_path=folder)
         return run.info.run_id
-
-
-def evaluate_and_gate(settings, version: str | int | None = None) -> dict:
-    """The floor gate: does a version beat a constant-RUL predictor on held-out assets?
-
-    The verdict is written on the version as tags (`gate.passed`, `gate.reasons`)
-    so the registry shows why. Aliases are not touched here: `challenger` is set
-    by the review gates (pipelines/review.py), which run after this one.
-    The held-out metrics were computed in `fit` on assets never used for
-    training, so re-scoring here would only repeat them.
-    """
-    from training.evaluate import passes_gate
-
-    client = _client(settings)
-    version = str(version or latest_version(settings) or "")
-    if not version:
-        raise LookupError(f"no registered version of {settings.model_name!r}: train first")
-    mv = client.get_model_version(settings.model_name, version)
-    metrics = client.get_run(mv.run_id).data.metrics
-    baseline = metrics.get("val_constant_rmse")
-    if baseline is None:
-        passed, reasons = False, ["run has no val_constant_rmse: cannot compare to a baseline"]
-    else:
-        passed, reasons = passes_gate(metrics, baseline, settings)
-    tag_version(settings, version, {"gate.passed": str(passed).lower(),
-                                    "gate.reasons": " | ".join(reasons)})
-    return {"version": version, "passed": passed, "reasons": reasons,
-            "metrics": {k: v for k, v in metrics.items() if k.startswith("val_")}}

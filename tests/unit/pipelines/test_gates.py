@@ -5,11 +5,18 @@ from __future__ import annotations
 import pytest
 
 from features.settings import ReviewSettings
-from pipelines.gates import review_gates
+from pipelines import gates as G
 
 GOOD_PHYSICS = {"min_rul": 0.0, "min_health": 0.02, "max_health": 0.99,
                 "damage_reversal_share": 0.01, "time_consistency_residual": 1.2}
 CHAMPION = {"rmse": 20.0, "phm08_score": 1000.0, "coverage": 0.9}
+#: what `fit` logged: held-out RMSE and that of a constant-RUL predictor on the same rows
+TRAINING = {"val_rmse": 18.0, "val_constant_rmse": 40.0}
+
+
+def review_gates(metrics, physics, champion, rules, *, training=TRAINING, ratio=0.9, **kw):
+    return G.review_gates(metrics, physics, champion, rules, training_metrics=training,
+                          max_rmse_ratio=ratio, **kw)
 
 
 def failing(result) -> set[str]:
@@ -20,7 +27,8 @@ def test_equal_candidate_passes_and_no_champion_skips_comparison():
     rules = ReviewSettings()
     assert review_gates(dict(CHAMPION), GOOD_PHYSICS, CHAMPION, rules).passed
     result = review_gates(dict(CHAMPION), GOOD_PHYSICS, None, rules)
-    assert result.passed and "skipped" in result.checks[0].detail
+    assert result.passed and "skipped" in result.checks[1].detail
+    assert [c.name for c in result.checks][:1] == [G.FLOOR]  # the floor applies regardless
 
 
 @pytest.mark.parametrize(
@@ -56,4 +64,32 @@ def test_an_unfair_champion_comparison_is_skipped_with_its_reason():
     result = review_gates(worse, GOOD_PHYSICS, CHAMPION, ReviewSettings(),
                           comparison_skipped="champion v1 predates cross-fitting")
     assert result.passed
-    assert result.checks[0].detail == "skipped: champion v1 predates cross-fitting"
+    assert result.checks[1].detail == "skipped: champion v1 predates cross-fitting"
+
+
+@pytest.mark.parametrize(
+    ("training", "ratio", "passed", "detail"),
+    [
+        (TRAINING, 0.9, True, "held-out rmse 18.00 <= 36.00 (0.9 x constant predictor 40.00)"),
+        ({"val_rmse": 39.0, "val_constant_rmse": 40.0}, 0.9, False,
+         "held-out rmse 39.00 > 36.00 (0.9 x constant predictor 40.00)"),
+        ({"val_rmse": 39.0, "val_constant_rmse": 40.0}, 1.0, True,
+         "held-out rmse 39.00 <= 40.00 (1 x constant predictor 40.00)"),
+        ({"val_rmse": float("nan"), "val_constant_rmse": 40.0}, 0.9, False, "nothing to compare"),
+        ({"val_rmse": 10.0}, 0.9, False, "nothing to compare"),
+    ],
+)
+def test_the_floor_is_one_named_gate(training, ratio, passed, detail):
+    check = G.floor_gate(training, ratio)
+    assert (check.name, check.passed) == (G.FLOOR, passed) and detail in check.detail
+
+
+def test_a_failing_floor_fails_the_review_with_its_reason_alone():
+    """A version the review gates would pass is still rejected below the floor."""
+    below = {"val_rmse": 39.0, "val_constant_rmse": 40.0}
+    for champion in (None, CHAMPION):
+        result = review_gates(dict(CHAMPION), GOOD_PHYSICS, champion, ReviewSettings(),
+                              training=below)
+        assert not result.passed and failing(result) == {G.FLOOR}
+        assert result.failures == [f"{G.FLOOR}: held-out rmse 39.00 > 36.00 "
+                                   "(0.9 x constant predictor 40.00)"]

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from features.settings import get_settings
+from pipelines.gates import floor_gate
 from training.artifact import load_predictor
 from training.candidates import feature_candidates
-from training.evaluate import evaluate, passes_gate
+from training.evaluate import evaluate
 from training.synthetic import synthetic_frame
 from training.train import fit
 
@@ -28,8 +29,8 @@ def test_fit_beats_constant_and_passes_gate(fitted):
     frame, s, r = fitted
     m = r.metrics
     assert m["val_rmse"] < 0.6 * m["val_constant_rmse"]
-    ok, reasons = passes_gate(m, m["val_constant_rmse"], s)
-    assert ok, reasons
+    floor = floor_gate(m, s.training.gate_max_rmse_ratio_to_constant)
+    assert floor.passed, floor.detail
     assert m["n_dropped_rows"] == 3
     assert 0 < r.physics_params["alpha"] < 1
     assert r.feature_columns[0] == "cycle" and "rul" not in r.feature_columns
