@@ -47,23 +47,21 @@ def _no_events():
 
 
 def _fd001(settings, cmapss_dir: Path, out_dir: Path) -> dict[str, Any]:
-    from monitoring.check import drift_check, write_check
+    from monitoring.check import run_check
     from monitoring.sources import load_monitored
 
     ref = load_monitored(str(cmapss_dir / "train_FD001.txt"), settings)
     cur = load_monitored(str(cmapss_dir / "test_FD001.txt"), settings)
-    verdict, r, c = drift_check(ref, cur, alpha=settings.monitoring.alpha,
-                                min_shift=settings.monitoring.min_shift)
-    verdict = write_check(verdict, r, c, out_dir / "fd001_verdict.json", render=True)
-    smallest = min(verdict["columns"].items(), key=lambda kv: kv[1]["statistic"])
+    verdict = run_check(settings, ref, cur, out_dir / "fd001_verdict.json", log=False)
+    smallest = min(verdict.columns.items(), key=lambda kv: kv[1]["statistic"])
     return {
-        "drift": verdict["drift"], "share": verdict["share"], "stage": verdict["stage"],
-        "drifted_columns": verdict["drifted_columns"],
+        "drift": verdict.drift, "share": verdict.share, "stage": verdict.stage,
+        "drifted_columns": list(verdict.drifted_columns),
         "smallest_p": {"column": smallest[0], "p": smallest[1]["statistic"],
                        "threshold": smallest[1]["threshold"]},
-        "verdict_seconds": verdict["verdict_seconds"],
-        "evidently_render_seconds": verdict["render_seconds"],
-        "n_reference": verdict["n_reference"], "n_current": verdict["n_current"],
+        "verdict_seconds": verdict.verdict_seconds,
+        "evidently_render_seconds": verdict.render_seconds,
+        "n_reference": verdict.n_reference, "n_current": verdict.n_current,
     }
 
 
@@ -82,8 +80,8 @@ def _simulator(settings, trials: int, n_reference: int, n_current: int) -> dict[
             cur = _frame(readings, _no_events(), settings, f"live-{scenario}-{trial}")
             verdict, _, _ = drift_check(ref, cur, alpha=settings.monitoring.alpha,
                                         min_shift=settings.monitoring.min_shift)
-            alarms += verdict["drift"]
-            seconds.append(verdict["verdict_seconds"])
+            alarms += verdict.drift
+            seconds.append(verdict.verdict_seconds)
         out[scenario] = {"alarms": alarms, "trials": trials,
                          "median_verdict_seconds": sorted(seconds)[len(seconds) // 2]}
     return out

@@ -31,6 +31,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+# A leaf module (pydantic only, no project import): the policy's one definition, no cycle.
+from monitoring.policy import RetrainPolicy
+
 
 class FeastSettings(BaseModel):
     """Feast stores. Embedded default: SQLite online store, parquet offline store."""
@@ -143,25 +146,38 @@ class ServingSettings(BaseModel):
 
 
 class MonitoringSettings(BaseModel):
-    #: Share of monitored columns that must drift for the dataset to count as drifted.
-    drift_share_threshold: float = 0.5
-    #: Per-column threshold for Evidently's drift test; None = each method's own default
-    #: (p-value 0.05 for small samples, normed Wasserstein distance 0.1 above 1000 rows).
-    column_threshold: float | None = None
-    #: Minimum number of current asset states before a drift verdict is trusted.
-    min_rows: int = 30
+    """The drift check's knobs and the retrain policy (`monitoring.retrain.<field>`)."""
+
     #: Family-wise false-alarm level of the stage-matched per-sensor tests (Bonferroni).
     alpha: float = 0.01
     #: Smallest shift (within-stage std units) that counts as drift, whatever the p-value.
     min_shift: float = 0.25
-    #: Cooldown between monitor-triggered retrains (hours).
-    min_hours_between_retrains: float = 24.0
-    #: Retrain when the champion's realized RMSE (from failure feedback) exceeds this; None = off.
-    max_realized_rmse: float | None = None
-    #: Retrain when the latest RMSE bucket exceeds the version's first bucket by this factor.
-    max_rmse_ratio: float | None = 1.5
-    #: Predictions with known truth needed before the error trend is trusted.
-    min_feedback_predictions: int = 20
+    #: Per-column threshold of the Evidently report's drift tests (the rendering, not the
+    #: verdict); None = each method's own default (monitoring/drift.py says which).
+    column_threshold: float | None = None
+    #: Every retrain trigger and blocker; its defaults, and why, are in monitoring/policy.py.
+    retrain: RetrainPolicy = RetrainPolicy()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_retrain_keys(cls, data: object) -> object:
+        """The flat keys of earlier releases still set the policy: `monitoring.min_rows` (or
+        TWINOPS_MONITORING__MIN_ROWS) means `monitoring.retrain.min_rows`. Giving both is an
+        error: which one was meant cannot be told."""
+        flat = {"drift_share_threshold": "max_drift_share", "min_rows": "min_rows",
+                "min_hours_between_retrains": "min_hours_between_retrains",
+                "max_realized_rmse": "max_realized_rmse", "max_rmse_ratio": "max_rmse_ratio",
+                "min_feedback_predictions": "min_feedback_predictions"}
+        if not isinstance(data, dict) or not flat.keys() & data.keys():
+            return data
+        data = dict(data)
+        moved = {new: data.pop(old) for old, new in flat.items() if old in data}
+        retrain = data.get("retrain") or {}
+        retrain = retrain.model_dump() if isinstance(retrain, BaseModel) else dict(retrain)
+        if both := sorted(moved.keys() & retrain.keys()):
+            raise ValueError(f"set {both} as monitoring.retrain.<field> only, not also flat")
+        data["retrain"] = {**retrain, **moved}
+        return data
 
 
 class ReviewSettings(BaseModel):

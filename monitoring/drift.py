@@ -71,8 +71,9 @@ take their drift verdict from monitoring/verdict.py (per-sensor tests at
 equal life stage with assets as the sample, Bonferroni-corrected: a 1-std
 bias on 3 of ~17 sensors can never reach a 50% share, and rows of one asset
 are not independent draws). This module renders the stage-matched data with
-Evidently for people (HTML + JSON beside the verdict); its own share-based
-verdict stays available for direct use.
+Evidently for people (HTML + JSON beside the verdict), matched on the
+verdict's own stage bins (`stage_edges`) so the report shows the rows that
+were tested; its own share-based verdict stays available for direct use.
 
 Evidently takes ~5-8 s to import, so it is imported inside the functions.
 """
@@ -111,6 +112,8 @@ class DriftResult:
     #: Columns left out of the test: all-null in one frame, or one and the same constant in
     #: both (nothing can drift; Evidently's histograms fail on a zero-width range).
     skipped_columns: list[str] = field(default_factory=list)
+    #: Life-stage bin edges the matching used when they were given (the verdict's bins).
+    stage_bins: tuple[float, ...] = ()
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -148,6 +151,23 @@ def _stage_bins(
     return pd.cut(ref, **cut), pd.cut(cur, **cut)
 
 
+def _given_bins(
+    reference: pd.DataFrame, current: pd.DataFrame, stage_column: str, edges
+) -> tuple[pd.Series, pd.Series]:
+    """Bin labels on given edges, with the verdict's rule (monitoring/verdict.bin_index); NaN
+    outside them."""
+    import numpy as np
+    import pandas as pd
+
+    from monitoring.verdict import bin_index
+
+    def labels(frame: pd.DataFrame) -> pd.Series:
+        idx = bin_index(frame[stage_column].to_numpy(dtype=float), np.asarray(edges, float))
+        return pd.Series(np.where(idx >= 0, idx, np.nan), index=frame.index)
+
+    return labels(reference), labels(current)
+
+
 def match_life_stage(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -157,8 +177,12 @@ def match_life_stage(
     seed: int = 0,
     min_rows: int = 200,
     min_rows_per_bin: int = 10,
+    edges: tuple[float, ...] | None = None,
 ) -> tuple[pd.DataFrame, float]:
     """Resample `reference` so its life-stage distribution matches `current`.
+
+    Bins are quantiles of the current stage (`n_bins`, fewer for a small cohort), or
+    `edges` when given: the bins a verdict tested, so what is drawn is what it compared.
 
     Returns (matched_reference, unmatched_share). Per bin b with current share
     p_b and n_b reference rows, draws round(p_b * N) reference rows, with N the
@@ -171,9 +195,12 @@ def match_life_stage(
 
     if stage_column not in reference.columns or stage_column not in current.columns:
         raise KeyError(f"stage column {stage_column!r} missing from reference or current")
-    # Fewer bins for a small cohort: a quantile bin of 2 rows is noise.
-    n_bins = max(1, min(n_bins, len(current) // min_rows_per_bin))
-    ref_bin, cur_bin = _stage_bins(reference, current, stage_column, n_bins)
+    if edges is not None:
+        ref_bin, cur_bin = _given_bins(reference, current, stage_column, edges)
+    else:
+        # Fewer bins for a small cohort: a quantile bin of 2 rows is noise.
+        n_bins = max(1, min(n_bins, len(current) // min_rows_per_bin))
+        ref_bin, cur_bin = _stage_bins(reference, current, stage_column, n_bins)
     cur_counts = cur_bin.value_counts(dropna=True)
     cur_share = cur_counts / cur_counts.sum()
     ref_counts = ref_bin.value_counts(dropna=True)
@@ -287,10 +314,6 @@ def parse_snapshot(snapshot: dict[str, Any]) -> tuple[dict[str, dict[str, Any]],
 # ---------------------------------------------------------------------------
 # the report
 # ---------------------------------------------------------------------------
-#: monitoring.check.write_check imports the writer under this name
-_atomic_write_text = atomic.write_text
-
-
 def drift_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -302,6 +325,7 @@ def drift_report(
     column_threshold: float | None = None,
     method: str | None = None,
     n_bins: int = 20,
+    stage_edges: tuple[float, ...] | None = None,
     seed: int = 0,
     name: str = "drift_report",
 ) -> DriftResult:
@@ -310,6 +334,8 @@ def drift_report(
     `columns` are the monitored columns (numerical → numerical tests, others
     categorical). `method` forces one Evidently stat test for all columns
     (e.g. "ks", "wasserstein"); None lets Evidently choose per column.
+    `stage_edges` matches on those life-stage bins instead of `n_bins` quantiles of the
+    current stage (match_life_stage).
     Files: `<out_dir>/<name>.html` and `<name>.json`, each written atomically.
     """
     import pandas as pd
@@ -325,7 +351,7 @@ def drift_report(
     unmatched = 0.0
     if stage_column is not None:
         reference, unmatched = match_life_stage(
-            reference, current, stage_column, n_bins=n_bins, seed=seed
+            reference, current, stage_column, n_bins=n_bins, seed=seed, edges=stage_edges
         )
 
     skipped = [c for c in columns if reference[c].isna().all() or current[c].isna().all()
@@ -373,6 +399,7 @@ def drift_report(
         stage_column=stage_column,
         unmatched_share=unmatched,
         skipped_columns=skipped,
+        stage_bins=tuple(stage_edges or ()),
     )
     atomic.write_text(html_path, snapshot.get_html_str(as_iframe=False))
     payload = {

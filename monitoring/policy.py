@@ -1,6 +1,6 @@
 """The retrain decision: a pure function of a drift verdict, a policy and the clock.
 
-    DriftResult | verdict dict ─┐
+    Verdict|DriftResult|dict ───┐
     error trend (realized RMSE) ┤
     RetrainPolicy ──────────────┼─► decide_retrain ─► Decision(retrain, reasons)
     now, last_retrain_at, new_rows ┘                        │
@@ -16,7 +16,8 @@ Triggers (any one suffices):
   * drift verdict: the check said drift (monitoring/verdict.py: any sensor
     changed at equal life stage, family-wise corrected) — `trigger_on_verdict`;
   * drift share: share of drifted columns >= max_drift_share (both drift
-    triggers are trusted only with at least min_rows current rows);
+    triggers are trusted only with at least min_rows current assets — rows
+    for a row-level DriftResult);
   * a critical column drifted (same trust rule);
   * coverage: more than max_unmatched_share of the current rows are in life
     stages the reference never saw (life-stage-matched reports only);
@@ -43,31 +44,53 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class RetrainPolicy(BaseModel):
-    """When drift justifies a retrain. Defaults suit a daily monitor run."""
+    """When drift justifies a retrain; the one source of each default.
+
+    `settings.monitoring.retrain` holds the policy in use: twinops.yaml
+    `monitoring.retrain.<field>`, env `TWINOPS_MONITORING__RETRAIN__<FIELD>`
+    (features/settings.py). Defaults suit a daily monitor run.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    #: Retrain when at least this share of monitored columns drifted.
+    #: Retrain when at least this share of monitored columns drifted. Half the signals
+    #: changed at equal life stage is a different plant; with trigger_on_verdict on, one
+    #: drifted column triggers anyway, so this matters where that is turned off.
     max_drift_share: float = Field(default=0.5, ge=0.0, le=1.0)
-    #: Fewer current rows than this: the drift verdict is not trusted.
-    min_rows: int = Field(default=50, ge=0)
-    #: Cooldown between retrains (hours).
+    #: Fewer current assets than this (rows, for a row-level DriftResult): the drift triggers
+    #: are not trusted. Assets, because they are the verdict's sample; 30, because its
+    #: Welch test assumes roughly normal asset means, and with fewer assets one odd asset
+    #: can make a "drift" by itself.
+    min_rows: int = Field(default=30, ge=0)
+    #: Cooldown between retrains (hours): a daily run starts at most one retrain a day, and a
+    #: challenger gets its review time before the next one replaces it.
     min_hours_between_retrains: float = Field(default=24.0, ge=0.0)
-    #: New labelled (run-to-failure) rows needed since the last retrain; 0 = no requirement.
+    #: New labelled rows needed since the last retrain; 0 = none, because a drift alarm alone
+    #: is reason enough to try a model on the data there is.
     min_new_rows: int = Field(default=0, ge=0)
-    #: Columns whose drift alone triggers a retrain.
+    #: Columns whose drift alone triggers even with trigger_on_verdict off; none by default,
+    #: because no sensor is more important than another until an operator says so.
     critical_columns: tuple[str, ...] = ()
-    #: Trigger when more than this share of current rows is in unseen life stages; None = off.
+    #: Trigger when more than this share of current rows is in life stages the reference
+    #: lacks; None = off, because assets younger or older than any reference asset show up
+    #: here too, and a cohort with no matched row at all is drift by the verdict already.
     max_unmatched_share: float | None = Field(default=None, ge=0.0, le=1.0)
-    #: Trigger a retrain when the model is older than this (hours); None = off.
+    #: Retrain when no retrain happened for this long (hours); None = off, because the clock
+    #: alone is no evidence that a new model would be better.
     max_hours_without_retrain: float | None = Field(default=None, gt=0.0)
-    #: A drift verdict (drift: true) triggers even below max_drift_share.
+    #: The verdict's drift (a sensor changed at equal life stage, family-wise corrected;
+    #: monitoring/verdict.py) triggers even below max_drift_share. On: that verdict is the
+    #: question the check is built to answer.
     trigger_on_verdict: bool = True
-    #: Realized RMSE (latest bucket) above this triggers; None = off.
+    #: Realized RMSE (latest bucket) above this triggers; None = off, because an acceptable
+    #: error depends on the fleet and on training.rul_cap.
     max_realized_rmse: float | None = Field(default=None, gt=0.0)
-    #: Latest-bucket RMSE above this factor × the first bucket's triggers; None = off.
-    max_rmse_ratio: float | None = Field(default=None, gt=1.0)
-    #: Predictions with known truth needed before the error trend is trusted.
+    #: Latest-bucket RMSE above this factor x the version's first bucket triggers; None =
+    #: off. 1.5: a 50% rise is about three times the relative sampling error of an RMSE
+    #: over min_feedback_predictions predictions (~1/sqrt(2n)), so it is decay, not noise.
+    max_rmse_ratio: float | None = Field(default=1.5, gt=1.0)
+    #: Predictions with known truth needed before the error trend is trusted: from 20 on the
+    #: sampling error of an RMSE (~1/sqrt(2n)) is below 16%.
     min_feedback_predictions: int = Field(default=20, ge=1)
 
 
@@ -83,15 +106,18 @@ def _utc(ts: datetime) -> datetime:
 
 
 def _facts(drift: Any) -> dict[str, Any]:
-    """Normalise a DriftResult or its summary dict to the fields used here."""
+    """Normalise a check Verdict, a DriftResult or a summary dict to the fields used here."""
     get = drift.get if isinstance(drift, Mapping) else lambda k, d=None: getattr(drift, k, d)
     columns = get("columns", {}) or {}
     drifted = get("drifted_columns", None)
     if drifted is None:
         drifted = [c for c, v in columns.items() if v.get("drifted")]
+    # A stage-matched verdict's sample is its assets: min_rows counts those when given.
+    n_assets = get("n_current_assets", None)
     return {
         "share": float(get("share", 0.0) or 0.0),
-        "n_current": get("n_current", None),
+        "n_current": n_assets if n_assets is not None else get("n_current", None),
+        "unit": "assets" if n_assets is not None else "rows",
         "drifted": list(drifted),
         "unmatched_share": float(get("unmatched_share", 0.0) or 0.0),
         "verdict": bool(get("drift", False)),
@@ -141,7 +167,8 @@ def decide_retrain(
     trusted = n_current is None or n_current >= policy.min_rows
     if not trusted:
         notes.append(
-            f"drift verdict not trusted: {n_current} current rows < min_rows {policy.min_rows}"
+            f"drift verdict not trusted: {n_current} current {facts['unit']} < min_rows "
+            f"{policy.min_rows}"
         )
     else:
         if policy.trigger_on_verdict and facts["verdict"] and facts["drifted"] and (

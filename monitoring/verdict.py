@@ -85,6 +85,9 @@ class StageTest:
     skipped_columns: list[str]
     #: Why the verdict is what it is when no per-column test could run.
     reason: str = ""
+    #: Edges of the life-stage bins the test used (quantiles of the reference stage);
+    #: the Evidently report renders the rows of exactly these bins (monitoring/check.py).
+    bin_edges: tuple[float, ...] = ()
 
 
 def _bin_edges(stage: np.ndarray, n_bins: int) -> np.ndarray:
@@ -92,8 +95,9 @@ def _bin_edges(stage: np.ndarray, n_bins: int) -> np.ndarray:
     return edges if len(edges) > 1 else np.array([edges[0], edges[0]])
 
 
-def _bin_index(stage: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def bin_index(stage: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin of each value; -1 outside [edges[0], edges[-1]] (a stage the reference lacks)."""
+    stage, edges = np.asarray(stage, dtype=float), np.asarray(edges, dtype=float)
     idx = np.clip(np.searchsorted(edges, stage, side="right") - 1, 0, len(edges) - 2)
     outside = (stage < edges[0]) | (stage > edges[-1]) | np.isnan(stage)
     return np.where(outside, -1, idx)
@@ -128,8 +132,9 @@ def stage_matched_test(
     ref_stage = reference[stage_column].to_numpy(dtype=float)
     cur_stage = current[stage_column].to_numpy(dtype=float)
     edges = _bin_edges(ref_stage, n_bins)
-    ref_bin = _bin_index(ref_stage, edges)
-    cur_bin = _bin_index(cur_stage, edges)
+    ref_bin = bin_index(ref_stage, edges)
+    cur_bin = bin_index(cur_stage, edges)
+    tested_bins = tuple(float(e) for e in edges)
     matched = cur_bin >= 0
     unmatched_share = float(1.0 - matched.mean()) if len(cur_bin) else 0.0
     if not matched.any():
@@ -141,7 +146,7 @@ def stage_matched_test(
             drift=bool(len(cur_bin)), share=1.0 if len(cur_bin) else 0.0, columns={},
             n_reference_assets=int(reference[asset_column].nunique()),
             n_current_assets=int(current[asset_column].nunique()), n_current_rows=0,
-            unmatched_share=unmatched_share, skipped_columns=list(columns),
+            unmatched_share=unmatched_share, skipped_columns=list(columns), bin_edges=tested_bins,
             reason=f"no current row lies in a life stage ({stage_column}) the reference "
                    "has: the current data is outside everything the model was trained on")
 
@@ -202,4 +207,5 @@ def stage_matched_test(
         n_current_rows=int(matched.sum()),
         unmatched_share=unmatched_share,
         skipped_columns=skipped,
+        bin_edges=tested_bins,
     )

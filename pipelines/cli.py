@@ -235,22 +235,16 @@ def monitor_drift(
 ) -> None:
     """Life-stage-matched drift + data quality of CURRENT vs REFERENCE → F.json (+ MLflow)."""
     settings = _settings()
-    from monitoring.check import champion_stage, drift_check, log_check, write_check
+    from monitoring.check import champion_stage, run_check
     from monitoring.sources import load_monitored
 
     try:
         ref, cur = load_monitored(reference, settings), load_monitored(current, settings)
-        verdict, ref_rows, cur_rows = drift_check(
-            ref, cur, champion=champion_stage(settings) if champion else None,
-            alpha=settings.monitoring.alpha, min_shift=settings.monitoring.min_shift,
-        )
+        verdict = run_check(settings, ref, cur, out, render=html,
+                            champion=champion_stage(settings) if champion else None)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         _fail(str(exc))
-    verdict = write_check(verdict, ref_rows, cur_rows, out, render=html)
-    verdict["mlflow_run_id"] = log_check(settings, verdict, run_name=f"drift-{out.stem}")
-    _print({k: verdict[k] for k in ("drift", "share", "drifted_columns", "stage",
-                                    "unmatched_share", "verdict_json", "mlflow_run_id")}
-           | {"quality_issues": verdict["quality"]["issues"]})
+    _print(verdict.headline())
 
 
 @monitor_app.command("errors")

@@ -1,14 +1,17 @@
 """The monitor flow: what the service saw vs the training reference, error trend → retrain.
 
     prediction log (since) ─► distinct asset states ───────────┐
-    offline features of run-to-failure assets (+ true RUL) ────┼─► monitoring.check.drift_check
+    offline features of run-to-failure assets (+ true RUL) ────┼─► monitoring.check.run_check
     champion (scores both sides: life stage = predicted RUL) ──┘    (stage-matched per-sensor
                                                                      tests, quality, prediction)
-         │ verdict JSON + Evidently HTML/JSON ─► MLflow run (<experiment>-monitoring)
+         │ Verdict: verdict JSON + Evidently HTML/JSON + MLflow run (<experiment>-monitoring)
     failure feedback ─► monitoring.performance (realized RMSE per version, trend)
          ▼
-    monitoring.policy.decide_retrain (pure) ─► train_flow ─► evaluate_flow ─► `challenger`
-                                         tags: trigger.report_uri = runs:/<monitor run>/drift/…
+    monitoring.policy.decide_retrain(verdict, settings.monitoring.retrain) (pure)
+         ─► train_flow ─► evaluate_flow ─► `challenger`
+              tags: trigger.report_uri = runs:/<monitor run>/drift/…
+
+The check is the one `twinops monitor drift` runs (monitoring.check.run_check).
 
 A retrained model is registered and gated to `challenger` at most: this flow
 never moves `champion` (promotion needs the review step). `twinops monitor
@@ -23,6 +26,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from features.settings import Settings
+from monitoring.check import Verdict
 from pipelines.flows import _settings, evaluate_flow, train_flow
 
 
@@ -30,6 +34,7 @@ from pipelines.flows import _settings, evaluate_flow, train_flow
 class MonitorSummary:
     drift: bool
     share: float
+    #: "" when no report was rendered (nothing tested: the verdict's reason says why).
     report_html: str
     report_json: str
     verdict_json: str
@@ -38,6 +43,7 @@ class MonitorSummary:
     reasons: list[str]
     quality_issues: list[str] = field(default_factory=list)
     errors: dict | None = None
+    drifted_columns: list[str] = field(default_factory=list)
     retrained_version: str | None = None
     challenger: bool = False
 
@@ -60,17 +66,13 @@ def monitoring_frames_task(settings: Settings, since: datetime | None):
 
 
 @task(cache_policy=NO_CACHE)
-def drift_check_task(settings: Settings, reference, current) -> dict:
-    from monitoring.check import champion_stage, drift_check, log_check, write_check
+def drift_check_task(settings: Settings, reference, current) -> Verdict:
+    from monitoring.check import champion_stage, run_check
 
-    verdict, ref, cur = drift_check(reference, current, champion=champion_stage(settings),
-                                    alpha=settings.monitoring.alpha,
-                                    min_shift=settings.monitoring.min_shift)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     out = settings.reports_dir / f"drift-{stamp}" / "verdict.json"
-    verdict = write_check(verdict, ref, cur, out)
-    verdict["mlflow_run_id"] = log_check(settings, verdict, run_name=f"drift-{stamp}")
-    return verdict
+    return run_check(settings, reference, current, out, champion=champion_stage(settings),
+                     run_name=f"drift-{stamp}")
 
 
 @task(cache_policy=NO_CACHE)
@@ -104,7 +106,7 @@ def monitor_flow(
     """
     from datetime import timedelta
 
-    from monitoring.policy import RetrainPolicy, decide_retrain
+    from monitoring.policy import decide_retrain
 
     settings = _settings(settings)
     if lookback_hours is not None:
@@ -112,36 +114,27 @@ def monitor_flow(
     reference, current = monitoring_frames_task(settings, since)
     verdict = drift_check_task(settings, reference, current)
     errors = error_trend_task(settings)
-    m = settings.monitoring
-    policy = RetrainPolicy(
-        max_drift_share=m.drift_share_threshold,
-        min_rows=m.min_rows,
-        min_hours_between_retrains=m.min_hours_between_retrains,
-        max_realized_rmse=m.max_realized_rmse,
-        max_rmse_ratio=m.max_rmse_ratio,
-        min_feedback_predictions=m.min_feedback_predictions,
-    )
     decision = decide_retrain(
-        {**verdict, "n_current": verdict["n_current_assets"]}, policy, now=datetime.now(UTC),
+        verdict, settings.monitoring.retrain, now=datetime.now(UTC),
         last_retrain_at=last_monitor_retrain(settings), new_rows=len(current.features),
         errors=errors["champion"],
     )
     summary = MonitorSummary(
-        drift=verdict["drift"], share=verdict["share"],
-        report_html=verdict.get("report_html", ""), report_json=verdict.get("report_json", ""),
-        verdict_json=verdict["verdict_json"], monitor_run_id=verdict["mlflow_run_id"],
+        drift=verdict.drift, share=verdict.share, drifted_columns=list(verdict.drifted_columns),
+        report_html=verdict.report_html or "", report_json=verdict.report_json or "",
+        verdict_json=verdict.verdict_json, monitor_run_id=verdict.mlflow_run_id,
         retrain=decision.retrain, reasons=list(decision.reasons),
-        quality_issues=verdict["quality"]["issues"], errors=errors["champion"],
+        quality_issues=verdict.quality_issues, errors=errors["champion"],
     )
-    print(f"drift={summary.drift} ({', '.join(verdict['drifted_columns']) or 'none'}) "
+    print(f"drift={summary.drift} ({', '.join(verdict.drifted_columns) or 'none'}) "
           f"errors={errors['champion']} → retrain={decision.retrain} {decision.reasons}")
     if decision.retrain and retrain_on_drift:
-        run_id = verdict["mlflow_run_id"]
+        run_id = verdict.mlflow_run_id
         trained = train_flow(settings, extra_tags={
             "trigger.monitor_run": run_id,
             "trigger.report_uri": f"runs:/{run_id}/drift/verdict.json",
             "trigger.report_html_uri": f"runs:/{run_id}/drift/verdict.evidently.html",
-            "trigger.drift_report": verdict["verdict_json"],
+            "trigger.drift_report": verdict.verdict_json,
             "trigger.reasons": "; ".join(decision.reasons)[:4000],
         })
         gate = evaluate_flow(trained.version, settings)
