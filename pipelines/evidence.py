@@ -1,9 +1,7 @@
 """Evidence for a promotion review: candidate vs champion on the same pinned units.
 
-    candidate run ─► split.json (units it predicts out of sample) ─┐
-    champion run  ─► split.json (units it can only predict in sample, excluded: no home
-                     advantage; none for cross-fitted models)
-    offline features (Feast parquet) + RUL labels from the event table ─► evaluation frame
+    candidate run ─► split.json (the units it predicts out of sample) ─┐
+    offline features (Feast parquet) + RUL labels from the event table ─┴─► evaluation frame
         │  pinned by (DVC data hash, unit list) — both recorded, so it can be re-run
         ▼
     per model: metrics (RMSE, PHM08, MAE, coverage, width), RMSE by true-RUL band,
@@ -15,9 +13,9 @@ Both models predict out of fold (training.artifact.RULPredictor.predict): a unit
 model trained on is predicted only by the ensemble members that never saw it, so both are
 compared on data they did not learn from. The physics checks look at the served function
 (every member) on the same units: they are about how the model behaves, not its error.
-Metrics come from training.evaluate (the same code that gates training), so a reviewer
-sees the numbers the platform decides on. The target is capped like in training; coverage
-is scored on the uncapped RUL the intervals are calibrated on.
+Metrics come from training.evaluate (the code that scores a model in training), so a
+reviewer sees the numbers the platform decides on. The target is capped like in training;
+coverage is scored on the uncapped RUL the intervals are calibrated on.
 """
 
 from __future__ import annotations
@@ -55,49 +53,29 @@ class Evidence:
     units: list[str]
     data_hash: str | None
     notes: list[str] = field(default_factory=list)
-    #: why the champion's figures must not gate the candidate (None: they may)
-    comparison_skipped: str | None = None
 
 
-def _split(settings: Settings, run_id: str) -> dict:
-    from training.registry import load_run_dict
-
-    try:
-        return load_run_dict(settings, run_id, "split.json")
-    except Exception:  # noqa: BLE001 - older runs have no split: evaluate on all units
-        return {}
-
-
-def evaluation_frame(settings: Settings, units: list[str] | None) -> pd.DataFrame:
-    """Labelled feature rows of run-to-failure units (all of them when `units` is None)."""
+def evaluation_frame(settings: Settings, units: list[str]) -> pd.DataFrame:
+    """Labelled feature rows of the run-to-failure `units`."""
     from features import datastore, store
     from features.labels import rul_labels
 
     labels = rul_labels(datastore.load_readings(settings), datastore.load_events(settings))
     features = pd.read_parquet(store.offline_path(settings))
     frame = features.merge(labels[["asset_id", "cycle", "rul"]], on=["asset_id", "cycle"])
-    if units is not None:
-        frame = frame[frame["asset_id"].isin(units)]
+    frame = frame[frame["asset_id"].isin(units)]
     return frame.sort_values(["asset_id", "cycle"], kind="stable").reset_index(drop=True)
 
 
-def pinned_units(settings: Settings, candidate_run: str, champion_run: str | None):
-    """Units the candidate predicts out of sample, minus those the champion cannot."""
-    notes: list[str] = []
-    held_out = _split(settings, candidate_run).get("val_assets")
-    if not held_out:
-        notes.append("candidate run has no split.json: evaluating on all run-to-failure units")
-        return None, notes
-    units = list(held_out)
-    if champion_run:
-        champion_train = set(_split(settings, champion_run).get("train_assets") or [])
-        fair = [u for u in units if u not in champion_train]
-        if fair:
-            units = fair
-        else:
-            notes.append("every held-out unit of the candidate was in the champion's training "
-                         "data: the champion's figures are optimistic")
-    return sorted(units), notes
+def pinned_units(settings: Settings, candidate_run: str) -> list[str]:
+    """The units the candidate predicts out of sample (its run's split.json).
+
+    The champion needs no exclusions: it predicts out of fold too, so a unit it trained
+    on is answered by its members that never saw it.
+    """
+    from training.registry import load_run_dict
+
+    return sorted(load_run_dict(settings, candidate_run, "split.json")["val_assets"])
 
 
 def physics_checks(frame: pd.DataFrame, predictions: pd.DataFrame, cap: float) -> dict[str, float]:
@@ -164,25 +142,16 @@ def gather(settings: Settings, version: str) -> Evidence:
 
     candidate = load_version(settings, version)
     champion_version = get_alias_version(settings, "champion")
-    champion, load_notes = None, []
+    champion, notes = None, []
     if champion_version and champion_version != str(version):
         try:
             champion = load_version(settings, champion_version)
-        except (ValueError, RuntimeError, LookupError) as exc:  # e.g. an older artifact format
-            load_notes.append(f"champion v{champion_version} could not be loaded ({exc}); "
-                              "the candidate was NOT compared with it")
-    units, notes = pinned_units(settings, candidate.run_id, champion.run_id if champion else None)
-    notes = load_notes + notes
-    skipped = None
-    if champion is not None and _cross_fitted(candidate) and not _cross_fitted(champion):
-        # A model trained with one validation split has no out-of-fold predictions: on its
-        # held-out units it answers with all its members, while the candidate answers with
-        # the few members that held each unit out. That handicaps the candidate (on the
-        # demo fleet: RMSE 16.2 vs 13.5 on 8 units), so the comparison is shown, not gated.
-        skipped = (f"champion v{champion.version} predates cross-fitting; its full ensemble "
-                   "vs the candidate's out-of-fold members is not a fair comparison (shown "
-                   "side by side, for the reviewer)")
-        notes.append(skipped)
+        except (ValueError, RuntimeError, LookupError) as exc:
+            # a champion this code cannot load (tampered, another artifact format) must not
+            # block the review of a candidate: the report says it was not compared
+            notes.append(f"champion v{champion_version} could not be loaded ({exc}); "
+                         "the candidate was NOT compared with it")
+    units = pinned_units(settings, candidate.run_id)
     frame = evaluation_frame(settings, units)
     if frame.empty:
         raise RuntimeError(f"no labelled evaluation rows for units {units}")
@@ -192,10 +161,4 @@ def gather(settings: Settings, version: str) -> Evidence:
         units=sorted(frame["asset_id"].astype(str).unique()),
         data_hash=data_hash(settings),
         notes=notes,
-        comparison_skipped=skipped,
     )
-
-
-def _cross_fitted(loaded) -> bool:
-    """Can this model predict its training units out of fold (training.datamodule)?"""
-    return bool(loaded.predictor.spec.asset_folds)

@@ -18,9 +18,8 @@ and, each configurable under `review:` in twinops.yaml:
 - physics: RUL >= 0, health in [0, 1], damage reversals (health rising between cycles)
   at most max_damage_reversal_share, time-consistency residual at most
   max_time_consistency_residual cycles.
-With no champion yet, the comparison checks are skipped (and say so); the floor
-still applies. They are also skipped, with the reason, when the champion's figures
-cannot be compared fairly (`comparison_skipped`, decided by pipelines.evidence).
+With no champion yet (or none this code can load), the comparison checks are skipped
+and say so; the floor still applies.
 """
 
 from __future__ import annotations
@@ -74,13 +73,10 @@ def floor_gate(training_metrics: dict, max_ratio: float) -> GateCheck:
 
 def review_gates(candidate_metrics: dict, candidate_physics: dict,
                  champion_metrics: dict | None, rules: ReviewSettings, *,
-                 training_metrics: dict, max_rmse_ratio: float,
-                 comparison_skipped: str | None = None) -> GateResult:
+                 training_metrics: dict, max_rmse_ratio: float) -> GateResult:
     """Every automatic gate, the floor first; `training_metrics` are the candidate run's."""
     checks: list[GateCheck] = [floor_gate(training_metrics, max_rmse_ratio)]
-    if comparison_skipped:
-        checks.append(GateCheck("champion comparison", True, f"skipped: {comparison_skipped}"))
-    elif champion_metrics is None:
+    if champion_metrics is None:
         checks.append(GateCheck("champion comparison", True, "no champion yet: skipped"))
     else:
         checks.append(_not_worse("rmse vs champion", candidate_metrics["rmse"],

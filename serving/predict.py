@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from features.online import OnlineRows
     from features.prediction_log import PredictionLog
+    from training.registry import LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +65,10 @@ class ServedModel:
     alias: str | None = None
 
     @classmethod
-    def from_loaded(cls, loaded: Any, alias: str | None = None) -> ServedModel:
-        """Adapt training.registry.load_by_alias's result (object or tuple)."""
-        if isinstance(loaded, tuple):
-            predictor, name, version = loaded
-        else:
-            predictor, name, version = loaded.predictor, loaded.name, loaded.version
-        return cls(predictor=predictor, name=str(name), version=str(version), alias=alias)
+    def from_loaded(cls, loaded: LoadedModel, alias: str | None = None) -> ServedModel:
+        """The served face of training.registry.load_by_alias's result."""
+        return cls(predictor=loaded.predictor, name=str(loaded.name),
+                   version=str(loaded.version), alias=alias)
 
 
 def check_feature_compatibility(model: ServedModel, available: Sequence[str]) -> None:

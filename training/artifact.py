@@ -32,7 +32,7 @@ from training.conformal import ConformalCalibration
 
 WEIGHTS_FILE = "weights.safetensors"
 SPEC_FILE = "model.json"
-#: 2: RULNet became a deep ensemble (batched member weights, `n_members`).
+#: The layout of model.json + weights this code reads; load_predictor refuses any other.
 FORMAT_VERSION = 2
 OUTPUT_COLUMNS = list(PREDICTION_COLUMNS)
 

@@ -166,7 +166,7 @@ def log_and_register(
     vp = fit_result.val_predictions
     # Input example: a few real held-out rows would need the frame; the scaler mean is a
     # valid, non-identifying row of the right dtype.
-    example = _example_frame(predictor, cols, getattr(fit_result, "feature_dtypes", None))
+    example = _example_frame(predictor, cols, fit_result.feature_dtypes)
     example_out = predictor.predict(example, horizon=DEFAULT_HORIZON)[PYFUNC_OUTPUT_COLUMNS]
     signature = infer_signature(example, example_out, params={"horizon": DEFAULT_HORIZON})
     tags = {
@@ -189,12 +189,8 @@ def log_and_register(
         )
         mlflow.log_metrics(metrics)
         mlflow.log_dict(fit_result.physics_params, "physics_params.json")
-        # The asset split, so a review can evaluate on units the model never trained on.
-        mlflow.log_dict(
-            {"train_assets": list(getattr(fit_result, "train_assets", []) or []),
-             "val_assets": list(getattr(fit_result, "val_assets", []) or [])},
-            "split.json",
-        )
+        # The units the model predicts out of sample: what a review evaluates it on.
+        mlflow.log_dict({"val_assets": list(fit_result.val_assets)}, "split.json")
         mlflow.set_tags(tags)
         if vp is not None:
             with tempfile.TemporaryDirectory() as tmp:
@@ -219,14 +215,14 @@ def log_and_register(
     return run_id, version
 
 
-def _example_frame(predictor, cols, dtypes: dict | None):
+def _example_frame(predictor, cols, dtypes: dict):
     """One row (the training mean) with the training frame's dtypes, so that the signature
     accepts what the feature store sends (e.g. an int64 `cycle`)."""
     import numpy as np
     import pandas as pd
 
     df = pd.DataFrame([predictor.spec.scaler_mean], columns=cols).astype("float64")
-    for c, dt in (dtypes or {}).items():
+    for c, dt in dtypes.items():
         if c in df.columns and np.issubdtype(np.dtype(dt), np.integer):
             df[c] = df[c].round().astype(dt)
     return df

@@ -55,8 +55,6 @@ class FitResult:
     #: out-of-fold rows: asset_id, cycle, rul_true (capped), rul, rul_lower, rul_upper, p_fail,
     #: health
     val_predictions: object = None
-    #: assets the model can only predict in sample (none: every asset is cross-fitted)
-    train_assets: list[str] = field(default_factory=list)
     #: assets the model predicts out of sample (`predict(..., out_of_fold=True)`)
     val_assets: list[str] = field(default_factory=list)
     #: dtype name of each feature column in the training frame (the pyfunc signature uses them)
@@ -267,7 +265,6 @@ def fit(
         feature_columns=cols,
         params=params,
         val_predictions=val_predictions,
-        train_assets=[],
         val_assets=dm.labelled_assets,
         feature_dtypes={c: dtypes[c] for c in cols},
     )

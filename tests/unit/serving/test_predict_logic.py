@@ -176,13 +176,12 @@ def test_known_mask_conventions():
     assert known_mask(ts).tolist() == [True, False]  # a timestamp alone is not a feature
 
 
-def test_served_model_from_loaded_object_or_tuple():
-    class Loaded:
-        predictor, name, version = object(), "m", 3
+def test_served_model_from_loaded():
+    from training.registry import LoadedModel
 
-    assert ServedModel.from_loaded(Loaded()).version == "3"
     p = object()
-    assert ServedModel.from_loaded((p, "m", "4")) == ServedModel(p, "m", "4")
+    loaded = LoadedModel(predictor=p, name="m", version=3, run_id=None)
+    assert ServedModel.from_loaded(loaded, alias="champion") == ServedModel(p, "m", "3", "champion")
 
 
 def test_feature_compatibility_check():
