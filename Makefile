@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	@touch $@
 
 demo: install
-	$(BIN)/twinops run
+	$(BIN)/twinops --profile demo run
 
 test: install
 	$(BIN)/python -m pytest tests

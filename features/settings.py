@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -33,6 +34,29 @@ from pydantic_settings import (
 
 # A leaf module (pydantic only, no project import): the policy's one definition, no cycle.
 from monitoring.policy import RetrainPolicy
+
+#: Named sets of defaults for smaller runs, chosen with `TWINOPS_PROFILE` (or
+#: `twinops --profile NAME`). A profile sits just above the built-in defaults: any value set
+#: in `twinops.yaml`, a `TWINOPS_*` variable or a keyword still wins.
+#:
+#: * `demo`: the whole loop in about a minute on 2 cores (`make demo`). A smaller ensemble,
+#:   one feature set, fewer virtual assets and epochs; the demo fleet still passes every
+#:   promotion gate on its merits (the gates are not relaxed).
+#: * `tiny`: the test suite's training budget. It exercises every code path (ensemble
+#:   cross-fitting, virtual assets, physics terms, calibration) on the least compute that
+#:   still learns; quality is measured by `twinops benchmark rul`, not by tests.
+PROFILES: dict[str, dict] = {
+    "demo": {
+        "training": {"n_members": 4, "max_epochs": 12, "select_features": False,
+                     "time_scale_copies": 1, "max_virtual_assets": 40},
+    },
+    "tiny": {
+        "simulator": {"n_assets": 12},
+        "training": {"n_members": 2, "n_folds": 2, "max_epochs": 4, "hidden_size": 32,
+                     "select_features": False, "time_scale_copies": 1,
+                     "max_virtual_assets": 6},
+    },
+}
 
 
 class FeastSettings(BaseModel):
@@ -208,6 +232,8 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
+    #: A name of PROFILES (smaller defaults for the demo or the tests); None = full size.
+    profile: Literal["demo", "tiny"] | None = None
     state_dir: Path = Field(default_factory=lambda: Path.cwd() / ".twinops")
     #: DVC-tracked data directory (raw readings, events, quarantine, reference data).
     data_dir: Path = Field(default_factory=lambda: Path.cwd() / "data")
@@ -237,11 +263,12 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         yaml_file = os.environ.get("TWINOPS_CONFIG", "twinops.yaml")
-        return (
-            init_settings,
-            env_settings,
-            YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file),
-        )
+        yaml_settings = YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file)
+        sources = [init_settings, env_settings, yaml_settings]
+        profile = next((src().get("profile") for src in sources if src().get("profile")), None)
+        if profile in PROFILES:  # an unknown name fails on the `profile` field, with the choices
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=PROFILES[profile]))
+        return tuple(sources)
 
     @model_validator(mode="after")
     def _absolute_paths(self) -> Settings:

@@ -67,7 +67,14 @@ def root(
         Path | None, typer.Option(help="State directory (env TWINOPS_STATE_DIR).")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config (env TWINOPS_CONFIG).")] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="Smaller defaults: 'demo' (the loop in about a minute) or 'tiny' "
+                          "(the tests' budget); env TWINOPS_PROFILE."),
+    ] = None,
 ) -> None:
+    if profile is not None:
+        os.environ["TWINOPS_PROFILE"] = profile
     if state_dir is not None:
         os.environ["TWINOPS_STATE_DIR"] = str(state_dir)
     if config is not None:
