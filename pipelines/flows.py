@@ -57,18 +57,20 @@ def validate_and_store_task(readings, events, settings: Settings, source: str) -
     from features.validation import validate_readings, write_quarantine
 
     result = validate_readings(readings)
-    with datastore.write_lock(settings):  # /ingest may be writing at the same time
+    # Every write to data/ under the lock: /ingest may be writing at the same time, and
+    # training versions data/ and reads readings + events under it (versioning.py).
+    with datastore.write_lock(settings):
         appended, already_stored, conflicts = datastore.append_readings(settings, result.valid)
         quarantined = result.quarantined
-    if len(conflicts):
-        conflicts = conflicts.assign(
-            **{QUARANTINE_REASON: "conflicts with the stored reading of this (asset_id, cycle)"}
-        )
-        quarantined = conflicts if not len(quarantined) else _concat(quarantined, conflicts)
-    quarantine_file = None
-    if len(quarantined):
-        quarantine_file = str(write_quarantine(quarantined, settings, source=source))
-    events_appended = datastore.append_events(settings, events)
+        if len(conflicts):
+            conflicts = conflicts.assign(
+                **{QUARANTINE_REASON: "conflicts with the stored reading of this (asset_id, cycle)"}
+            )
+            quarantined = conflicts if not len(quarantined) else _concat(quarantined, conflicts)
+        quarantine_file = None
+        if len(quarantined):
+            quarantine_file = str(write_quarantine(quarantined, settings, source=source))
+        events_appended = datastore.append_events(settings, events)
     reasons = quarantined[QUARANTINE_REASON].value_counts().to_dict() if len(quarantined) else {}
     return IngestSummary(
         source=source,
@@ -140,47 +142,109 @@ class TrainSummary:
     run_id: str
     version: str
     metrics: dict = field(default_factory=dict)
+    #: The DVC version of data/ the model trained on (its tag dvc_data_hash).
+    data_hash: str | None = None
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def versioned_data_task(settings: Settings):
+    """Version data/ and read readings + events under one write lock (a DataVersion).
+
+    Training never reads data/ any other way: POST /ingest and /feedback store rows
+    without versioning them, so the version taken here, not the last `twinops ingest`'s,
+    is the one that holds every row the model sees.
+    """
+    from features.versioning import version_and_read
+
+    return version_and_read(settings)
 
 
 @task(cache_policy=NO_CACHE)
-def training_frame_task(settings: Settings):
-    """(point-in-time training frame from Feast, the raw readings the virtual assets of
-    training.augment are built from)."""
-    from features import datastore, store
+def training_frame_task(settings: Settings, data):
+    """Point-in-time training frame from Feast for the labelled readings of `data` (a
+    features.versioning.DataVersion).
+
+    The frame's rows are the versioned readings with a label; their features come from
+    Feast's offline store (state_dir, not versioned), which may already hold features of
+    readings stored after the version (a later /ingest push or features run). The
+    point-in-time join only takes a feature row at or before a row's timestamp; a row whose
+    joined features were computed at a reading outside the version (a late, back-dated
+    reading) is dropped, as a row without features would be by fit, so no reading outside
+    the version reaches the model through the frame.
+    """
+    from features import store
     from features.labels import rul_labels
 
-    readings = datastore.load_readings(settings)
-    labels = rul_labels(readings, datastore.load_events(settings))
+    labels = rul_labels(data.readings, data.events)
     if not len(labels):
         raise RuntimeError("no run-to-failure assets (failure events) to train on")
-    return store.training_frame(settings, labels), readings
+    frame = store.training_frame(settings, labels)
+    outside = _features_outside(frame, data.readings)
+    if outside.any():
+        print(
+            f"training frame: {int(outside.sum())} row(s) dropped, their features were "
+            "computed at readings outside the versioned data"
+        )
+        frame = frame.loc[~outside].reset_index(drop=True)
+    return frame
+
+
+def _features_outside(frame, readings):
+    """Mask of frame rows whose feature row is of an (asset_id, cycle) not in `readings`
+    (window features carry the cycle of the reading they were computed at)."""
+    import pandas as pd
+
+    from features.contract import ASSET_ID, CYCLE
+
+    versioned = pd.MultiIndex.from_arrays(
+        [readings[ASSET_ID].astype(str), readings[CYCLE].astype("int64")]
+    )
+    cycle = pd.to_numeric(frame[CYCLE], errors="coerce")
+    joined = pd.MultiIndex.from_arrays(
+        [frame[ASSET_ID].astype(str), cycle.fillna(-1).astype("int64")]
+    )
+    return (cycle.notna() & ~joined.isin(versioned)).to_numpy()
 
 
 @flow(name="train", log_prints=True)
 def train_flow(
     settings: Settings | None = None, physics: bool = True, extra_tags: dict | None = None
 ) -> TrainSummary:
-    """Point-in-time training frame from Feast → Lightning fit → MLflow run + registered version."""
+    """Version data/ → point-in-time training frame from Feast → Lightning fit → MLflow run
+    + registered version.
+
+    Lineage: data/ is versioned (dvc add + push) before anything is read, and the readings
+    and events the frame and the virtual assets are built from are read under the same
+    write lock (versioned_data_task); the model's dvc_data_hash is that version, and the
+    data.rows / data.readings_sha256 tags say what was read from it, so `dvc pull` of the
+    hash can be checked against them. Every path that trains (`twinops train`,
+    `twinops run`, the monitor's retrain) comes through here.
+    """
     from features.store import FEATURE_SERVICE_NAME
     from features.transforms import FEATURE_COLUMNS
-    from features.versioning import data_hash
     from training.registry import log_and_register
     from training.train import fit
 
     settings = _settings(settings)
     if not physics:
         settings = settings.model_copy(update={"training": settings.training.data_only()})
-    frame, readings = training_frame_task(settings)
-    result = fit(frame, settings, feature_columns=FEATURE_COLUMNS, readings=readings)
+    data = versioned_data_task(settings)
+    frame = training_frame_task(settings, data)
+    result = fit(frame, settings, feature_columns=FEATURE_COLUMNS, readings=data.readings)
     run_id, version = log_and_register(
         settings,
         result,
-        dvc_hash=data_hash(settings) or "untracked",
+        dvc_hash=data.data_hash,
         feature_service=FEATURE_SERVICE_NAME,
-        extra_tags=extra_tags,
+        extra_tags={**data.lineage_tags(), **(extra_tags or {})},
     )
-    print(f"trained {settings.model_name} v{version} (run {run_id}): {result.metrics}")
-    return TrainSummary(run_id=run_id, version=str(version), metrics=dict(result.metrics))
+    print(
+        f"trained {settings.model_name} v{version} (run {run_id}) on data "
+        f"{data.data_hash}: {result.metrics}"
+    )
+    return TrainSummary(
+        run_id=run_id, version=str(version), metrics=dict(result.metrics), data_hash=data.data_hash
+    )
 
 
 @flow(name="evaluate", log_prints=True)

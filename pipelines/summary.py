@@ -35,7 +35,7 @@ def where_to_look(settings: Settings, summary: dict) -> str:
         "",
         "── twinops: the loop ran ─────────────────────────────────────────",
         f"state directory     {settings.state_dir}",
-        f"trained on (DVC)    data {summary['ingest'].get('data_hash')}",
+        f"trained on (DVC)    data {train.get('data_hash') or summary['ingest'].get('data_hash')}",
         f"data now (DVC)      data {summary['live_ingest'].get('data_hash')}  (data.dvc)",
         f"MLflow run          {train['run_id']}  (tracking URI {settings.tracking_uri})",
         f"registered model    {settings.model_name} v{train['version']}  "

@@ -27,6 +27,16 @@ The lock: an exclusive flock on <data_dir>/raw/.ingest.lock, because
 append_readings / append_events are read-modify-write of one parquet file and
 two workers (or the batch `twinops ingest`, if it takes the same lock) writing
 at once would lose one side's rows.
+
+Versioning (DVC): /ingest and /feedback do not `dvc add` data/. A version per request
+would hash data/ and push it under this lock, seconds in which every other request
+waits, for versions nobody asked for. Rows stored here are versioned by whoever uses
+them next: training versions data/ itself and reads its frame under this same lock
+(pipelines.flows.train_flow, features.versioning.version_and_read), so a model's
+dvc_data_hash always holds the rows this endpoint stored before it; `twinops ingest`
+versions data/ after its own append. To pin the data at a moment without training, call
+features.versioning.track_data, which takes the same lock (a bare `dvc add data` does
+not, and may version a state between two writes of one request).
 """
 
 from __future__ import annotations
