@@ -80,6 +80,9 @@ def repo_config(settings: Settings):
         }
     config = RepoConfig(**raw)
     config.repo_path = Path(settings.feast_dir)
+    from features.quiet import quiet_library_noise
+
+    quiet_library_noise()  # importing feast put its own warning filters in front of ours
     return config
 
 

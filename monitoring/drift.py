@@ -338,6 +338,7 @@ def drift_report(
     current stage (match_life_stage).
     Files: `<out_dir>/<name>.html` and `<name>.json`, each written atomically.
     """
+    import numpy as np
     import pandas as pd
 
     if not columns:
@@ -372,10 +373,15 @@ def drift_report(
         columns=tested, drift_share=share_threshold, threshold=column_threshold, method=method
     )
     report = Report([preset], include_tests=True)
-    snapshot = report.run(
-        Dataset.from_pandas(current[tested].reset_index(drop=True), data_definition=definition),
-        Dataset.from_pandas(reference[tested].reset_index(drop=True), data_definition=definition),
-    )  # Evidently 0.7: current first, reference second
+    # Evidently correlates every pair of columns for its summary; a constant column (a frozen
+    # or dead sensor, which data_quality reports) divides by a zero std in numpy there.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snapshot = report.run(
+            Dataset.from_pandas(current[tested].reset_index(drop=True),
+                                data_definition=definition),
+            Dataset.from_pandas(reference[tested].reset_index(drop=True),
+                                data_definition=definition),
+        )  # Evidently 0.7: current first, reference second
 
     evidently_dict = json.loads(snapshot.json())
     per_column, evidently_share = parse_snapshot(evidently_dict)

@@ -11,29 +11,10 @@ the ephemeral in-process API.
 
 from __future__ import annotations
 
-import logging
 import os
-import warnings
 
+from features.quiet import quiet_library_noise
 from features.settings import Settings
-
-#: Third-party warnings that say nothing to a twinops user (deprecations inside the
-#: libraries, MLflow hints about its own pyfunc type hints, numpy's NaN correlation of
-#: constant columns inside Evidently). Our own warnings still show.
-_QUIET_WARNINGS = [
-    (DeprecationWarning, ""),
-    (FutureWarning, ""),
-    (UserWarning, r"(?s).*(type hints|Integer columns|Hint: Inferred schema).*"),
-    (RuntimeWarning, r"invalid value encountered"),
-]
-
-
-def quiet_library_noise() -> None:
-    """Keep CLI output to what a user acts on: our results, errors and real warnings."""
-    for category, message in _QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=category)
-    for name in ("mlflow", "alembic", "dvc"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def prepare(settings: Settings) -> Settings:

@@ -18,9 +18,10 @@ a pyfunc signature has one input frame; twinops serving calls the predictor dire
 can pass any horizon.
 """
 
-from __future__ import annotations
+from typing import Any
 
 import mlflow
+import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 DEFAULT_HORIZON = 30
@@ -35,9 +36,10 @@ class RULPyfuncModel(PythonModel):
         config = getattr(context, "model_config", None) or {}
         self.horizon = int(config.get("horizon", DEFAULT_HORIZON))
 
-    def predict(self, context, model_input, params=None):
-        import pandas as pd
-
+    # Type hints, not strings (no `from __future__ import annotations` here): MLflow reads
+    # them at log time, and a DataFrame in and out is what the signature already says.
+    def predict(self, context, model_input: pd.DataFrame,
+                params: dict[str, Any] | None = None) -> pd.DataFrame:
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input, columns=self.predictor.feature_columns)
         horizon = int((params or {}).get("horizon", self.horizon))
