@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import typer
 
-benchmark_app = typer.Typer(help="Benchmarks: print figures as JSON + a table (see README).",
+benchmark_app = typer.Typer(help="Benchmarks: print figures as JSON + a table "
+                            "(see docs/benchmarks.md).",
                             no_args_is_help=True, rich_markup_mode=None)
 
 from benchmarks.drift import command as _drift  # noqa: E402  (light: heavy imports inside)

@@ -157,7 +157,7 @@ def run_seed(
         m["val_coverage"] = r.metrics["val_coverage"]
         m["n_unlabelled_rows"] = r.metrics["n_unlabelled_rows"]
         m["n_virtual_rows"] = r.metrics["n_virtual_rows"]
-        # the feature set fit kept (training.train.feature_candidates) and each one's score
+        # the feature set fit kept (training.candidates.feature_candidates) and each one's score
         m["feature_set"] = r.params["feature_set"]
         m["val_rmse_by_feature_set"] = {
             k.removeprefix("select_val_rmse_"): v

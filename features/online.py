@@ -10,11 +10,11 @@
 
 Why not FeatureStore.get_online_features: it re-resolves the feature service
 against the registry, builds entity protos, groups per view and converts the
-response through several layers of Python objects on every call — measured
-12-58 ms for one asset on the shared 2-core dev container against ~0.1 ms for
-this reader (`twinops benchmark serve` prints both as
-`feast_get_online_features_ms` / `fast_reader_ms`) — Feast alone is ten times
-the 2 ms p50 budget of POST /predict. The store is one indexed SQLite lookup.
+response through several layers of Python objects on every call. That overhead
+alone is several times the 2 ms p50 budget of POST /predict, while the store
+itself is one indexed SQLite lookup; `twinops benchmark serve` prints both read
+times (`feast_get_online_features_ms` / `fast_reader_ms`; figures in
+docs/benchmarks.md#serving).
 
 What stays Feast's: the table layout, the entity-key serialisation
 (`serialize_entity_key` with the repo's serialisation version), the table name
@@ -54,7 +54,8 @@ OnlineFetcher = Callable[[Sequence[str]], pd.DataFrame]
 
 @dataclass
 class OnlineRows:
-    """Online features without pandas: the hot path's shape (a DataFrame costs ~1 ms).
+    """Online features without pandas: the hot path's shape (a DataFrame per request would
+    cost a large share of the 2 ms p50 budget; docs/experiments.md#serving).
 
     values[i, j] is feature columns[j] of asset_ids[i] (NaN when not found);
     feature_ts[i] is the row's event time in epoch seconds (NaN when not found).

@@ -39,9 +39,10 @@ from monitoring.policy import RetrainPolicy
 #: `twinops --profile NAME`). A profile sits just above the built-in defaults: any value set
 #: in `twinops.yaml`, a `TWINOPS_*` variable or a keyword still wins.
 #:
-#: * `demo`: the whole loop in about a minute on 2 cores (`make demo`). A smaller ensemble,
-#:   one feature set, fewer virtual assets and epochs; the demo fleet still passes every
-#:   promotion gate on its merits (the gates are not relaxed).
+#: * `demo`: what `make demo` runs, so that a person can watch the whole loop at a fraction of
+#:   the full training cost. A smaller ensemble, one feature set, fewer virtual assets and
+#:   epochs; the demo fleet still passes every promotion gate on its merits (the gates are
+#:   not relaxed).
 #: * `tiny`: the test suite's training budget. It exercises every code path (ensemble
 #:   cross-fitting, virtual assets, physics terms, calibration) on the least compute that
 #:   still learns; quality is measured by `twinops benchmark rul`, not by tests.
@@ -81,8 +82,8 @@ class SimulatorSettings(BaseModel):
 class TrainingSettings(BaseModel):
     """Knobs of the physics-informed RUL model and its training run."""
 
-    #: max_epochs, hidden_size, n_members: chosen on C-MAPSS FD001 validation units
-    #: (benchmarks/rul.py; README "Benchmarks").
+    #: max_epochs, hidden_size, n_members: chosen on C-MAPSS FD001 out-of-fold validation
+    #: units, never on the test units (benchmarks/rul.py; docs/experiments.md).
     max_epochs: int = 40
     batch_size: int = 256
     learning_rate: float = 2e-3
@@ -97,7 +98,8 @@ class TrainingSettings(BaseModel):
     weight_time_consistency: float = 1.0
     weight_damage_law: float = 0.1
     #: Time-consistency pairs link a reading to one 1..pair_max_gap readings later
-    #: (1 = the next one; longer gaps were worse on C-MAPSS validation units).
+    #: (1 = the next one; longer gaps were worse on C-MAPSS validation units,
+    #: docs/experiments.md).
     pair_max_gap: int = 1
     #: Cross-fitting folds (by asset): ensemble member k never trains on fold k mod n_folds,
     #: and every run-to-failure asset is predicted out of fold for early stopping,
@@ -109,27 +111,28 @@ class TrainingSettings(BaseModel):
     select_features: bool = True
     #: Processes the candidate feature sets train in, side by side (training.train), at most
     #: one per candidate: 0 = one per CPU core on training frames of at least
-    #: training.train.AUTO_WORKERS_MIN_ROWS rows (where a worker's start pays), else 1;
+    #: training.candidates.AUTO_WORKERS_MIN_ROWS rows (where a worker's start pays), else 1;
     #: 1 = one after the other in this process. Each run is single-threaded and
     #: deterministic, so the result is the same either way.
     workers: int = Field(default=0, ge=0)
     #: Virtual run-to-failure assets made per labelled asset by the damage law's
     #: time-scaling symmetry: its raw readings worn at the pace of another asset of the
-    #: fleet (training.augment). 0 = none. 4 was chosen on C-MAPSS FD001 validation units at
-    #: 20% of the units (out-of-fold RMSE 10.78 with 2, 10.65 with 4; README "Benchmarks");
-    #: each copy adds the rows of its asset to every training run.
+    #: fleet (training.augment). 0 = none. More copies show the network more paces of wear
+    #: than a small fleet has failures, at the price of training time: each copy adds the
+    #: rows of its asset to every training run. 4 is the count that won on out-of-fold
+    #: validation of a 20-failure fleet (docs/experiments.md).
     time_scale_copies: int = Field(default=4, ge=0)
     #: At most this many virtual assets in all: a fleet with more than
     #: max_virtual_assets / time_scale_copies failures gets fewer copies per asset
     #: (max_virtual_assets // failures; none past max_virtual_assets failures). Why: training
-    #: time grows with every copy, and a large fleet already shows many paces. 200 puts
-    #: C-MAPSS FD001 on all 100 units at 2 copies: 199 +- 24 s per seed on 2 cores, inside
-    #: the 5-minute budget (4 copies took 331-514 s, with the two feature-set trainings one
-    #: after the other, on a shared machine; README "Benchmarks").
+    #: time grows with every copy, and a large fleet already shows many paces. 200 gives a
+    #: 100-failure fleet (C-MAPSS FD001) 2 copies per asset, where 4 overran the 5-minute
+    #: training budget per seed (docs/experiments.md).
     max_virtual_assets: int = Field(default=200, ge=0)
     interval_level: float = 0.9
-    #: Evaluation gate: a version becomes `challenger` only if its validation RMSE
-    #: beats a constant-mean predictor by this factor (0.9 = at least 10% lower).
+    #: The floor gate ("beats constant RUL", pipelines.gates): a version becomes `challenger`
+    #: only if its out-of-fold validation RMSE is at most this factor x that of predicting
+    #: the training mean RUL for every row (0.9 = at least 10% lower).
     gate_max_rmse_ratio_to_constant: float = 0.9
 
     def data_only(self) -> TrainingSettings:
@@ -147,9 +150,9 @@ class TrainingSettings(BaseModel):
 class ServingSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 3000
-    #: BentoML worker processes for `twinops serve`: one per core. With one worker on
-    #: 2 cores the server is CPU-bound on one core (p99 ~15 ms at one client); with two
-    #: every latency/throughput target of the serve benchmark held (README → Serving).
+    #: BentoML worker processes for `twinops serve`: one per core, because one worker is
+    #: CPU-bound on a single core and leaves the others idle (figures:
+    #: docs/benchmarks.md#serving, docs/experiments.md#serving).
     workers: int = 2
     #: Default horizon (cycles) for the probability of failure.
     horizon: int = 30

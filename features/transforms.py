@@ -35,18 +35,18 @@ time scales — the `window` (30 readings), a short one (`window` // SHORT_WINDO
 Why three scales: degradation is slow next to the sensor noise but speeds up near the end
 (the exponential wear of the C-MAPSS generator). The long window averages 3x more readings,
 so its level and trend are ~sqrt(3) (level) to ~5x (slope) less noisy; the short one lags
-the least, which matters where wear accelerates. Each was chosen on validation units of
-C-MAPSS FD001 (benchmarks/rul.py, out-of-fold RMSE of the RUL model): adding the long scale
-cut it from 11.5 to 8.6 cycles, the short scale from 8.16 to 7.97 (3 seeds); a 150-reading
-scale made it worse (8.30).
+the least, which matters where wear accelerates. Each scale was kept because it lowered the
+out-of-fold validation RMSE of the RUL model on C-MAPSS FD001, and a longer one did not
+(docs/experiments.md).
 Why the change since the asset's start: every asset begins life with its own manufacturing
 variation and initial wear (C-MAPSS documents it for every engine: Saxena et al., "Damage
 propagation modeling for aircraft engine run-to-failure simulation", PHM 2008; the
 project's simulator draws a per-asset offset and initial damage). An absolute sensor level
 mixes that offset with wear; the difference from the asset's own early readings removes
 it, which is how engine trend monitoring reads gas-path sensors (deltas from a per-engine
-baseline). Chosen on the same validation units: out-of-fold RMSE 7.97 -> 7.70 (3 seeds) with
-a 50-reading baseline; 7.79 with 30 readings, 7.79 with 90, 8.44 with 15.
+baseline). START_READINGS weighs a quieter baseline (more readings) against one taken
+before wear sets in (fewer readings); 50 did best on the same validation units
+(docs/experiments.md).
 Constant sensors (e.g. sensor_1 in FD001) give constant features; the trainer's
 scaler must tolerate zero variance. Online, the newest reading's features need the asset's
 last `history_length(window)` readings and its first START_READINGS ones
@@ -86,8 +86,9 @@ _WINDOW_COLUMNS = [
     *START_COLUMNS,
 ]
 #: Feature groups the trainer may leave out, chosen per fleet on out-of-fold validation
-#: (training.train.feature_candidates): `*_vs_start` helps with ~100 run-to-failure assets and
-#: hurts with 20-40 (C-MAPSS FD001 and the demo fleet; README "Benchmarks").
+#: (training.candidates.feature_candidates), because some features pay only with enough
+#: failures to learn from: `*_vs_start` helps a fleet of ~100 run-to-failure assets and hurts
+#: one of 20-40 (docs/experiments.md#feature-set-per-fleet).
 OPTIONAL_FEATURE_GROUPS: dict[str, list[str]] = {"vs_start": START_COLUMNS}
 #: The model's input, in order. Static: the Feast schema is generated from it.
 FEATURE_COLUMNS: list[str] = [*_WINDOW_COLUMNS, *SETTING_COLUMNS, CYCLE]

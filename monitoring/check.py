@@ -14,8 +14,8 @@
 the typed `Verdict` it returns, so a check means the same thing, and lands
 in the same files and MLflow run, whoever starts it.
 
-Which stage variable, and why (measured in monitoring/drift.py's docstring:
-remaining life is the stage that matters). With a champion, its predicted
+Which stage variable, and why (monitoring/drift.py's docstring: remaining
+life is the stage that matters). With a champion, its predicted
 RUL scores *both* sides — one model, so equal stage means the same thing on
 both. Without one, a ridge regression of the capped RUL fitted on the
 reference's labelled rows (monitoring/stage.py). Without labels either,
@@ -174,7 +174,7 @@ def drift_check(
     if not columns:
         raise ValueError("reference and current share no monitored column")
     ref, cur, stage = add_life_stage(reference, current, columns, champion)
-    import scipy.stats  # noqa: F401  (a one-off ~1 s import; kept out of the timed verdict)
+    import scipy.stats  # noqa: F401  (a slow one-off import; kept out of the timed verdict)
 
     started = time.perf_counter()
     test = stage_matched_test(ref, cur, columns, STAGE, n_bins=n_bins, alpha=alpha,

@@ -14,14 +14,10 @@ distributions move as assets degrade, so a cohort that is younger or older
 than the reference looks "drifted" although nothing about the plant or the
 sensors changed. A drift alarm must compare like with like.
 
-Measured on NASA C-MAPSS FD001, test vs train (same fleet; the test units
-are only truncated before failure), the 15 non-constant sensors, Evidently's
-default method (normed Wasserstein, threshold 0.1):
-
-    raw                                  14 / 15 columns drift
-    matched on cycle (10 or 40 bins)     14 / 15   (distances halve: 0.41 -> 0.17)
-    matched on RUL   (20 bins)            3 / 15
-    matched on RUL   (40 bins)            2 / 15   (sensor_9, sensor_14)
+C-MAPSS FD001 shows it: its test units are the same fleet as its training
+units, only truncated before failure, yet nearly every sensor "drifts" between
+the two until rows are matched on remaining life; matched on cycle, most still
+do (figures: docs/experiments.md#drift).
 
 Cycle is a weak stage variable: at equal cycle the run-to-failure training
 data holds the last, most degraded cycles of short-lived units, which a
@@ -51,20 +47,21 @@ distance methods when score >= threshold). Evidently picks the method per
 column: K-S p-value for small numerical samples, normed Wasserstein
 distance (default threshold 0.1) when the reference has > 1000 rows; a
 `column_threshold` applies to whichever method is chosen, so the default is
-None = each method's own default (0.05 as a Wasserstein distance flags
-13-14 of 15 FD001 sensors even after RUL matching). With thousands of rows
-a K-S p-value flags differences too small to matter (all 14 stay flagged
-after matching), which is why Evidently switches to a distance there.
+None = each method's own default (one number cannot suit both: 0.05, a usual
+p-value level, is so small a Wasserstein distance that nearly every sensor
+drifts). With thousands of rows a K-S p-value flags differences too small to
+matter, which is why Evidently switches to a distance there
+(docs/experiments.md#drift).
 Dataset drift follows Evidently: share >= share_threshold.
 
 Sample size picks the method, on the *smaller* sample. Evidently chooses by
 the reference size alone, so a small current cohort (say 16 assets, one
 state each) against a large reference gets the Wasserstein distance, whose
 sampling noise alone (about 0.8/sqrt(n) of a standard deviation: ~0.2 at
-n = 16) exceeds the 0.1 threshold — every column "drifts" on an unchanged
-fleet (seen on the simulator: share 0.97 with no drift injected). So when
-either sample has fewer than `SMALL_SAMPLE` rows and no method is forced,
-the K-S test is used: its p-value accounts for the sample size.
+n = 16) exceeds the 0.1 threshold — nearly every column "drifts" on an
+unchanged fleet. So when either sample has fewer than `SMALL_SAMPLE` rows and
+no method is forced, the K-S test is used: its p-value accounts for the
+sample size.
 
 Where the verdict lives now. `twinops monitor drift` and the monitor flow
 take their drift verdict from monitoring/verdict.py (per-sensor tests at
@@ -75,7 +72,7 @@ Evidently for people (HTML + JSON beside the verdict), matched on the
 verdict's own stage bins (`stage_edges`) so the report shows the rows that
 were tested; its own share-based verdict stays available for direct use.
 
-Evidently takes ~5-8 s to import, so it is imported inside the functions.
+Evidently takes seconds to import, so it is imported inside the functions.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
     reference features + RUL labels (run-to-failure assets) ─► ridge fit ─► stage(x) ≈ capped RUL
     no labels in the reference ────────────────────────────► stage = cycle (weak, flagged)
 
-Why. monitoring/drift.py measured that remaining life is the stage variable
-that makes test and training cohorts of one fleet comparable, and that cycle
-is a weak substitute (14/15 FD001 columns still differ at equal cycle). The
+Why. Remaining life is the stage variable that makes test and training
+cohorts of one fleet comparable, and cycle is a weak substitute (at equal
+cycle, the training cohort holds degraded last cycles a truncated cohort never
+shows: monitoring/drift.py). The
 champion's predicted RUL is the best estimate; when there is none (a raw
 file compared with another raw file, a fresh install), a ridge regression of
 the capped RUL on the reference's own window features is the next best: it is

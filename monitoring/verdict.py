@@ -23,37 +23,25 @@ Why assets, not rows, are the sample. Window features of consecutive cycles
 of one asset overlap (30-cycle windows) and every asset carries its own
 manufacturing offset; a row-level K-S or Wasserstein test treats 10,000 rows
 of 100 engines as 10,000 independent draws and flags differences between
-*engines* as drift (the reason the raw Evidently preset flags 14/15 FD001
-columns). Averaging each asset's standardised residuals gives one roughly
+*engines* as drift (the reason the raw Evidently preset flags nearly every
+FD001 column). Averaging each asset's standardised residuals gives one roughly
 independent number per asset, and a Welch t-test on those has the right size.
 
 Why residuals within stage bins. Comparing like with like: a reading is
-compared with reference readings at the same life stage (what
-monitoring/drift.py's docstring measures: RUL is the stage variable that
-matters). Standardising within the bin removes the ageing trend, so current
-and reference can be at any mix of stages. `min_shift` (in within-stage std
-units) keeps a very large fleet from alarming on a difference too small to
-matter.
+compared with reference readings at the same life stage (monitoring/drift.py's
+docstring says why RUL is the stage variable that matters). Standardising
+within the bin removes the ageing trend, so current and reference can be at
+any mix of stages. `min_shift` (in within-stage std units) keeps a very large
+fleet from alarming on a difference too small to matter.
 
-Measured (2-core shared container; `twinops benchmark drift` reproduces
-the FD001 and simulator figures). FD001 test units vs training units, 17
-tested columns (15 sensor means + 2 settings), 10 stage bins:
-
-    no stage (one bin), asset-level Welch    13 / 17 drift  (ageing looks like drift)
-    stage = cycle                              0 / 17         smallest p 0.038
-    stage = ridge RUL fitted on the reference  0 / 17         smallest p 0.037 (sensor_9)
-                                                              vs Bonferroni threshold 0.00059
-
-Simulator, 40 training assets as reference, 20 live assets per trial (all
-their window rows), ridge stage, 20 seeded trials each: bias of 1 noise std
-on sensor_3/4/11 20/20, new regime 20/20, no drift 1/20 (seeds 5000-5019:
-sensor_9_mean, p 5e-5, shift -0.78 — sensor_9 carries the largest
-unit-to-unit spread, and matching on an *estimated* stage leaves a small
-bias); on 60 other seeds (9000-9059) 0/60, smallest Bonferroni-adjusted p
-0.014. Biased sensors: worst adjusted p 3e-6, shift >= 1.7 — far from the
-threshold, so alpha could be lowered if false alarms cost more. In the
-closed-loop integration test (champion's predicted RUL as stage, 16 live
-assets, one logged state each) exactly the 3 biased sensors drift.
+What that buys (`twinops benchmark drift`; figures in docs/benchmarks.md#drift):
+C-MAPSS FD001's test and training units, one fleet at different ages, show no
+drift once matched on stage and most columns drifting without a stage; on the
+simulator a 1-std bias on 3 sensors and a new regime alarm in every trial,
+while an undrifted fleet rarely does. Where a false alarm appears it is on
+sensor_9, which carries the largest unit-to-unit spread: matching on an
+*estimated* stage leaves a small bias there. Biased sensors land far past the
+threshold, so alpha could be lowered if false alarms cost more.
 
 Pure numpy/scipy, no Evidently: this is the part that must be fast (10k
 rows in milliseconds) and exact; Evidently renders the report beside it.

@@ -1,6 +1,8 @@
-"""Append-only audit log of every change to what serves: gates, promotions, rollbacks.
+"""Append-only audit log of every review decision: proposals (with their gate results),
+approvals, refusals, rejections and rollbacks.
 
-    evaluate/promote flows ─► audit.record() ─► state_dir/audit.jsonl (one JSON object a line)
+    pipelines.review (propose / approve / reject / rollback) ─► audit.record()
+        ─► state_dir/audit.jsonl (one JSON object a line)
 
 One line per decision (who, when, what, why). Lines are appended with O_APPEND
 and fsync'd, so concurrent writers never interleave within a line and a crash
@@ -15,7 +17,7 @@ import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # settings import pydantic-settings (~0.6 s); `twinops --help` must not
+if TYPE_CHECKING:  # settings import pydantic-settings, too slow for `twinops --help` to wait on
     from features.settings import Settings
 
 

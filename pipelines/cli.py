@@ -28,8 +28,8 @@ app = typer.Typer(
     "registry, serving, drift monitoring.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    # Plain help: Rich's help renderer imports rich + markdown-it (~0.5 s), which alone
-    # would double the time `twinops --help` takes.
+    # Plain help: Rich's help renderer imports rich + markdown-it, which alone would more
+    # than double the time `twinops --help` takes (docs/experiments.md).
     rich_markup_mode=None,
 )
 monitor_app = typer.Typer(
@@ -410,7 +410,8 @@ def review_rollback(comment: Annotated[str, typer.Option(help="Why (recorded).")
 
 @review_app.command("history")
 def review_history() -> None:
-    """The audit trail: every proposal, gate, approval, rejection and rollback."""
+    """The audit trail: every proposal (with its gate results), approval, refusal,
+    rejection and rollback."""
     from pipelines import audit
 
     for entry in audit.history(_settings()):

@@ -28,9 +28,9 @@ def prepare(settings: Settings) -> Settings:
     os.environ["TWINOPS_DATA_DIR"] = str(settings.data_dir)
     os.environ.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # The ephemeral API is a subprocess with its own imports and migrations; Prefect gives
-    # it 20 s, which a busy 2-core machine overruns ("Timed out while attempting to connect
-    # to ephemeral Prefect API server", seen with a benchmark running next to the tests).
+    # The ephemeral API is a subprocess with its own imports and migrations; Prefect's
+    # default 20 s for its start leaves no room for a busy machine (the flow then fails with
+    # "Timed out while attempting to connect to ephemeral Prefect API server"), so allow 120.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("BENTOML_HOME", str(settings.state_dir / "bentoml"))

@@ -58,7 +58,7 @@ def where_to_look(settings: Settings, summary: dict) -> str:
         "browse experiments:",
         f"  {shlex.quote(str(Path(sys.executable).parent / 'mlflow'))} ui "
         f"--backend-store-uri {settings.tracking_uri} --port 5000",
-        "serve the champion (API keys off: an explicit local-demo setting; see README → Serving):",
+        "serve the champion (API keys off: an explicit local-demo setting; see docs/serving.md):",
         f"  TWINOPS_STATE_DIR={shlex.quote(str(settings.state_dir))} "
         "TWINOPS_SERVING__AUTH_ENABLED=false "
         f"{shlex.quote(str(Path(sys.executable).parent / 'twinops'))} serve "

@@ -7,9 +7,9 @@
                                                   PredictionLog (SQLite WAL, synchronous=FULL)
     shutdown (BentoML on_shutdown / atexit) ─► close() ─► flush: queue drained, thread joined
 
-Why not write in the request (as before): a durable SQLite commit is an fsync,
-0.2-several ms and serialised across workers — it would be most of the 2 ms
-latency budget, and a failing write was logged and the rows dropped.
+Why not write in the request: a durable SQLite commit is an fsync, serialised
+across workers — it would take most of the 2 ms latency budget — and a write
+that fails there can only be logged and its rows dropped.
 Why a queue + group commit: the fsync moves off the request path, and under
 load one commit carries every row queued meanwhile, so throughput rises with
 load instead of collapsing on the file lock.

@@ -19,13 +19,14 @@ Run (from the repository root, or anywhere with --working-dir):
     export TWINOPS_SERVING__API_KEY_SHA256='["<python -m serving.guard KEY>"]'
     bentoml serve serving.service:TwinService --working-dir /path/to/repo --port 3000
 
-Latency (see README "Serving" and `twinops benchmark serve`): /predict is an
-`async` method that runs inline on the event loop — the work is one indexed
-SQLite read and one tiny forward pass (~0.3 ms), cheaper than the hop to
-BentoML's thread pool; torch is pinned to one intra-op thread (a thread pool
-per forward pass on a 2-core box was the main source of p99 stalls); the
-access log is off; `gc.freeze()` after loading moves the model and libraries
-out of the generations the cyclic GC scans, so collections stay short.
+Latency (docs/serving.md "Why the hot path is fast"; figures in docs/benchmarks.md,
+`twinops benchmark serve`): /predict is an `async` method that runs inline on
+the event loop — the work is one indexed SQLite read and one tiny forward pass,
+cheaper than the hop to BentoML's thread pool; torch is pinned to one intra-op
+thread, because on a forward pass this small a thread pool adds p99 stalls
+rather than speed (docs/experiments.md#serving); the access log is off;
+`gc.freeze()` after loading moves the model and libraries out of the
+generations the cyclic GC scans, so collections stay short.
 /predict_window, /ingest and /feedback do pandas/parquet work and stay
 synchronous (BentoML runs them in its thread pool, off the event loop).
 

@@ -24,10 +24,9 @@ same level is further from failure on a slow unit than on a fast one.
 Why the raw readings, not the features: the generator's readings are a wear path plus
 measurement noise. Warping the path and drawing fresh noise gives a virtual asset whose
 windows span the right number of cycles and whose readings are as noisy as a real one's;
-the features then come from the one window transform, like every real row's. (An earlier
-version warped the feature rows: its windows kept their span in real cycles and
-interpolation averaged the noise. With 2 copies on 20% of C-MAPSS FD001, 5 seeds, test
-RMSE was 13.22 that way and 12.91 this way; README "Benchmarks" has every variant.)
+the features then come from the one window transform, like every real row's. Warping the
+feature rows instead would keep each window's span in real cycles, and interpolating them
+would average the noise away (docs/experiments.md compares the variants).
 A residual row is drawn whole (every sensor and setting of one real reading), so a virtual
 reading is a real reading of u moved along u's trend from its own age to the virtual one:
 correlations between sensors and the operating settings of that reading are kept.
@@ -36,17 +35,16 @@ Approximations, said plainly: the trend is a local quadratic over TREND_READINGS
 so it lags a little where wear accelerates, and noise is treated as independent from one
 reading to the next (true of the C-MAPSS generator and of the project's simulator).
 
-Paces come from the fleet (`fleet_paces`): lifetime ratios T_u / T_v. On FD001 (100 units,
-seed 0) 80% lie within 0.64 to 1.49 and the drawn extremes were 0.48 and 2.0 (up to
-362/128 = 2.8 can be drawn).
+Paces come from the fleet (`fleet_paces`): lifetime ratios T_u / T_v. On FD001 (lifetimes
+128 to 362 cycles) most lie within 0.64 to 1.49, and up to 362/128 = 2.8 can be drawn.
 
 Folds (training.datamodule): a copy of u at v's pace is u's path and v's lifetime, so it
 carries labels of both. The ensemble members that hold out u's fold or v's fold never train
 on it, and virtual assets never enter validation or calibration: only real assets are
-scored. (An earlier version masked u's fold only. A held-out unit's exact lifetime was then
-in the training set of the members that predicted it, through the copies of other units
-run at its pace, and the out-of-fold RMSE fell with every copy added, 20% of FD001: 10.63
-with 2, 10.01 with 4, 9.33 with 8, while the test RMSE stayed at 12.4.)
+scored. Why both folds: masking u's fold alone would put a held-out unit's exact lifetime
+in the training set of the members that predict it (through the copies of other units run
+at its pace), and the out-of-fold RMSE would then flatter the model more with every copy
+added (docs/experiments.md#virtual-assets-how-they-were-chosen).
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ ALL_FEATURES = "all"
 
 #: Fewest training rows (real and virtual) for which `fit` starts worker processes on its
 #: own (`training.workers` 0). A worker pays when one candidate's training lasts longer than
-#: the worker's start (spawn, torch and Lightning imports, the frame pickled over): on a
-#: 2-core machine both cross at about this many rows, and both scale with the CPU, so a row
-#: count carries over to other machines (docs/experiments.md has the measurements).
+#: the worker's start (spawn, torch and Lightning imports, the frame pickled over); the two
+#: break even at about this many rows, and both scale with the CPU, so a row count carries
+#: over to other machines (docs/experiments.md#worker-processes has the measurements).
 AUTO_WORKERS_MIN_ROWS = 15_000
 
 

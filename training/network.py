@@ -14,7 +14,7 @@ so the logit lives around O(1) whatever the unit of RUL is.
 Why a deep ensemble (Lakshminarayanan, Pritzel, Blundell, "Simple and scalable predictive
 uncertainty estimation using deep ensembles", NeurIPS 2017): averaging K independently
 initialised networks removes most of the variance of one small network trained on ~100
-assets (on C-MAPSS FD001 validation units, K=5 cut RMSE by ~0.4 cycles at the same epochs).
+assets, with no change to how a member is trained (figures: docs/experiments.md).
 Why written by hand as batched matmuls rather than K `nn.Linear` stacks or torch.func: one
 `baddbmm` per layer costs about as much as one member (the network is tiny, the overhead is
 per call), and the state_dict stays a plain set of tensors for safetensors.

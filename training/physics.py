@@ -51,7 +51,8 @@ Why these terms
     fast is another admissible asset (lifetime T / k, RUL r / k, rates of change x k, the
     same state at failure). training.augment builds such virtual assets from the raw
     readings (wear trend warped in time, fresh measurement noise) at the paces the fleet
-    has shown; on 20 failed FD001 units it is the term that pays (README, Benchmarks).
+    has shown. Where labels are few (20 failed FD001 units) it is the term that carries the
+    gain over the data-only baseline (docs/experiments.md#where-the-gain-comes-from).
 
 This is the physics-informed neural network (PINN) idea of adding residuals of known
 governing equations to the data loss (Raissi, Perdikaris, Karniadakis, "Physics-informed
