@@ -1,7 +1,7 @@
 """`twinops benchmark rul` end to end on a tiny configuration (real data, real training).
 
 Checks the wiring and the output contract (JSON keys, table), not the figures: those are
-measured by the full benchmark and reported in README.
+measured by the full benchmark (docs/benchmarks.md). The one C-MAPSS test of the suite.
 """
 
 import json
@@ -23,7 +23,7 @@ def test_benchmark_rul_command_writes_json_and_table(tmp_path, monkeypatch):
 
     from pipelines.cli import app
 
-    monkeypatch.setenv("TWINOPS_TRAINING__N_MEMBERS", "2")
+    monkeypatch.setenv("TWINOPS_PROFILE", "tiny")
     out = tmp_path / "rul.json"
     args = ["--state-dir", str(tmp_path / "state"), "benchmark", "rul", "--data-dir", str(DATA),
             "--subset", "FD001", "--seeds", "1", "--train-fraction", "0.1", "--max-epochs", "3",

@@ -1,4 +1,9 @@
-"""Shared fixtures for integration tests: an isolated state dir and free ports."""
+"""Shared fixtures for integration tests: one Prefect server, an isolated state dir, ports.
+
+Every test here trains with the `tiny` settings profile (features.settings.PROFILES): the
+whole code path on the least compute that still learns. Model quality is measured by
+`twinops benchmark rul`, not here.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.processes import free_port, stop_group, wait_http_ok
+from tests.integration.servers import start_prefect_server
 
 REPO = Path(__file__).resolve().parents[2]
 #: API key for servers started by tests; `with_api_key(env)` configures its SHA-256.
@@ -27,19 +33,15 @@ def with_api_key(env: dict) -> dict:
             "TWINOPS_SERVING__API_KEY_SHA256": json.dumps([digest])}
 
 
-def state_env(root: Path, *, n_assets: int = 40, max_epochs: int = 8) -> dict:
-    """TWINOPS_* / PREFECT / BENTOML variables that put every piece of state under `root`.
-
-    40 assets is the demo's fleet. The promotion gates judge the model honestly, and on
-    16 assets the cross-fitted model stops after one epoch, with a health head too
-    jittery for the monotone-damage check (10.6% reversals, limit 10%): such a fleet
-    would make the loop tests hinge on a borderline gate.
-    """
+def state_env(root: Path, *, profile: str = "tiny", n_assets: int | None = None) -> dict:
+    """TWINOPS_* / PREFECT / BENTOML variables that put every piece of state under `root`,
+    with the settings `profile` (the tests' training budget) and optionally a fleet size."""
+    fleet = {"TWINOPS_SIMULATOR__N_ASSETS": str(n_assets)} if n_assets else {}
     return {
+        "TWINOPS_PROFILE": profile,
+        **fleet,
         "TWINOPS_STATE_DIR": str(root / "state"),
         "TWINOPS_DATA_DIR": str(root / "workspace" / "data"),
-        "TWINOPS_SIMULATOR__N_ASSETS": str(n_assets),
-        "TWINOPS_TRAINING__MAX_EPOCHS": str(max_epochs),
         "PREFECT_HOME": str(root / "prefect"),
         "BENTOML_HOME": str(root / "bentoml"),
         "TWINOPS_CONFIG": str(root / "none.yaml"),
@@ -48,13 +50,34 @@ def state_env(root: Path, *, n_assets: int = 40, max_epochs: int = 8) -> dict:
     }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server(tmp_path_factory):
+    """URL of the one real Prefect API (`prefect server start`) of the whole session.
+
+    Every flow of the integration tests talks to it: in this process (Prefect's
+    `temporary_settings`, as its own test harness does) and in the CLI and BentoML
+    subprocesses the tests start (PREFECT_API_URL in the environment). One server start
+    instead of an ephemeral API per process; tests that read runs back filter for their own.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    tmp = tmp_path_factory.mktemp("prefect-server")
+    api, proc = start_prefect_server(tmp)
+    os.environ["PREFECT_API_URL"] = api
+    try:
+        with temporary_settings({PREFECT_API_URL: api}):
+            yield api
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        stop_group(proc)
+
+
 @pytest.fixture
 def isolated_env(tmp_path, monkeypatch):
-    """Environment for a whole-loop run in tmp_path: small fleet, few epochs."""
+    """Environment for a whole-loop run in tmp_path: the tiny profile's fleet and budget."""
     env = state_env(tmp_path)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     return {**os.environ, **env}
 
 

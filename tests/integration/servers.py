@@ -1,8 +1,8 @@
 """Real local servers for integration tests: a Prefect server and an MLflow basic-auth server.
 
-Each fixture starts its server on a free loopback port in its own process
-group, waits until it answers, and stops it (SIGTERM, then SIGKILL) afterwards.
-Import the fixture into a test module to use it.
+Each starts on a free loopback port in its own process group, waits until it answers,
+and is stopped (SIGTERM, then SIGKILL) afterwards. The Prefect server is the session's
+(tests/integration/conftest.py); import `mlflow_auth_server` into a test module to use it.
 """
 
 from __future__ import annotations
@@ -33,10 +33,8 @@ def _start(cmd: list[str], env: dict, log_path: Path, probe: str, auth=None,
     return proc
 
 
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory):
-    """URL of a real Prefect API (`prefect server start`)."""
-    tmp = tmp_path_factory.mktemp("prefect-server")
+def start_prefect_server(tmp: Path) -> tuple[str, subprocess.Popen]:
+    """(API URL, process) of a real `prefect server start` whose home is `tmp`."""
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(tmp / "home"), "PREFECT_UI_ENABLED": "false",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -44,8 +42,7 @@ def prefect_server(tmp_path_factory):
     api = f"http://127.0.0.1:{port}/api"
     proc = _start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                    "--port", str(port)], env, tmp / "server.log", f"{api}/health")
-    yield api
-    stop_group(proc)
+    return api, proc
 
 
 @pytest.fixture(scope="module")

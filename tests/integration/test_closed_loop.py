@@ -25,7 +25,6 @@ BIASED = {"sensor_3_mean", "sensor_4_mean", "sensor_11_mean"}
 @pytest.fixture
 def loop_env(isolated_env, monkeypatch):
     extra = {
-        "TWINOPS_TRAINING__MAX_EPOCHS": "5",
         # 16 live assets, one state each: trust a verdict from 10 assets on.
         "TWINOPS_MONITORING__MIN_ROWS": "10",
         "TWINOPS_SERVING__AUTH_ENABLED": "false",
@@ -37,7 +36,6 @@ def loop_env(isolated_env, monkeypatch):
 
 def test_drifted_stream_triggers_a_challenger_while_the_champion_serves(loop_env, start_server):
     from mlflow import MlflowClient
-    from prefect.testing.utilities import prefect_test_harness
 
     from features.settings import get_settings
     from pipelines.flows import (
@@ -51,28 +49,27 @@ def test_drifted_stream_triggers_a_challenger_while_the_champion_serves(loop_env
     from training.registry import get_alias_version
 
     settings = get_settings()
-    with prefect_test_harness():
-        ingest_flow("simulator", settings)
-        features_flow(settings)
-        trained = train_flow(settings)
-        assert evaluate_flow(trained.version, settings)["passed"]
-        promote_flow(trained.version, demo_auto_approve=True, settings=settings)
-        champion = get_alias_version(settings, "champion")
+    ingest_flow("simulator", settings)
+    features_flow(settings)
+    trained = train_flow(settings)
+    assert evaluate_flow(trained.version, settings)["passed"]
+    promote_flow(trained.version, demo_auto_approve=True, settings=settings)
+    champion = get_alias_version(settings, "champion")
 
-        server = start_server(loop_env)
-        live = ingest_flow("simulator-live:bias", settings)  # readings streamed in, biased
-        assert live.rows_appended > 0
-        features_flow(settings)  # window features → offline + online store
-        from features import datastore
+    server = start_server(loop_env)
+    live = ingest_flow("simulator-live:bias", settings)  # readings streamed in, biased
+    assert live.rows_appended > 0
+    features_flow(settings)  # window features → offline + online store
+    from features import datastore
 
-        readings = datastore.load_readings(settings)
-        live_ids = sorted(a for a in readings["asset_id"].unique() if a.startswith("live"))
-        response = httpx.post(f"{server.url}/predict", json={"asset_ids": live_ids}, timeout=60)
-        assert response.status_code == 200, response.text
-        assert all("error" not in p for p in response.json()["predictions"])
-        assert response.json()["model_version"] == champion
+    readings = datastore.load_readings(settings)
+    live_ids = sorted(a for a in readings["asset_id"].unique() if a.startswith("live"))
+    response = httpx.post(f"{server.url}/predict", json={"asset_ids": live_ids}, timeout=60)
+    assert response.status_code == 200, response.text
+    assert all("error" not in p for p in response.json()["predictions"])
+    assert response.json()["model_version"] == champion
 
-        summary = monitor_flow(settings)
+    summary = monitor_flow(settings)
 
     assert summary.drift, summary
     verdict = json.loads(Path(summary.verdict_json).read_text())

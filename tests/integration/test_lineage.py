@@ -25,21 +25,11 @@ from tests.integration.conftest import state_env
 
 pytestmark = pytest.mark.integration
 
-FAST = {
-    "TWINOPS_TRAINING__MAX_EPOCHS": "1",
-    "TWINOPS_TRAINING__N_MEMBERS": "2",
-    "TWINOPS_TRAINING__SELECT_FEATURES": "false",
-    "TWINOPS_TRAINING__TIME_SCALE_COPIES": "0",
-    "TWINOPS_TRAINING__WORKERS": "1",
-}
-
-
 @pytest.fixture
 def lineage_env(tmp_path, monkeypatch):
-    env = {**state_env(tmp_path, n_assets=10, max_epochs=1), **FAST}
+    env = state_env(tmp_path, n_assets=10)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     return tmp_path
 
 
@@ -55,8 +45,6 @@ def _no_push(settings, features) -> None:
 
 
 def test_model_hash_restores_exactly_the_readings_it_trained_on(lineage_env, monkeypatch):
-    from prefect.testing.utilities import prefect_test_harness
-
     from features import datastore, versioning
     from features.settings import get_settings
     from features.sources.simulator import simulate_fleet, simulate_live
@@ -66,44 +54,42 @@ def test_model_hash_restores_exactly_the_readings_it_trained_on(lineage_env, mon
     from training.registry import version_tags
 
     settings = get_settings()
-    # The temporary Prefect server can take over 30 s to start on a busy 2-core machine.
-    with prefect_test_harness(server_startup_timeout=120):
-        first = ingest_flow("simulator", settings)
+    first = ingest_flow("simulator", settings)
 
-        # Rows stored through the service's path, which does not version data/.
-        api_readings, api_events = simulate_fleet(3, seed=11, prefix="api")
-        assert ingest_readings(settings, _records(api_readings), push=_no_push).appended
-        assert record_events(settings, _records(api_events)).appended == 3
-        features_flow(settings)
-        read_by_training = datastore.load_readings(settings)  # nothing else writes now
-        assert len(read_by_training) > first.rows_appended
+    # Rows stored through the service's path, which does not version data/.
+    api_readings, api_events = simulate_fleet(3, seed=11, prefix="api")
+    assert ingest_readings(settings, _records(api_readings), push=_no_push).appended
+    assert record_events(settings, _records(api_events)).appended == 3
+    features_flow(settings)
+    read_by_training = datastore.load_readings(settings)  # nothing else writes now
+    assert len(read_by_training) > first.rows_appended
 
-        # A concurrent /ingest right after training versions data/: it must wait for the
-        # training read, or its rows would be trained on without being in the version.
-        late_readings, _ = simulate_live(3, seed=23, prefix="late")
-        late = {}
-        real_track = versioning.track_data
+    # A concurrent /ingest right after training versions data/: it must wait for the
+    # training read, or its rows would be trained on without being in the version.
+    late_readings, _ = simulate_live(3, seed=23, prefix="late")
+    late = {}
+    real_track = versioning.track_data
 
-        def track_then_race(s):
-            md5 = real_track(s)
-            writer = threading.Thread(
-                target=lambda: late.update(
-                    r=ingest_readings(s, _records(late_readings), push=_no_push)
-                )
+    def track_then_race(s):
+        md5 = real_track(s)
+        writer = threading.Thread(
+            target=lambda: late.update(
+                r=ingest_readings(s, _records(late_readings), push=_no_push)
             )
-            writer.start()
-            writer.join(timeout=3)  # unlocked, it would finish and be read by training
-            late["thread"], late["held_off"] = writer, writer.is_alive()
-            return md5
+        )
+        writer.start()
+        writer.join(timeout=3)  # unlocked, it would finish and be read by training
+        late["thread"], late["held_off"] = writer, writer.is_alive()
+        return md5
 
-        with monkeypatch.context() as patch:
-            patch.setattr(versioning, "track_data", track_then_race)
-            trained = train_flow(settings)
-        assert late["held_off"], "the write lock did not hold /ingest off the training read"
-        late["thread"].join(timeout=60)
-        assert late["r"].appended == len(late_readings)  # stored, after the training read
+    with monkeypatch.context() as patch:
+        patch.setattr(versioning, "track_data", track_then_race)
+        trained = train_flow(settings)
+    assert late["held_off"], "the write lock did not hold /ingest off the training read"
+    late["thread"].join(timeout=60)
+    assert late["r"].appended == len(late_readings)  # stored, after the training read
 
-        ingest_flow("simulator-live", settings)  # the working data moves on
+    ingest_flow("simulator-live", settings)  # the working data moves on
 
     tags = version_tags(settings, trained.version)
     recorded = tags["dvc_data_hash"]

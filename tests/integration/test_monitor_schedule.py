@@ -19,9 +19,11 @@ import pytest
 
 from benchmarks.processes import stop_group
 from tests.integration.conftest import REPO
-from tests.integration.servers import prefect_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
+
+#: The session's Prefect server also sees other tests' monitor runs: this test reads its own.
+DEPLOYMENT = "twinops-monitor-schedule-test"
 
 
 def test_cron_schedule_fires_and_the_served_process_runs_the_flow(prefect_server, isolated_env,
@@ -30,9 +32,9 @@ def test_cron_schedule_fires_and_the_served_process_runs_the_flow(prefect_server
     log = open(tmp_path / "serve.log", "w")
     served = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "monitor", "serve", "--cron", "* * * * *",
-         "--no-retrain"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True)
-    body = {"flows": {"name": {"any_": ["monitor"]}},
+         "--no-retrain", "--name", DEPLOYMENT], cwd=REPO, env=env, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True)
+    body = {"deployments": {"name": {"any_": [DEPLOYMENT]}},
             "flow_runs": {"state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED"]}}}}
     try:
         deadline = time.monotonic() + 150

@@ -14,19 +14,23 @@ import httpx
 import pytest
 
 from tests.integration.conftest import REPO
-from tests.integration.servers import prefect_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
 
 def test_ingest_flow_runs_on_the_prefect_server(prefect_server, isolated_env):
     env = {**isolated_env, "PREFECT_API_URL": prefect_server}
+    before = _completed_ingest_runs(prefect_server)  # the session's server sees every test
     done = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "ingest", "simulator"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    after = _completed_ingest_runs(prefect_server)
+    assert len(after - before) == 1, (before, after)
+
+
+def _completed_ingest_runs(api: str) -> set[str]:
     body = {"flows": {"name": {"any_": ["ingest"]}},
             "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}}
-    runs = httpx.post(f"{prefect_server}/flow_runs/filter", json=body, timeout=10).json()
-    assert len(runs) == 1, runs
+    return {r["id"] for r in httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()}

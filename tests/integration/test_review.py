@@ -23,11 +23,10 @@ import httpx
 import pytest
 
 from tests.integration.conftest import REPO
-from tests.integration.servers import ADMIN, USERS, mlflow_auth_server, prefect_server  # noqa: F401 (fixtures)
+from tests.integration.servers import ADMIN, USERS, mlflow_auth_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
-SMALL = {"simulator": {"n_assets": 12}, "training": {"max_epochs": 6}}
 
 
 @contextlib.contextmanager
@@ -58,7 +57,7 @@ def world(mlflow_auth_server, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("review")
     settings = prepare(get_settings(state_dir=tmp / "state", data_dir=tmp / "ws" / "data",
-                                    mlflow_tracking_uri=mlflow_auth_server, **SMALL))
+                                    mlflow_tracking_uri=mlflow_auth_server, profile="tiny"))
     with as_user("alice"):
         ingest_flow("simulator", settings)
         features_flow(settings)
@@ -73,7 +72,7 @@ def world(mlflow_auth_server, tmp_path_factory):
             "env": {**os.environ, "TWINOPS_STATE_DIR": str(settings.state_dir),
                     "TWINOPS_DATA_DIR": str(settings.data_dir),
                     "TWINOPS_MLFLOW_TRACKING_URI": mlflow_auth_server,
-                    "TWINOPS_SIMULATOR__N_ASSETS": "12", "TWINOPS_TRAINING__MAX_EPOCHS": "6"}}
+                    "TWINOPS_PROFILE": "tiny"}}
 
 
 def champion_on_server(world) -> str:

@@ -64,13 +64,12 @@ def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
     env = {
         **os.environ,
-        **state_env(root, n_assets=10, max_epochs=2),
+        **state_env(root, n_assets=10),
         "TWINOPS_FEAST__TTL_DAYS": "400",
         "TWINOPS_SERVING__MODEL_POLL_S": "0.3",
         "TWINOPS_SERVING__MAX_BATCH": str(MAX_BATCH),
         "TWINOPS_SERVING__MAX_BODY_BYTES": str(MAX_BODY),
     }
-    env.pop("PREFECT_API_URL", None)
     env = with_api_key(env)
     done = subprocess.run([sys.executable, "-c", BUILD], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)

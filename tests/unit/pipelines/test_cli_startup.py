@@ -20,6 +20,14 @@ def _modules_after(code: str) -> set[str]:
     return set(out.split())
 
 
+def test_help_lists_every_command():
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    for command in ("simulate", "ingest", "features", "train", "evaluate", "promote", "serve",
+                    "feedback", "monitor", "benchmark", "review", "run"):
+        assert f"  {command} " in out, command
+
+
 def test_importing_the_cli_loads_no_heavy_library():
     loaded = _modules_after("import pipelines.cli")
     assert not [m for m in HEAVY if m in loaded]

@@ -17,7 +17,7 @@ def fitted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fit")
     frame = synthetic_frame(n_assets=20, n_sensors=4, seed=3, t_min=120, t_max=200)
     frame.loc[frame.index[:3], "s0"] = np.nan  # dropped, not imputed
-    s = get_settings(state_dir=tmp)
+    s = get_settings(state_dir=tmp, profile="tiny")  # the tests' budget: 2 members, 2 folds
     s.training.max_epochs = 12
     # no raw readings behind these features: no virtual assets (they are tested below on
     # the simulator, whose readings go through the window transform)
@@ -72,9 +72,10 @@ def test_short_run_on_the_simulated_fleet_beats_a_constant_predictor(tmp_path):
     frame = window_features(readings, 30).merge(
         rul_labels(readings, events)[["asset_id", "cycle", "rul"]], on=["asset_id", "cycle"]
     )
-    s = get_settings(state_dir=tmp_path)
-    s.training.max_epochs = 8
-    s.training.n_members = 4
+    s = get_settings(state_dir=tmp_path, profile="tiny")
+    # both feature-set candidates, and 2 virtual copies of every unit
+    s.training.select_features = True
+    s.training.time_scale_copies, s.training.max_virtual_assets = 2, 100
     with pytest.raises(ValueError, match="readings"):  # virtual assets need the raw readings
         fit(frame, s, feature_columns=FEATURE_COLUMNS, out_dir=tmp_path / "no-readings")
     s.training.workers = 2  # the two candidate feature sets train in two worker processes
