@@ -48,6 +48,8 @@ OFFLINE_RELPATH = "offline/asset_window_features.parquet"
 FEATURE_TIMESTAMP = "feature_timestamp"
 #: Column of online_features(): False when the store has no row for the asset.
 FOUND = "found"
+#: Column name Feast expects for the event time of entity rows in a point-in-time join.
+ENTITY_TIMESTAMP = "event_timestamp"
 OFFLINE_COLUMNS: list[str] = [ASSET_ID, TIMESTAMP] + FEATURE_COLUMNS
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -201,10 +203,13 @@ def training_frame(
     for c in [c for c in ent.columns if c in FEATURE_COLUMNS]:
         ent = ent.rename(columns={c: f"entity_{c}"})
     ent[ASSET_ID] = ent[ASSET_ID].astype("string")
-    ent[TIMESTAMP] = pd.to_datetime(ent[TIMESTAMP], utc=True)
+    # Feast's name for the entity rows' time (any other name is guessed, with a printed note)
+    ent = ent.rename(columns={TIMESTAMP: ENTITY_TIMESTAMP})
+    ent[ENTITY_TIMESTAMP] = pd.to_datetime(ent[ENTITY_TIMESTAMP], utc=True)
     ent["__row"] = np.arange(len(ent))
     service = store.get_feature_service(FEATURE_SERVICE_NAME)
     joined = store.get_historical_features(entity_df=ent, features=service).to_df()
+    ent = ent.rename(columns={ENTITY_TIMESTAMP: TIMESTAMP})
     # Feast's file (Dask) store drops entity rows that have no feature row in
     # the TTL window instead of returning NaN; re-attach them by row id so the
     # result always has one row per entity row, in the caller's order.

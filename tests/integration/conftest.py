@@ -68,6 +68,9 @@ def prefect_server(tmp_path_factory):
         with temporary_settings({PREFECT_API_URL: api}):
             yield api
     finally:
+        from prefect.logging.handlers import APILogHandler
+
+        APILogHandler.flush()  # send the last flow-run logs while the server still listens
         os.environ.pop("PREFECT_API_URL", None)
         stop_group(proc)
 
