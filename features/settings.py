@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -173,7 +173,13 @@ class ServingSettings(BaseModel):
 
 
 class MonitoringSettings(BaseModel):
-    """The drift check's knobs and the retrain policy (`monitoring.retrain.<field>`)."""
+    """The drift check's knobs and the retrain policy (`monitoring.retrain.<field>`).
+
+    Unknown keys are errors: a retrain trigger written one level too high
+    (`monitoring.min_rows`) must not be ignored in silence.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     #: Family-wise false-alarm level of the stage-matched per-sensor tests (Bonferroni).
     alpha: float = 0.01
@@ -184,27 +190,6 @@ class MonitoringSettings(BaseModel):
     column_threshold: float | None = None
     #: Every retrain trigger and blocker; its defaults, and why, are in monitoring/policy.py.
     retrain: RetrainPolicy = RetrainPolicy()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flat_retrain_keys(cls, data: object) -> object:
-        """The flat keys of earlier releases still set the policy: `monitoring.min_rows` (or
-        TWINOPS_MONITORING__MIN_ROWS) means `monitoring.retrain.min_rows`. Giving both is an
-        error: which one was meant cannot be told."""
-        flat = {"drift_share_threshold": "max_drift_share", "min_rows": "min_rows",
-                "min_hours_between_retrains": "min_hours_between_retrains",
-                "max_realized_rmse": "max_realized_rmse", "max_rmse_ratio": "max_rmse_ratio",
-                "min_feedback_predictions": "min_feedback_predictions"}
-        if not isinstance(data, dict) or not flat.keys() & data.keys():
-            return data
-        data = dict(data)
-        moved = {new: data.pop(old) for old, new in flat.items() if old in data}
-        retrain = data.get("retrain") or {}
-        retrain = retrain.model_dump() if isinstance(retrain, BaseModel) else dict(retrain)
-        if both := sorted(moved.keys() & retrain.keys()):
-            raise ValueError(f"set {both} as monitoring.retrain.<field> only, not also flat")
-        data["retrain"] = {**retrain, **moved}
-        return data
 
 
 class ReviewSettings(BaseModel):

@@ -268,18 +268,26 @@ def monitor_errors(
 
 @monitor_app.command("serve")
 def monitor_serve(
-    cron: Annotated[str, typer.Option(help="Cron schedule, e.g. '0 * * * *' (hourly).")],
+    cron: Annotated[
+        str | None, typer.Option(help="Cron schedule, e.g. '0 * * * *' (hourly).")
+    ] = None,
+    interval: Annotated[
+        float | None, typer.Option(min=1, help="Or: every this many seconds.")
+    ] = None,
     name: Annotated[str, typer.Option(help="Deployment name.")] = "twinops-monitor",
     no_retrain: Annotated[bool, typer.Option(help="Report only; never start a retrain.")] = False,
     lookback_hours: Annotated[
         float | None, typer.Option(help="Monitor only predictions of the last N hours.")
     ] = None,
 ) -> None:
-    """Serve the monitor flow on a cron schedule (Prefect `flow.serve`; Ctrl-C stops)."""
+    """Serve the monitor flow on a schedule (Prefect `flow.serve`; Ctrl-C stops)."""
+    if (cron is None) == (interval is None):
+        _fail("give exactly one of --cron or --interval")
     _settings()
     from pipelines.monitor_flow import monitor_flow
 
-    monitor_flow.serve(name=name, cron=cron, parameters={
+    schedule = {"cron": cron} if cron is not None else {"interval": interval}
+    monitor_flow.serve(name=name, **schedule, parameters={
         "retrain_on_drift": not no_retrain, "lookback_hours": lookback_hours})
 
 

@@ -68,9 +68,9 @@ def prefect_server(tmp_path_factory):
         with temporary_settings({PREFECT_API_URL: api}):
             yield api
     finally:
-        from prefect.logging.handlers import APILogHandler
+        from prefect.logging.handlers import APILogWorker
 
-        APILogHandler.flush()  # send the last flow-run logs while the server still listens
+        APILogWorker.drain_all(timeout=5)  # send the last run logs while the server listens
         os.environ.pop("PREFECT_API_URL", None)
         stop_group(proc)
 

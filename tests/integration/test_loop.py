@@ -1,9 +1,13 @@
-"""The whole loop on a tiny simulated fleet, with the real libraries and servers.
+"""The whole closed loop on a tiny simulated fleet, with the real libraries and servers.
 
-`twinops run` (Prefect ephemeral API, Feast SQLite + parquet, Lightning, MLflow
-sqlite, Evidently) in a temporary state dir, then the real BentoML server on a
-free port answers /predict over HTTP with exactly what the champion loaded
-directly from MLflow predicts on the same online features.
+    `twinops run --drift bias` (subprocess; Feast SQLite + DuckDB, Lightning, MLflow sqlite,
+    Evidently, flows on the session's Prefect server):
+        train fleet ─► ingest / features / train / evaluate / promote (demo approval)
+        live fleet with a sensor bias and feed faults ─► ingest / features / score
+        monitor ─► drift on the biased sensors ─► retrain ─► new `challenger`
+    then a real `bentoml serve` on a free port answers /predict with the champion — exactly
+    what the champion loaded straight from MLflow predicts on the same online features —
+    and never with the challenger the monitor trained.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -20,27 +25,47 @@ from tests.integration.conftest import API_KEY_HEADERS, REPO, with_api_key
 
 pytestmark = pytest.mark.integration
 
+BIASED = {"sensor_3_mean", "sensor_4_mean", "sensor_11_mean"}
 
-def test_whole_loop_then_http_predict(isolated_env, start_server, tmp_path):
+
+def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, monkeypatch):
+    # a tiny live fleet, one state per asset: trust a drift verdict from 10 assets on
+    env = {**isolated_env, "TWINOPS_MONITORING__RETRAIN__MIN_ROWS": "10"}
+    monkeypatch.setenv("TWINOPS_MONITORING__RETRAIN__MIN_ROWS", "10")
     done = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run"],
-        cwd=REPO, env=isolated_env, capture_output=True, text=True, timeout=900,
+        [sys.executable, "-m", "pipelines.cli", "run", "--drift", "bias"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "curl -s -X POST" in done.stdout
 
     from features.settings import get_settings
+    from training.registry import get_alias_version, version_tags
 
     settings = get_settings()
     summary = json.loads((settings.reports_dir / "last_run.json").read_text())
     assert summary["gate"]["passed"], summary["gate"]
-    assert summary["promoted"]["version"] == summary["train"]["version"]
-    assert summary["ingest"]["data_hash"]
-    monitor = summary["monitor"]
-    assert monitor is not None and (tmp_path / "state").as_posix() in monitor["report_html"]
+    champion = summary["promoted"]["version"]
+    assert champion == summary["train"]["version"]
+    assert summary["ingest"]["data_hash"] and summary["live_ingest"]["rows_quarantined"] > 0
     assert settings.prediction_log_path.exists()
     scored = summary["scored_assets"]
     assert scored, "the live fleet was not scored"
+
+    # the monitor found the biased sensors at equal life stage and retrained to challenger
+    monitor = summary["monitor"]
+    assert monitor["drift"], monitor
+    assert (Path(settings.state_dir)).as_posix() in monitor["report_html"]
+    verdict = json.loads(Path(monitor["verdict_json"]).read_text())
+    assert verdict["stage"] == "champion_predicted_rul"
+    assert verdict["drifted_columns"] and set(verdict["drifted_columns"]) <= BIASED, verdict
+    challenger = monitor["retrained_version"]
+    assert monitor["retrain"] and monitor["challenger"] and challenger not in (None, champion)
+    assert get_alias_version(settings, "challenger") == challenger
+    tags = version_tags(settings, challenger)
+    assert tags["trigger.monitor_run"] == monitor["monitor_run_id"]
+    assert tags["trigger.report_uri"].startswith(f"runs:/{monitor['monitor_run_id']}/")
+    assert get_alias_version(settings, "champion") == champion  # never promoted by itself
 
     server = start_server(with_api_key(isolated_env))
     asset = scored[0]
@@ -51,7 +76,7 @@ def test_whole_loop_then_http_predict(isolated_env, start_server, tmp_path):
     good, unknown = body["predictions"]
     assert unknown["asset_id"] == "no-such-asset" and "error" in unknown
     assert good["asset_id"] == asset
-    assert body["model_version"] == summary["promoted"]["version"]
+    assert body["model_version"] == champion
 
     # The same model loaded straight from the registry, on the same online features.
     from features.store import online_features

@@ -1,11 +1,13 @@
-"""`twinops monitor serve --cron` really runs the monitor flow on its schedule.
+"""`twinops monitor serve` really runs the monitor flow on its schedule.
 
-A Prefect server on a free port, `twinops monitor serve --cron "* * * * *"`
-pointed at it, and the server's API must show a run of the `monitor` flow
-that the served process picked up and finished within two minutes. The state
-dir is empty, so the run itself ends FAILED ("the prediction log is empty"):
-what is under test is the schedule and the served process, not the monitor
-(tests/integration/test_closed_loop.py covers that).
+`twinops monitor serve --interval 5` pointed at the session's Prefect server, and the
+server's API must show a run of this deployment that the served process picked up and
+finished. An interval rather than a cron schedule only so that the test need not wait for
+the next minute: both are Prefect schedules of the same served deployment
+(tests/unit/pipelines/test_cli_monitor_serve.py checks that --cron reaches Prefect). The
+state dir is empty, so the run itself ends FAILED ("the prediction log is empty"): what is
+under test is the schedule and the served process, not the monitor
+(tests/integration/test_loop.py covers that).
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ pytestmark = pytest.mark.integration
 DEPLOYMENT = "twinops-monitor-schedule-test"
 
 
-def test_cron_schedule_fires_and_the_served_process_runs_the_flow(prefect_server, isolated_env,
+def test_schedule_fires_and_the_served_process_runs_the_flow(prefect_server, isolated_env,
                                                                   tmp_path):
     env = {**isolated_env, "PREFECT_API_URL": prefect_server}
     log = open(tmp_path / "serve.log", "w")
     served = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "monitor", "serve", "--cron", "* * * * *",
+        [sys.executable, "-m", "pipelines.cli", "monitor", "serve", "--interval", "5",
          "--no-retrain", "--name", DEPLOYMENT], cwd=REPO, env=env, stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True)
     body = {"deployments": {"name": {"any_": [DEPLOYMENT]}},

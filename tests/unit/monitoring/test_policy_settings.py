@@ -79,15 +79,7 @@ def test_a_misspelt_trigger_is_an_error(clean_env):
         get_settings()
 
 
-def test_the_earlier_flat_keys_still_set_the_policy(clean_env, monkeypatch):
-    (clean_env / "twinops.yaml").write_text("monitoring:\n  drift_share_threshold: 0.3\n")
+def test_a_trigger_outside_monitoring_retrain_is_an_error(clean_env, monkeypatch):
     monkeypatch.setenv("TWINOPS_MONITORING__MIN_ROWS", "10")
-    policy = get_settings().monitoring.retrain
-    assert policy.min_rows == 10 and policy.max_drift_share == 0.3
-
-
-def test_a_trigger_set_both_flat_and_nested_is_an_error(clean_env, monkeypatch):
-    monkeypatch.setenv("TWINOPS_MONITORING__MIN_ROWS", "10")
-    monkeypatch.setenv("TWINOPS_MONITORING__RETRAIN__MIN_ROWS", "20")
     with pytest.raises(ValidationError, match="min_rows"):
         get_settings()
