@@ -44,6 +44,19 @@ def as_user(name: str):
                 os.environ[key] = value
 
 
+@contextlib.contextmanager
+def environ(values: dict):
+    """os.environ = `values` inside (the CLI's runtime.prepare writes to it), restored after."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def user_env(name: str) -> dict:
     return {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": USERS[name]}
 
@@ -148,6 +161,9 @@ def test_worse_candidate_is_stopped_and_rejection_and_rollback(world):
 
 
 def test_promotion_flow_waits_for_the_reviewer(world, prefect_server):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
     from pipelines.flows import train_flow
 
     settings = world["settings"]
@@ -165,12 +181,12 @@ def test_promotion_flow_waits_for_the_reviewer(world, prefect_server):
             assert time.monotonic() < deadline, "promotion flow never paused"
             time.sleep(1)
         assert champion_on_server(world) != version
-        approve = subprocess.run(
-            [sys.executable, "-m", "pipelines.cli", "review", "approve", version,
-             "--comment", "reviewed the report"],
-            cwd=REPO, env={**env, **user_env("bob")}, capture_output=True, text=True, timeout=180)
-        assert approve.returncode == 0, approve.stdout + approve.stderr
-        assert '"resumed_flow_run": null' not in approve.stdout
+        # bob approves with the CLI in this process (its libraries are imported already)
+        with environ({**env, **user_env("bob")}):
+            approve = CliRunner().invoke(
+                app, ["review", "approve", version, "--comment", "reviewed the report"])
+        assert approve.exit_code == 0, approve.output
+        assert '"resumed_flow_run": null' not in approve.output
         out, _ = waiting.communicate(timeout=180)
         assert waiting.returncode == 0, out
     finally:

@@ -1,6 +1,7 @@
 """The prediction service over HTTP: a real `bentoml serve` on loopback, real Feast/MLflow state.
 
-    module fixture: simulator fleet ─► ingest ─► features (Feast) ─► train v1, v2, v3 (MLflow)
+    module fixture: simulator fleet ─► ingest ─► features (Feast) ─► train v1, v2, v3 (MLflow),
+                    in this process (its libraries are imported once)
                     champion = v1 ─► one server (API key, 0.3 s hot-swap poll, small limits)
     tests: auth · every bad-input class is a 4xx naming the field · predict fields, stale flag
            · fast online reader == Feast get_online_features · /predict_window features ==
@@ -16,8 +17,6 @@ checked over HTTP.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,6 @@ import pytest
 
 from tests.integration.conftest import (
     API_KEY_HEADERS,
-    REPO,
     TEST_API_KEY,
     RunningServer,
     state_env,
@@ -43,18 +41,6 @@ AUTH = API_KEY_HEADERS
 MAX_BATCH = 8
 MAX_BODY = 300_000
 
-BUILD = """
-import json
-from features.settings import get_settings
-from pipelines.flows import features_flow, ingest_flow, train_flow
-from training.registry import set_alias
-s = get_settings()
-ingest_flow("simulator", s)
-features_flow(s)
-versions = [train_flow(settings=s).version for _ in range(3)]
-set_alias(s, "champion", versions[0])
-print("VERSIONS=" + json.dumps(versions))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +57,28 @@ def env(tmp_path_factory):
         "TWINOPS_SERVING__MAX_BODY_BYTES": str(MAX_BODY),
     }
     env = with_api_key(env)
-    done = subprocess.run([sys.executable, "-c", BUILD], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    line = next(x for x in done.stdout.splitlines() if x.startswith("VERSIONS="))
-    env["_VERSIONS"] = line.split("=", 1)[1]
+    env["_VERSIONS"] = json.dumps(_build(env))
     env["_ROOT"] = str(root)
     return env
+
+
+def _build(env: dict) -> list[str]:
+    """Fleet, features and three trained versions (champion = the first) in this process,
+    with the server's settings in the environment while they are built."""
+    from features.settings import get_settings
+    from pipelines.flows import features_flow, ingest_flow, train_flow
+    from training.registry import set_alias
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            if key.startswith(("TWINOPS_", "BENTOML_")):
+                mp.setenv(key, value)
+        s = get_settings()
+        ingest_flow("simulator", s)
+        features_flow(s)
+        versions = [train_flow(settings=s).version for _ in range(3)]
+        set_alias(s, "champion", versions[0])
+    return versions
 
 
 @pytest.fixture(scope="module")
