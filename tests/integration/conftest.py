@@ -76,12 +76,17 @@ def prefect_server(tmp_path_factory):
 
 
 @pytest.fixture
-def isolated_env(tmp_path, monkeypatch):
-    """Environment for a whole-loop run in tmp_path: the tiny profile's fleet and budget."""
-    env = state_env(tmp_path)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return {**os.environ, **env}
+def isolated_env(tmp_path):
+    """Environment for a whole-loop run in tmp_path: the tiny profile's fleet and budget.
+
+    The whole of os.environ is restored afterwards: a CLI run in this process
+    (runtime.prepare) points library homes into its state dir there.
+    """
+    saved = dict(os.environ)
+    os.environ.update(state_env(tmp_path))
+    yield dict(os.environ)
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 class RunningServer:

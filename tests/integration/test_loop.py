@@ -1,7 +1,7 @@
 """The whole closed loop on a tiny simulated fleet, with the real libraries and servers.
 
-    `twinops run --drift bias` (subprocess; Feast SQLite + DuckDB, Lightning, MLflow sqlite,
-    Evidently, flows on the session's Prefect server):
+    `twinops run --drift bias` (the CLI, in the test process; Feast SQLite + DuckDB,
+    Lightning, MLflow sqlite, Evidently, flows on the session's Prefect server):
         train fleet ─► ingest / features / train / evaluate / promote (demo approval)
         live fleet with a sensor bias and feed faults ─► ingest / features / score
         monitor ─► drift on the biased sensors ─► retrain ─► new `challenger`
@@ -13,15 +13,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.integration.conftest import API_KEY_HEADERS, REPO, with_api_key
+from tests.integration.conftest import API_KEY_HEADERS, with_api_key
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +27,15 @@ BIASED = {"sensor_3_mean", "sensor_4_mean", "sensor_11_mean"}
 
 
 def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
     # a tiny live fleet, one state per asset: trust a drift verdict from 10 assets on
-    env = {**isolated_env, "TWINOPS_MONITORING__RETRAIN__MIN_ROWS": "10"}
     monkeypatch.setenv("TWINOPS_MONITORING__RETRAIN__MIN_ROWS", "10")
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "run", "--drift", "bias"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    assert "curl -s -X POST" in done.stdout
+    done = CliRunner().invoke(app, ["run", "--drift", "bias"])  # the CLI, in this process
+    assert done.exit_code == 0, done.output[-4000:]
+    assert "curl -s -X POST" in done.output
 
     from features.settings import get_settings
     from training.registry import get_alias_version, version_tags
