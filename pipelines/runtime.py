@@ -32,7 +32,10 @@ def prepare(settings: Settings) -> Settings:
     # default 20 s for its start leaves no room for a busy machine (the flow then fails with
     # "Timed out while attempting to connect to ephemeral Prefect API server"), so allow 120.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Each flow's start, summary line and end state are the CLI's progress lines; the task
+    # runs inside a flow would triple them.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     os.environ.setdefault("BENTOML_HOME", str(settings.state_dir / "bentoml"))
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
