@@ -48,7 +48,7 @@ from monitoring.policy import RetrainPolicy
 #:   still learns; quality is measured by `twinops benchmark rul`, not by tests.
 PROFILES: dict[str, dict] = {
     "demo": {
-        "training": {"n_members": 4, "max_epochs": 12, "select_features": False,
+        "training": {"n_members": 4, "max_epochs": 6, "select_features": False,
                      "time_scale_copies": 1, "max_virtual_assets": 40},
     },
     "tiny": {
