@@ -238,9 +238,11 @@ def train_flow(
         feature_service=FEATURE_SERVICE_NAME,
         extra_tags={**data.lineage_tags(), **(extra_tags or {})},
     )
+    m = result.metrics  # every metric is on the MLflow run; the headline ones here
     print(
-        f"trained {settings.model_name} v{version} (run {run_id}) on data "
-        f"{data.data_hash}: {result.metrics}"
+        f"trained {settings.model_name} v{version} (run {run_id}) on data {data.data_hash}: "
+        f"out-of-fold RMSE {m['val_rmse']:.2f} (constant RUL {m['val_constant_rmse']:.2f}), "
+        f"coverage {m['val_coverage']:.2f}, {m['epochs']:.0f} epochs"
     )
     return TrainSummary(
         run_id=run_id, version=str(version), metrics=dict(result.metrics), data_hash=data.data_hash
