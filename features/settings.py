@@ -33,7 +33,6 @@ from pydantic_settings import (
 )
 
 # A leaf module (pydantic only, no project import): the policy's one definition, no cycle.
-from monitoring.policy import RetrainPolicy
 
 #: Named sets of defaults for smaller runs, chosen with `TWINOPS_PROFILE` (or
 #: `twinops --profile NAME`). A profile sits just above the built-in defaults: any value set
@@ -170,6 +169,58 @@ class ServingSettings(BaseModel):
     model_poll_s: float = 5.0
     #: Prediction-log rows buffered for the background writer before requests wait.
     log_queue_size: int = 10_000
+
+
+class RetrainPolicy(BaseModel):
+    """When drift justifies a retrain; the one source of each default.
+
+    `settings.monitoring.retrain` holds the policy in use: twinops.yaml
+    `monitoring.retrain.<field>`, env `TWINOPS_MONITORING__RETRAIN__<FIELD>`
+    (here, beside the other settings; monitoring.policy.decide_retrain applies it). Defaults
+    suit a daily monitor run.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Retrain when at least this share of monitored columns drifted. Half the signals
+    #: changed at equal life stage is a different plant; with trigger_on_verdict on, one
+    #: drifted column triggers anyway, so this matters where that is turned off.
+    max_drift_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Fewer current assets than this (rows, for a row-level DriftResult): the drift triggers
+    #: are not trusted. Assets, because they are the verdict's sample; 30, because its
+    #: Welch test assumes roughly normal asset means, and with fewer assets one odd asset
+    #: can make a "drift" by itself.
+    min_rows: int = Field(default=30, ge=0)
+    #: Cooldown between retrains (hours): a daily run starts at most one retrain a day, and a
+    #: challenger gets its review time before the next one replaces it.
+    min_hours_between_retrains: float = Field(default=24.0, ge=0.0)
+    #: New labelled rows needed since the last retrain; 0 = none, because a drift alarm alone
+    #: is reason enough to try a model on the data there is.
+    min_new_rows: int = Field(default=0, ge=0)
+    #: Columns whose drift alone triggers even with trigger_on_verdict off; none by default,
+    #: because no sensor is more important than another until an operator says so.
+    critical_columns: tuple[str, ...] = ()
+    #: Trigger when more than this share of current rows is in life stages the reference
+    #: lacks; None = off, because assets younger or older than any reference asset show up
+    #: here too, and a cohort with no matched row at all is drift by the verdict already.
+    max_unmatched_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: Retrain when no retrain happened for this long (hours); None = off, because the clock
+    #: alone is no evidence that a new model would be better.
+    max_hours_without_retrain: float | None = Field(default=None, gt=0.0)
+    #: The verdict's drift (a sensor changed at equal life stage, family-wise corrected;
+    #: monitoring/verdict.py) triggers even below max_drift_share. On: that verdict is the
+    #: question the check is built to answer.
+    trigger_on_verdict: bool = True
+    #: Realized RMSE (latest bucket) above this triggers; None = off, because an acceptable
+    #: error depends on the fleet and on training.rul_cap.
+    max_realized_rmse: float | None = Field(default=None, gt=0.0)
+    #: Latest-bucket RMSE above this factor x the version's first bucket triggers; None =
+    #: off. 1.5: a 50% rise is about three times the relative sampling error of an RMSE
+    #: over min_feedback_predictions predictions (~1/sqrt(2n)), so it is decay, not noise.
+    max_rmse_ratio: float | None = Field(default=1.5, gt=1.0)
+    #: Predictions with known truth needed before the error trend is trusted: from 20 on the
+    #: sampling error of an RMSE (~1/sqrt(2n)) is below 16%.
+    min_feedback_predictions: int = Field(default=20, ge=1)
 
 
 class MonitoringSettings(BaseModel):
