@@ -11,9 +11,12 @@ from collections.abc import Iterable
 
 
 def progress(iterable: Iterable | None = None, *, desc: str, total: int | None = None,
-             unit: str = "it"):
-    """A tqdm bar over `iterable` (or a manual one: call `.update(n)`, then `.close()`)."""
+             unit: str = "it", disable: bool = False):
+    """A tqdm bar over `iterable` (or a manual one: call `.update(n)`, then `.close()`);
+    `disable` for loops too short to need one (the iterable passes through unchanged)."""
     from tqdm.std import tqdm  # tqdm.auto would pick a notebook widget inside Jupyter
 
+    # `disable` is passed only when set: an explicit False would override TQDM_DISABLE
+    off = {"disable": True} if disable else {}
     return tqdm(iterable, desc=desc, total=total, unit=unit, dynamic_ncols=True,
-                mininterval=0.5)
+                mininterval=0.5, **off)

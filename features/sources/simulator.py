@@ -266,6 +266,18 @@ def _frame(
     return df[READING_COLUMNS]
 
 
+#: Fleets at least this large show a progress bar while they are simulated (a smaller one
+#: takes well under a second).
+PROGRESS_MIN_ASSETS = 1_000
+
+
+def _assets(n_assets: int, desc: str):
+    from features.progress import progress
+
+    return progress(range(n_assets), desc=desc, unit="asset",
+                    disable=n_assets < PROGRESS_MIN_ASSETS)
+
+
 def _ids(prefix: str, n: int) -> list[str]:
     return [f"{prefix}-{i + 1:04d}" for i in range(n)]
 
@@ -287,7 +299,7 @@ def simulate_fleet(
     fleet = _draw_fleet(n_assets, seed)
     ids = _ids(prefix, n_assets)
     per_asset, stamps, events = [], [], []
-    for i in range(n_assets):
+    for i in _assets(n_assets, "simulate run-to-failure fleet"):
         life = int(fleet.life[i])
         per_asset.append(_asset_rows(i, fleet, life, drift))
         t0 = pd.Timestamp(start) + i * ASSET_OFFSET
@@ -329,7 +341,7 @@ def simulate_live(
     ids = _ids(prefix, n_assets)
     per_asset, stamps, truth = [], [], []
     end = pd.Timestamp(as_of)
-    for i in range(n_assets):
+    for i in _assets(n_assets, "simulate live fleet"):
         life = int(fleet.life[i])
         last = int(np.clip(np.floor(fracs[i] * life), 1, life - 1))
         per_asset.append(_asset_rows(i, fleet, last, drift))
