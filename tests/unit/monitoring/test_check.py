@@ -15,6 +15,7 @@ from monitoring.drift import match_life_stage
 from monitoring.policy import RetrainPolicy, decide_retrain
 from monitoring.sources import MonitoredFrame
 from monitoring.verdict import bin_index
+from tests.unit.monitoring.fleets import ageing_fleet
 
 SENSORS = ["sensor_2_mean", "sensor_3_mean", "sensor_4_mean", "sensor_7_mean", "sensor_11_mean"]
 ROWS = 25  # rows per asset
@@ -22,18 +23,8 @@ ROWS = 25  # rows per asset
 
 def fleet(n_assets, life_low, life_high, seed, prefix, bias=None):
     """Assets at remaining life `life` (1 new → 0 failed); sensors trend with age."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for i in range(n_assets):
-        life = np.sort(rng.uniform(life_low, life_high, ROWS))[::-1]
-        offset = rng.normal(0, 0.3, len(SENSORS))
-        values = {s: 2.0 * (j % 3) * (1 - life) ** 2 + offset[j] + rng.normal(0, 1, ROWS)
-                  for j, s in enumerate(SENSORS)}
-        frames.append(pd.DataFrame({"asset_id": f"{prefix}{i}", "life": life, **values}))
-    df = pd.concat(frames, ignore_index=True)
-    for col, shift in (bias or {}).items():
-        df[col] += shift
-    return df
+    return ageing_fleet(SENSORS, n_assets, life_low, life_high, seed, rows_per_asset=ROWS,
+                        bias=bias, prefix=prefix, stage_column="life")
 
 
 def champion(frame: pd.DataFrame) -> np.ndarray:

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from monitoring.verdict import stage_matched_test
+from tests.unit.monitoring.fleets import ageing_fleet
 
 SENSORS = [f"s{i}" for i in range(12)]
 
 
 def fleet(n_assets, life_low, life_high, seed, rows_per_asset=25, bias=None, prefix="a"):
-    """Assets age (stage 1 → 0 remaining life); sensors trend with age, per-asset offsets."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for i in range(n_assets):
-        stage = np.sort(rng.uniform(life_low, life_high, rows_per_asset))[::-1]
-        age = 1.0 - stage
-        offset = rng.normal(0, 0.3, len(SENSORS))
-        values = {s: 2.0 * (j % 3) * age**2 + offset[j] + rng.normal(0, 1, rows_per_asset)
-                  for j, s in enumerate(SENSORS)}
-        frames.append(pd.DataFrame({"asset_id": f"{prefix}{i}", "stage": stage, **values}))
-    df = pd.concat(frames, ignore_index=True)
-    for col, shift in (bias or {}).items():
-        df[col] += shift
-    return df
+    return ageing_fleet(SENSORS, n_assets, life_low, life_high, seed,
+                        rows_per_asset=rows_per_asset, bias=bias, prefix=prefix)
 
 
 @pytest.fixture(scope="module")
