@@ -51,16 +51,18 @@ class Evidence:
     candidate: ModelEvidence
     champion: ModelEvidence | None
     units: list[str]
+    #: the DVC version of data/ whose labels the evaluation read (versioned by gather)
     data_hash: str | None
     notes: list[str] = field(default_factory=list)
 
 
-def evaluation_frame(settings: Settings, units: list[str]) -> pd.DataFrame:
-    """Labelled feature rows of the run-to-failure `units`."""
-    from features import datastore, store
+def evaluation_frame(settings: Settings, units: list[str], data) -> pd.DataFrame:
+    """Labelled feature rows of the run-to-failure `units`, labelled from `data` (a
+    features.versioning.DataVersion: the readings and events of one DVC version)."""
+    from features import store
     from features.labels import rul_labels
 
-    labels = rul_labels(datastore.load_readings(settings), datastore.load_events(settings))
+    labels = rul_labels(data.readings, data.events)
     features = pd.read_parquet(store.offline_path(settings))
     frame = features.merge(labels[["asset_id", "cycle", "rul"]], on=["asset_id", "cycle"])
     frame = frame[frame["asset_id"].isin(units)]
@@ -137,7 +139,7 @@ def model_evidence(settings: Settings, loaded, frame: pd.DataFrame) -> ModelEvid
 
 def gather(settings: Settings, version: str) -> Evidence:
     """Evaluate `version` and the current champion (if any) on the same pinned units."""
-    from features.versioning import data_hash
+    from features.versioning import version_and_read
     from training.registry import get_alias_version, load_version
 
     candidate = load_version(settings, version)
@@ -152,13 +154,15 @@ def gather(settings: Settings, version: str) -> Evidence:
             notes.append(f"champion v{champion_version} could not be loaded ({exc}); "
                          "the candidate was NOT compared with it")
     units = pinned_units(settings, candidate.run_id)
-    frame = evaluation_frame(settings, units)
+    # the report names the data it evaluated on: versioned now, as training versions it
+    data = version_and_read(settings)
+    frame = evaluation_frame(settings, units, data)
     if frame.empty:
         raise RuntimeError(f"no labelled evaluation rows for units {units}")
     return Evidence(
         candidate=model_evidence(settings, candidate, frame),
         champion=model_evidence(settings, champion, frame) if champion else None,
         units=sorted(frame["asset_id"].astype(str).unique()),
-        data_hash=data_hash(settings),
+        data_hash=data.data_hash,
         notes=notes,
     )

@@ -90,6 +90,15 @@ def test_model_hash_restores_exactly_the_readings_it_trained_on(lineage_env, mon
     assert late["r"].appended == len(late_readings)  # stored, after the training read
 
     ingest_flow("simulator-live", settings)  # the working data moves on
+    # ... and rows stored since without a new version: the review's evidence versions
+    # what it evaluates on, so its report names a version that holds them
+    assert ingest_readings(settings, _records(simulate_live(2, seed=29, prefix="rev")[0]),
+                           push=_no_push).appended
+    from pipelines.evidence import gather
+
+    before = versioning.data_hash(settings)
+    evaluated = gather(settings, trained.version).data_hash
+    assert evaluated == versioning.data_hash(settings) != before
 
     tags = version_tags(settings, trained.version)
     recorded = tags["dvc_data_hash"]
