@@ -69,15 +69,24 @@ def propose(settings: Settings, version: str, *, decide: bool = True) -> dict:
     """Build the evidence and the report, run the gates, record the outcome.
 
     `decide=False` only (re)builds and logs the report: used to show the
-    evidence of a version that was already decided (approved, rolled back).
+    evidence of a version that was already decided (approved, rolled back). The champion
+    is never proposed again (it would become its own challenger).
     """
     from features import atomic
     from pipelines.evidence import gather
     from pipelines.gates import review_gates
     from pipelines.review_report import render_html
-    from training.registry import log_artifact, set_alias, tag_version, version_tags
+    from training.registry import (
+        get_alias_version,
+        log_artifact,
+        set_alias,
+        tag_version,
+        version_tags,
+    )
 
     version = str(version)
+    if decide and get_alias_version(settings, "champion") == version:
+        decide = False  # the champion's review stands: re-evaluating it only rebuilds the report
     ev = gather(settings, version)
     gates = review_gates(ev.candidate.metrics, ev.candidate.physics,
                          ev.champion.metrics if ev.champion else None, settings.review,

@@ -120,6 +120,13 @@ def test_four_eyes_permissions_and_approval(world):
     assert ("approve", "refused", "alice") in entries
     assert ("approve", "refused", "mallory") in entries
     assert ("approve", "champion", "bob") in entries
+    # evaluating the champion again rebuilds its report and decides nothing
+    from training.registry import get_alias_version
+
+    with as_user("admin"):  # logging the rebuilt report to alice's run needs her or admin
+        again = review.propose(settings, v1)
+        assert get_alias_version(settings, "challenger") != v1
+    assert again["status"] == review.APPROVED and status_of(world, v1) == review.APPROVED
 
 
 def test_worse_candidate_is_stopped_and_rejection_and_rollback(world):
