@@ -44,10 +44,16 @@ app.add_typer(review_app, name="review")
 
 
 def _settings():
+    from pydantic import ValidationError
+
     from features.settings import get_settings
     from pipelines.runtime import prepare
 
-    return prepare(get_settings())
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # a bad --profile, twinops.yaml key or TWINOPS_* value
+        _fail(f"invalid settings: {exc}")
+    return prepare(settings)
 
 
 def _print(obj) -> None:

@@ -38,3 +38,11 @@ def test_exactly_one_schedule(served):
         result = CliRunner().invoke(app, [*cmd, *args])
         assert result.exit_code == 2 and "exactly one" in result.output
     assert calls == []
+
+
+def test_bad_settings_are_a_clear_error_naming_the_field(served, monkeypatch):
+    calls, cmd = served
+    monkeypatch.setenv("TWINOPS_PROFILE", "nope")
+    result = CliRunner().invoke(app, [*cmd, "--cron", "0 * * * *"])
+    assert result.exit_code == 2 and "invalid settings" in result.output
+    assert "profile" in result.output and calls == []
