@@ -304,7 +304,7 @@ class Settings(BaseSettings):
         yaml_file = os.environ.get("TWINOPS_CONFIG", "twinops.yaml")
         yaml_settings = YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file)
         sources = [init_settings, env_settings, yaml_settings]
-        profile = next((src().get("profile") for src in sources if src().get("profile")), None)
+        profile = next((p for p in (src().get("profile") for src in sources) if p), None)
         if profile in PROFILES:  # an unknown name fails on the `profile` field, with the choices
             sources.append(InitSettingsSource(settings_cls, init_kwargs=PROFILES[profile]))
         return tuple(sources)

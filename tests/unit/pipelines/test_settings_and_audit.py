@@ -1,6 +1,8 @@
-"""Settings precedence, the audit log, and a CLI that answers instantly."""
+"""Settings precedence (profiles included) and the audit log."""
 
 from __future__ import annotations
+
+import pytest
 
 from features.settings import get_settings
 from pipelines import audit
@@ -32,3 +34,26 @@ def test_audit_is_append_only(tmp_path):
     rows = audit.history(settings)
     assert [r["action"] for r in rows] == ["gate", "promote"]
     assert rows[1]["actor"] == "alice" and rows[0]["reasons"] == ["ok"]
+
+
+def test_a_profile_sits_above_the_defaults_and_below_everything_set(monkeypatch, tmp_path):
+    from pydantic import ValidationError
+
+    from features.settings import PROFILES, get_settings
+
+    monkeypatch.setenv("TWINOPS_CONFIG", str(tmp_path / "twinops.yaml"))
+    monkeypatch.delenv("TWINOPS_PROFILE", raising=False)
+    full = get_settings()
+    assert full.profile is None and full.training.n_members == 10
+    tiny = get_settings(profile="tiny")
+    assert tiny.training.n_members == PROFILES["tiny"]["training"]["n_members"] == 2
+    assert tiny.training.learning_rate == full.training.learning_rate  # untouched: default
+    monkeypatch.setenv("TWINOPS_PROFILE", "demo")
+    monkeypatch.setenv("TWINOPS_TRAINING__MAX_EPOCHS", "3")  # env beats the profile
+    (tmp_path / "twinops.yaml").write_text("training:\n  n_members: 5\n")  # so does YAML
+    demo = get_settings()
+    assert demo.profile == "demo" and demo.training.max_epochs == 3
+    assert demo.training.n_members == 5 and demo.training.select_features is False
+    monkeypatch.setenv("TWINOPS_PROFILE", "nope")
+    with pytest.raises(ValidationError, match="profile"):
+        get_settings()
