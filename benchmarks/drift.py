@@ -33,8 +33,8 @@ def _frame(readings, events, settings, source: str):
     from features.transforms import window_features
     from monitoring.sources import MonitoredFrame, with_true_rul
 
-    frame = with_true_rul(window_features(readings, settings.window), readings, events,
-                          settings.training.rul_cap)
+    frame = with_true_rul(window_features(readings, settings.type), readings, events,
+                          settings.rul_cap)
     return MonitoredFrame(frame, "raw", source, readings=readings)
 
 
@@ -78,7 +78,7 @@ def _simulator(settings, trials: int, n_reference: int, n_current: int) -> dict[
             readings, _ = simulate_live(n_current, 5000 + trial,
                                             drift=DRIFT_PRESETS.get(scenario))
             cur = _frame(readings, _no_events(), settings, f"live-{scenario}-{trial}")
-            verdict, _, _ = drift_check(ref, cur, alpha=settings.monitoring.alpha,
+            verdict, _, _ = drift_check(ref, cur, settings.type, alpha=settings.monitoring.alpha,
                                         min_shift=settings.monitoring.min_shift)
             alarms += verdict.drift
             seconds.append(verdict.verdict_seconds)
@@ -104,7 +104,7 @@ def _speed(settings, sizes: list[int]) -> list[dict[str, Any]]:
         big = pd.concat([pool.features.assign(asset_id=pool.features["asset_id"] + f"-{k}")
                          for k in range(reps)], ignore_index=True).iloc[:n]
         cur = type(pool)(big, "raw", f"{n} rows")
-        columns = monitored_columns(ref.features, big)
+        columns = monitored_columns(ref.features, big, settings.type)
         r, c, _ = add_life_stage(ref, cur, columns, None)
         best = float("inf")
         for _ in range(3):

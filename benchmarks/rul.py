@@ -15,7 +15,7 @@
 Protocol (the usual one for C-MAPSS): train on the training units (validation by unit
 inside `fit`: cross-fitted folds, each unit predicted out of fold by the ensemble members
 that never saw it; those predictions pick the epoch and calibrate the intervals), training
-target capped at `settings.training.rul_cap` (125), one prediction per test unit at its last
+target capped at `settings.rul_cap` (125), one prediction per test unit at its last
 cycle, scored against RUL_FDxxx.txt as given (uncapped). Nothing here is tuned on the test
 units: every choice was made on the out-of-fold validation RMSE.
 `--train-fraction F` keeps a random F of the training units (the low-data regime, same test
@@ -51,7 +51,7 @@ METRICS = {
 }
 
 
-def training_frame(data_dir: Path, subset: str, window: int):
+def training_frame(data_dir: Path, subset: str, asset_type):
     """(window features + uncapped RUL labels of the run-to-failure training units, their
     raw readings: what the virtual assets of training.augment are built from)."""
     from features.labels import rul_labels
@@ -59,19 +59,19 @@ def training_frame(data_dir: Path, subset: str, window: int):
     from features.transforms import window_features
 
     readings, events = read_cmapss(data_dir, subset, "train")
-    feats = window_features(readings, window)
+    feats = window_features(readings, asset_type)
     labels = rul_labels(readings, events)[["asset_id", "cycle", "rul"]]
     frame = feats.merge(labels, on=["asset_id", "cycle"], how="inner", validate="one_to_one")
     return frame, readings
 
 
-def last_cycle_test_rows(data_dir: Path, subset: str, window: int):
+def last_cycle_test_rows(data_dir: Path, subset: str, asset_type):
     """Features of each test unit at its last observed cycle, with the true RUL joined."""
     from features.sources.cmapss import read_cmapss, read_true_rul
     from features.transforms import latest_window_features
 
     readings, _ = read_cmapss(data_dir, subset, "test")
-    last = latest_window_features(readings, window)
+    last = latest_window_features(readings, asset_type)
     truth = read_true_rul(data_dir, subset)
     return last.merge(truth, on="asset_id", how="inner", validate="one_to_one")
 
@@ -134,7 +134,6 @@ def run_seed(
     unlabelled: bool = False,
 ) -> dict:
     """Train both models for one seed on the same units; their test metrics + fit facts."""
-    from features.transforms import FEATURE_COLUMNS
     from training.train import fit
 
     train = sample_units(frame, fraction, seed, unlabelled)
@@ -147,11 +146,11 @@ def run_seed(
         r = fit(
             train,
             s,
-            feature_columns=FEATURE_COLUMNS,
+            feature_columns=s.type.feature_columns,
             readings=readings,
             out_dir=workdir / f"{model}-{seed}",
         )
-        m = score_model(r.predictor, test, s.serving.horizon)
+        m = score_model(r.predictor, test, s.horizon)
         m["train_seconds"] = r.metrics["train_seconds"]
         m["val_rmse"] = r.metrics["val_rmse"]
         m["val_coverage"] = r.metrics["val_coverage"]
@@ -223,13 +222,13 @@ def run_benchmark(
 
     from features.settings import get_settings
 
-    settings = settings or get_settings()
+    settings = (settings or get_settings()).for_type("turbofan")  # C-MAPSS is the turbofan
     if max_epochs is not None:
         settings = settings.model_copy(
             update={"training": settings.training.model_copy(update={"max_epochs": max_epochs})}
         )
-    frame, readings = training_frame(data_dir, subset, settings.window)
-    test = last_cycle_test_rows(data_dir, subset, settings.window)
+    frame, readings = training_frame(data_dir, subset, settings.type)
+    test = last_cycle_test_rows(data_dir, subset, settings.type)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="twinops-bench-rul-") as tmp:
         per_seed = [

@@ -196,11 +196,11 @@ def _features(env: dict) -> tuple[str, dict, dict]:
     found = reader.read(assets)
     asset = str(found[found["found"]]["asset_id"].iloc[0])
     row = found[found["asset_id"] == asset].iloc[0]
-    from features.transforms import FEATURE_COLUMNS
-
-    features = {c: (int(row[c]) if c == "cycle" else float(row[c])) for c in FEATURE_COLUMNS}
+    features = {c: (int(row[c]) if c == "cycle" else float(row[c]))
+                for c in settings.type.feature_columns}
     costs = {
-        "feast_get_online_features_ms": _median_ms(lambda: online_features(store, [asset])),
+        "feast_get_online_features_ms": _median_ms(
+            lambda: online_features(settings, [asset], store=store)),
         "fast_reader_ms": _median_ms(lambda: reader.rows([asset])),
     }
     return asset, features, costs

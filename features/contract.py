@@ -1,14 +1,12 @@
 """The data contract: the canonical tables every source is mapped onto.
 
-    simulator ─┐
-    C-MAPSS   ─┼─► readings (asset_id, timestamp, cycle, op_setting_1..3, sensor_1..21)
-    CSV/Parquet┘   events   (asset_id, timestamp, cycle, event ∈ {failure, maintenance})
+    simulators ─┐
+    C-MAPSS    ─┼─► readings (asset_id, timestamp, cycle, <settings>, <sensors> of its type)
+    CSV/Parquet ┘   events   (asset_id, timestamp, cycle, event ∈ {failure, maintenance})
 
 Everything downstream (validation, window features, Feast, training, serving,
-monitoring) speaks these column names and nothing source-specific. The sensor
-set follows the 21-channel turbofan layout of C-MAPSS because the simulator
-imitates that plant; a source with fewer channels maps the missing ones to NaN
-and validation says so.
+monitoring) speaks these key columns; the settings and sensors are those of the
+reading's asset type, declared in YAML (features.asset_types), never in code.
 """
 
 from __future__ import annotations
@@ -17,12 +15,10 @@ ASSET_ID = "asset_id"
 TIMESTAMP = "timestamp"
 CYCLE = "cycle"
 EVENT = "event"
+#: Column of a mixed-type batch or of the asset registry: the asset type of the row.
+ASSET_TYPE = "asset_type"
+KEY_COLUMNS: list[str] = [ASSET_ID, TIMESTAMP, CYCLE]
 
-SETTING_COLUMNS: list[str] = [f"op_setting_{i}" for i in range(1, 4)]
-SENSOR_COLUMNS: list[str] = [f"sensor_{i}" for i in range(1, 22)]
-MEASUREMENT_COLUMNS: list[str] = SETTING_COLUMNS + SENSOR_COLUMNS
-
-READING_COLUMNS: list[str] = [ASSET_ID, TIMESTAMP, CYCLE, *MEASUREMENT_COLUMNS]
 EVENT_COLUMNS: list[str] = [ASSET_ID, TIMESTAMP, CYCLE, EVENT]
 
 EVENT_FAILURE = "failure"
@@ -42,11 +38,3 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 
 #: Column added to quarantined rows: why the row was rejected.
 QUARANTINE_REASON = "quarantine_reason"
-
-#: Pandas dtypes of the readings table (timestamp is tz-aware UTC).
-READING_DTYPES: dict[str, str] = {
-    ASSET_ID: "string",
-    TIMESTAMP: "datetime64[ns, UTC]",
-    CYCLE: "int64",
-    **{c: "float64" for c in MEASUREMENT_COLUMNS},
-}

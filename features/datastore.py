@@ -1,7 +1,13 @@
 """The raw data store under `data/` (DVC-tracked): readings and events as parquet.
 
-    ingest ─► validate ─► append_readings ─► data/raw/readings.parquet ─► dvc add
-                        └► quarantine      data/raw/events.parquet
+    ingest ─► validate ─► append_readings ─► data/raw/<type>/readings.parquet ─► dvc add
+                        └► quarantine      data/raw/<type>/events.parquet
+               register_assets ─────────► data/raw/assets.parquet  (the asset registry)
+
+Readings and events live per asset type, because their columns are the type's. The asset
+registry holds one row per asset: its id, its type, when its life started, and metadata
+(site, criticality) that planners and later work read; serving learns an asset's type
+from it, and an id that arrives as another type than it is registered with is refused.
 
 Readings already stored are the baseline for re-ingest: an identical row is not
 appended twice (re-running an ingest is idempotent), and a row whose
@@ -24,10 +30,13 @@ import numpy as np
 import pandas as pd
 
 from features import atomic
-from features.contract import ASSET_ID, CYCLE, EVENT_COLUMNS, READING_COLUMNS, TIMESTAMP
+from features.contract import ASSET_ID, ASSET_TYPE, CYCLE, EVENT_COLUMNS, TIMESTAMP
 from features.settings import Settings
 
 READINGS_FILE = "readings.parquet"
+ASSETS_FILE = "assets.parquet"
+#: Columns of the asset registry.
+ASSET_COLUMNS = [ASSET_ID, ASSET_TYPE, "life_start", "site", "criticality"]
 #: Lock files this thread holds (write_lock is re-entrant per thread).
 _held = threading.local()
 EVENTS_FILE = "events.parquet"
@@ -40,9 +49,10 @@ def write_lock(settings: Settings) -> Iterator[None]:
     Appends read the stored file, merge and rewrite it; two writers (BentoML
     workers answering /ingest, a batch `twinops ingest`) interleaving those
     steps would lose rows. An flock on <data_dir>/raw/.ingest.lock serialises
-    them; hold it around any read-merge-write of readings or events.
+    them (all types: the asset registry is shared); hold it around any read-merge-write
+    of readings, events or the registry.
     """
-    path = Path(settings.raw_dir) / ".ingest.lock"
+    path = Path(settings.raw_root) / ".ingest.lock"
     held = _held.__dict__.setdefault("paths", set())
     if path in held:  # re-entrant in one thread: a second flock would wait on ourselves
         yield
@@ -65,7 +75,8 @@ def _read(path: Path, columns: list[str]) -> pd.DataFrame:
 
 
 def load_readings(settings: Settings) -> pd.DataFrame:
-    return _read(settings.raw_dir / READINGS_FILE, READING_COLUMNS)
+    """The stored readings of settings' asset type."""
+    return _read(settings.raw_dir / READINGS_FILE, settings.type.reading_columns)
 
 
 def load_events(settings: Settings) -> pd.DataFrame:
@@ -81,19 +92,20 @@ def append_readings(settings: Settings, new: pd.DataFrame) -> tuple[int, int, pd
     values is a conflict and is handed back for quarantine.
     """
     existing = load_readings(settings)
+    reading_columns = settings.type.reading_columns
     if not len(existing):
         fresh, same, conflicts = new, new.iloc[:0], new.iloc[:0]
     else:
         keys = [ASSET_ID, CYCLE]
         joined = new.reset_index(drop=True).merge(
-            existing[READING_COLUMNS],
+            existing[reading_columns],
             on=keys,
             how="left",
             suffixes=("", "__stored"),
             indicator=True,
         )
         stored = (joined["_merge"] == "both").to_numpy()
-        value_cols = [c for c in READING_COLUMNS if c not in keys]
+        value_cols = [c for c in reading_columns if c not in keys]
         equal = np.ones(len(joined), dtype=bool)
         for c in value_cols:
             a, b = joined[c], joined[f"{c}__stored"]
@@ -102,9 +114,9 @@ def append_readings(settings: Settings, new: pd.DataFrame) -> tuple[int, int, pd
         fresh, same, conflicts = new[~stored], new[stored & equal], new[stored & ~equal]
     if len(fresh):
         merged = (
-            pd.concat([existing, fresh[READING_COLUMNS]], ignore_index=True)
+            pd.concat([existing, fresh[reading_columns]], ignore_index=True)
             if len(existing)
-            else fresh[READING_COLUMNS]
+            else fresh[reading_columns]
         )
         merged = merged.sort_values([ASSET_ID, CYCLE], kind="stable").reset_index(drop=True)
         atomic.write_parquet(merged, settings.raw_dir / READINGS_FILE)
@@ -126,3 +138,68 @@ def append_events(settings: Settings, new: pd.DataFrame) -> int:
     merged = merged.sort_values([ASSET_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
     atomic.write_parquet(merged, settings.raw_dir / EVENTS_FILE)
     return len(merged) - before
+
+
+# ---- the asset registry ---------------------------------------------------------------
+
+
+def load_assets(settings: Settings) -> pd.DataFrame:
+    """The asset registry: one row per asset (ASSET_COLUMNS), every type."""
+    path = Path(settings.raw_root) / ASSETS_FILE
+    if not path.exists():
+        return pd.DataFrame({c: pd.Series(dtype="string") for c in ASSET_COLUMNS}).astype(
+            {"life_start": "datetime64[ns, UTC]"})
+    return pd.read_parquet(path)
+
+
+def asset_types_of(settings: Settings, asset_ids) -> dict[str, str]:
+    """{asset_id: asset type} for the registered ids among `asset_ids`."""
+    assets = load_assets(settings)
+    known = dict(zip(assets[ASSET_ID].astype(str), assets[ASSET_TYPE].astype(str), strict=True))
+    return {str(a): known[str(a)] for a in asset_ids if str(a) in known}
+
+
+def register_assets(settings: Settings, readings: pd.DataFrame,
+                    metadata: pd.DataFrame | None = None) -> pd.Series:
+    """Register the assets of valid `readings` as settings' type; return the mask of rows
+    whose asset is registered as another type (the caller quarantines them).
+
+    New assets get their first reading's time as life start; `metadata` (asset_id + site
+    / criticality) updates those fields. Hold `write_lock`.
+    """
+    kind = settings.asset_type
+    assets = load_assets(settings)
+    registered = dict(zip(assets[ASSET_ID].astype(str), assets[ASSET_TYPE].astype(str),
+                          strict=True))
+    ids = readings[ASSET_ID].astype(str)
+    other = ids.map(lambda a: a in registered and registered[a] != kind).astype(bool)
+    fresh = readings[~other.to_numpy() & ~ids.isin(registered).to_numpy()]
+    new = pd.DataFrame()
+    if len(fresh):
+        first = fresh.groupby(ASSET_ID, sort=True)[TIMESTAMP].min()
+        new = pd.DataFrame({ASSET_ID: first.index.astype(str), ASSET_TYPE: kind,
+                            "life_start": pd.to_datetime(first.to_numpy(), utc=True),
+                            "site": pd.NA, "criticality": pd.NA})
+    merged = pd.concat([assets, new], ignore_index=True) if len(new) else assets
+    if metadata is not None and len(metadata):
+        meta = metadata.drop_duplicates(ASSET_ID, keep="last").set_index(ASSET_ID)
+        merged = merged.set_index(ASSET_ID)
+        for col in ("site", "criticality"):
+            if col in meta:
+                mine = meta.index.intersection(merged.index[merged[ASSET_TYPE] == kind])
+                merged.loc[mine, col] = meta.loc[mine, col]
+        merged = merged.reset_index()
+    if len(new) or metadata is not None:
+        merged = merged[ASSET_COLUMNS].astype({ASSET_ID: "string", ASSET_TYPE: "string",
+                                               "site": "string", "criticality": "string"})
+        atomic.write_parquet(merged.sort_values(ASSET_ID, kind="stable").reset_index(drop=True),
+                             Path(settings.raw_root) / ASSETS_FILE)
+    return other.to_numpy()
+
+
+def life_starts(settings: Settings) -> dict[str, pd.Timestamp]:
+    """{asset_id: life start} of settings' type (the age origin of a timestamp type)."""
+    assets = load_assets(settings)
+    mine = assets[assets[ASSET_TYPE].astype(str) == settings.asset_type]
+    return dict(zip(mine[ASSET_ID].astype(str), pd.to_datetime(mine["life_start"], utc=True),
+                    strict=True))

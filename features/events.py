@@ -171,13 +171,34 @@ def record_events(
     Returns the accepted / appended counts and one record per rejected row
     (input position + reason + the fields as given), so an HTTP handler can
     answer 4xx-with-reasons or 200 without re-validating anything.
+    Events are stored with their asset's type (the asset registry says which; an asset
+    not registered counts as settings' type), so one batch may mix types.
     """
-    from features.datastore import append_events, write_lock
+    from features.datastore import append_events, asset_types_of, write_lock
     from features.validation import write_quarantine
 
+    events = events.reset_index(drop=True)
     with write_lock(settings):
-        return _record(settings, events, require_known_asset, source, append_events,
-                       write_quarantine)
+        ids = events[ASSET_ID] if ASSET_ID in events.columns else pd.Series([], dtype=str)
+        registered = asset_types_of(settings, ids.dropna().astype(str).unique())
+        kind = ids.map(lambda a: registered.get(str(a), settings.asset_type)).to_numpy()
+        if len(events) == 0 or (kind == settings.asset_type).all():
+            return _record(settings, events, require_known_asset, source, append_events,
+                           write_quarantine)
+        results = []
+        for name in sorted(set(kind)):
+            rows = np.flatnonzero(kind == name)
+            part = _record(settings.for_type(name), events.iloc[rows].reset_index(drop=True),
+                           require_known_asset, source, append_events, write_quarantine)
+            for r in part.rejected:  # back to the caller's row positions
+                r["row"] = int(rows[r["row"]])
+            results.append(part)
+        return EventsResult(
+            accepted=sum(r.accepted for r in results),
+            appended=sum(r.appended for r in results),
+            rejected=sorted((x for r in results for x in r.rejected), key=lambda x: x["row"]),
+            quarantine_file=next((r.quarantine_file for r in results if r.quarantine_file), None),
+        )
 
 
 def _record(settings, events, require_known_asset, source, append_events, write_quarantine):

@@ -41,8 +41,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import ASSET_ID, CYCLE
-from features.store import FEATURE_TIMESTAMP, FEATURE_VIEW_NAME, FOUND
-from features.transforms import FEATURE_COLUMNS
+from features.store import FEATURE_TIMESTAMP, FOUND, feature_view_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from feast import FeatureStore
@@ -87,7 +86,7 @@ class SqliteOnlineReader:
     """
 
     def __init__(self, db_path: str, table: str, serialize_key: Callable[[str], bytes],
-                 ttl: timedelta | None):
+                 ttl: timedelta | None, columns: Sequence[str]):
         from feast.protos.feast.types.Value_pb2 import Value
 
         self.db_path = db_path
@@ -96,7 +95,8 @@ class SqliteOnlineReader:
         self._serialize_key = serialize_key
         self._value_cls = Value
         self._local = threading.local()
-        self._column_index = {c: j for j, c in enumerate(FEATURE_COLUMNS)}
+        self.columns = list(columns)
+        self._column_index = {c: j for j, c in enumerate(self.columns)}
         quoted = '"' + table.replace('"', '""') + '"'
         self._sql_one = (
             f"SELECT entity_key, feature_name, value, event_ts FROM {quoted} "
@@ -108,14 +108,15 @@ class SqliteOnlineReader:
         )
 
     @classmethod
-    def from_store(cls, store: FeatureStore) -> SqliteOnlineReader:
+    def from_store(cls, store: FeatureStore, settings: Settings) -> SqliteOnlineReader:
+        """The reader of settings' asset type (its feature view's table)."""
         from feast.infra.key_encoding_utils import serialize_entity_key
         from feast.infra.online_stores.helpers import compute_table_id
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
         config = store.config
-        view = store.get_feature_view(FEATURE_VIEW_NAME)
+        view = store.get_feature_view(feature_view_name(settings))
         versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning",
                                   False))
         table = compute_table_id(config.project, view, versioning)
@@ -129,7 +130,7 @@ class SqliteOnlineReader:
             return serialize_entity_key(key, entity_key_serialization_version=version)
 
         ttl = view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None
-        return cls(str(path), table, serialize, ttl)
+        return cls(str(path), table, serialize, ttl, settings.type.feature_columns)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -162,7 +163,7 @@ class SqliteOnlineReader:
         else:
             rows = []
         position = {k: i for i, k in enumerate(keys)}
-        values = np.full((len(ids), len(FEATURE_COLUMNS)), np.nan)
+        values = np.full((len(ids), len(self.columns)), np.nan)
         found = np.zeros(len(ids), dtype=bool)
         stamps = np.full(len(ids), np.nan)
         value = self._value_cls()
@@ -177,22 +178,24 @@ class SqliteOnlineReader:
             if kind is None:  # a null value: Feast answers None
                 continue
             values[i, j] = getattr(value, kind)
-            found[i] = True
+            found[i] = True  # any stored value (a NaN feature of a missing sensor too)
             stamps[i] = float(ts)  # Feast's SQLite adapter stores integer epoch seconds
-        return OnlineRows(ids, found, stamps, values, list(FEATURE_COLUMNS))
+        return OnlineRows(ids, found, stamps, values, list(self.columns))
 
 
 def make_online_reader(settings: Settings, store: FeatureStore | None = None):
-    """The fastest reader for the configured online store (SQLite: direct; else Feast)."""
+    """The fastest reader of settings' asset type for the configured online store (SQLite:
+    direct; else Feast)."""
     import functools
 
     from features.store import get_store, online_features
 
     store = store or get_store(settings)
     if settings.feast.online_store == "sqlite":
-        return SqliteOnlineReader.from_store(store)
-    fetch = functools.partial(online_features, store)
-    fetch.ping = lambda: store.get_feature_view(FEATURE_VIEW_NAME)  # type: ignore[attr-defined]
-    view = store.get_feature_view(FEATURE_VIEW_NAME)
+        return SqliteOnlineReader.from_store(store, settings)
+    fetch = functools.partial(online_features, settings, store=store)
+    name = feature_view_name(settings)
+    fetch.ping = lambda: store.get_feature_view(name)  # type: ignore[attr-defined]
+    view = store.get_feature_view(name)
     fetch.ttl = view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None  # type: ignore
     return fetch

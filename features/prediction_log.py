@@ -196,8 +196,10 @@ class PredictionLog:
         self,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
+        model_name: str | None = None,
     ) -> pd.DataFrame:
-        """Rows with since <= logged_at < until, oldest first, features expanded.
+        """Rows with since <= logged_at < until (of one registered model, the model of one
+        asset type, when `model_name` is given), oldest first, features expanded.
 
         Columns: logged_at (datetime64 UTC), asset_id, model_name,
         model_version, horizon, the outputs, then one column per feature seen
@@ -213,6 +215,9 @@ class PredictionLog:
         if until is not None:
             clauses.append("logged_at < ?")
             params.append(utc_iso(until))
+        if model_name is not None:
+            clauses.append("model_name = ?")
+            params.append(str(model_name))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         columns = (*META_COLUMNS, *OUTPUT_COLUMNS, "features")
         sql = f"SELECT {', '.join(columns)} FROM predictions{where} ORDER BY logged_at, id"
@@ -231,7 +236,7 @@ class PredictionLog:
         )
         out = pd.concat([base, features], axis=1)
         out["logged_at"] = pd.to_datetime(out["logged_at"], utc=True, format="ISO8601")
-        out["horizon"] = out["horizon"].astype("Int64")
+        out["horizon"] = out["horizon"].astype("float64")
         for c in OUTPUT_COLUMNS:
             out[c] = out[c].astype("float64")
         return out

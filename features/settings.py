@@ -51,7 +51,7 @@ PROFILES: dict[str, dict] = {
                      "time_scale_copies": 1, "max_virtual_assets": 40},
     },
     "tiny": {
-        "simulator": {"n_assets": 12},
+        "simulator": {"n_assets": 12, "fleet_sizes": {"pump": 8}},
         "training": {"n_members": 2, "n_folds": 2, "max_epochs": 4, "hidden_size": 32,
                      "select_features": False, "time_scale_copies": 1,
                      "max_virtual_assets": 6},
@@ -76,6 +76,12 @@ class SimulatorSettings(BaseModel):
 
     n_assets: int = 40
     seed: int = 7
+    #: Fleet size per asset type where it differs from n_assets. The pump's physics (ProgPy)
+    #: costs seconds of CPU per pump, so its demo fleet is smaller (features/sources/pump.py).
+    fleet_sizes: dict[str, int] = {"pump": 24}
+
+    def size(self, asset_type: str) -> int:
+        return int(self.fleet_sizes.get(asset_type, self.n_assets))
 
 
 class TrainingSettings(BaseModel):
@@ -91,8 +97,12 @@ class TrainingSettings(BaseModel):
     #: cross-fitting fold needs a member that never trained on it.
     n_members: int = Field(default=10, ge=2)
     seed: int = 42
-    #: Piecewise-linear target cap (standard C-MAPSS protocol).
-    rul_cap: float = 125.0
+    #: Piecewise-linear target cap in RUL units; None = the asset type's `rul_cap`
+    #: (125 cycles for the turbofan: the standard C-MAPSS protocol).
+    rul_cap: float | None = Field(default=None, gt=0)
+    #: RUL units per cycle of age: set from the asset type by Settings.training_settings()
+    #: (1 for cycles; the sampling period in hours for an hours type), not by hand.
+    rul_per_cycle: float = Field(default=1.0, gt=0)
     #: Weights of the physics terms in the loss; 0 turns a term off (data-only baseline).
     weight_time_consistency: float = 1.0
     weight_damage_law: float = 0.1
@@ -153,8 +163,9 @@ class ServingSettings(BaseModel):
     #: CPU-bound on a single core and leaves the others idle (figures:
     #: docs/benchmarks.md#serving, docs/experiments.md#serving).
     workers: int = 2
-    #: Default horizon (cycles) for the probability of failure.
-    horizon: int = 30
+    #: Default horizon of the probability of failure, in RUL units; None = the asset
+    #: type's `horizon`.
+    horizon: float | None = Field(default=None, gt=0)
     max_batch: int = 256
     #: API keys are required unless this is explicitly false (local demos only).
     auth_enabled: bool = True
@@ -280,10 +291,16 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = None
     #: DVC remote; None = a local directory under state_dir.
     dvc_remote_url: str | None = None
-    model_name: str = "twinops-rul"
+    #: Registered MLflow models are named `<model_prefix>-<asset type>` (`twinops-rul-pump`).
+    model_prefix: str = "twinops-rul"
     experiment_name: str = "twinops"
-    #: Rolling window (cycles) of the feature transform, offline and online.
-    window: int = 30
+    #: The asset type (features.asset_types) this settings object addresses: every path,
+    #: Feast object and model name below that is per type follows it (`for_type`).
+    asset_type: str = "turbofan"
+    #: A folder of asset-type declarations (one YAML file per type), besides the built-ins.
+    asset_types_dir: Path | None = None
+    #: Asset types declared inline: {name: declaration} (same fields as a YAML file).
+    asset_types: dict[str, dict] = {}
 
     feast: FeastSettings = FeastSettings()
     simulator: SimulatorSettings = SimulatorSettings()
@@ -313,7 +330,55 @@ class Settings(BaseSettings):
     def _absolute_paths(self) -> Settings:
         self.state_dir = self.state_dir.expanduser().resolve()
         self.data_dir = self.data_dir.expanduser().resolve()
+        if self.asset_types_dir is not None:
+            self.asset_types_dir = self.asset_types_dir.expanduser().resolve()
+        if self.asset_type not in self.declared_types():
+            _unknown_type(self.asset_type, self.declared_types())
         return self
+
+    # ---- asset types ----
+    def declared_types(self) -> dict:
+        """Every declared asset type, {name: AssetType} (built-ins + this config's)."""
+        from features.asset_types import load_asset_types
+
+        return load_asset_types(self.asset_types_dir, self.asset_types)
+
+    @property
+    def type(self):
+        """The AssetType of `asset_type`."""
+        return self.declared_types()[self.asset_type]
+
+    def for_type(self, name: str) -> Settings:
+        """These settings, addressing asset type `name` (paths, Feast objects, model name)."""
+        types = self.declared_types()
+        if name not in types:
+            _unknown_type(name, types)
+        return self.model_copy(update={"asset_type": name})
+
+    @property
+    def window(self) -> int:
+        """Readings in the feature window of this asset type."""
+        return self.type.window
+
+    @property
+    def rul_cap(self) -> float:
+        """The RUL target cap in use: training.rul_cap, else the asset type's."""
+        return float(self.training.rul_cap or self.type.rul_cap)
+
+    @property
+    def horizon(self) -> float:
+        """The default failure horizon in use: serving.horizon, else the asset type's."""
+        return float(self.serving.horizon or self.type.horizon)
+
+    def training_settings(self) -> TrainingSettings:
+        """training, with rul_cap resolved (what the trainer and its workers read)."""
+        return self.training.model_copy(
+            update={"rul_cap": self.rul_cap, "rul_per_cycle": self.type.rul_per_cycle})
+
+    @property
+    def model_name(self) -> str:
+        """The registered MLflow model of this asset type."""
+        return f"{self.model_prefix}-{self.asset_type}"
 
     # ---- derived locations (all under state_dir unless configured) ----
     @property
@@ -336,7 +401,7 @@ class Settings(BaseSettings):
 
     @property
     def reports_dir(self) -> Path:
-        return self.state_dir / "reports"
+        return self.state_dir / "reports" / self.asset_type
 
     @property
     def prediction_log_path(self) -> Path:
@@ -347,12 +412,22 @@ class Settings(BaseSettings):
         return self.dvc_remote_url or str(self.state_dir / "dvc-remote")
 
     @property
-    def raw_dir(self) -> Path:
+    def raw_root(self) -> Path:
+        """data/raw: the asset registry and the write lock, shared by every type."""
         return self.data_dir / "raw"
 
     @property
+    def raw_dir(self) -> Path:
+        """This type's readings and events (their columns differ per type)."""
+        return self.raw_root / self.asset_type
+
+    @property
     def quarantine_dir(self) -> Path:
-        return self.data_dir / "quarantine"
+        return self.data_dir / "quarantine" / self.asset_type
+
+
+def _unknown_type(name: str, types: dict) -> None:
+    raise ValueError(f"asset_type {name!r} is not declared; declared: {', '.join(sorted(types))}")
 
 
 def get_settings(**overrides) -> Settings:

@@ -1,16 +1,18 @@
-"""Feast feature store: offline parquet, online SQLite/Redis, one FeatureService per model.
+"""Feast feature store: offline parquet, online SQLite/Redis, objects per asset type.
 
-    window_features ─► write_offline_features ─► <feast_dir>/offline/asset_window_features.parquet
+    window_features ─► write_offline_features ─► <feast_dir>/offline/<type>_window_features.parquet
                                                    │                    │
                          training_frame (get_historical_features,       │ materialize
-                         point-in-time, FeatureService rul_model)       ▼
+                         point-in-time, FeatureService rul_<type>)      ▼
                                         online store (<feast_dir>/online_store.db | redis)
     latest_window_features ─► push_features ──────►   ▲  (PushSource; + atomic offline append)
                                                       │
                                      online_features (get_online_features) ─► serving
 
 All state lives under settings.feast_dir (registry.db, online_store.db, offline
-parquet): two runs with different state dirs never share anything. The YAML in
+parquet): two runs with different state dirs never share anything. One store holds every
+asset type; each function works on the type of the settings it is given (its feature
+view, push source, FeatureService and parquet; names in features.repo.definitions). The YAML in
 features/repo stays the single description of the store; get_store() reads it,
 substitutes the ${TWINOPS_...} variables from Settings (falling back to the
 environment), and builds a RepoConfig whose repo_path is the feast dir — without
@@ -32,7 +34,6 @@ import pandas as pd
 
 from features import atomic
 from features.contract import ASSET_ID, CYCLE, TIMESTAMP
-from features.transforms import FEATURE_COLUMNS
 
 if TYPE_CHECKING:  # pragma: no cover
     from feast import FeatureStore
@@ -40,23 +41,31 @@ if TYPE_CHECKING:  # pragma: no cover
     from features.settings import Settings
 
 REPO_DIR = Path(__file__).parent / "repo"
-FEATURE_SERVICE_NAME = "rul_model"  # same as features.repo.definitions (no feast import here)
-FEATURE_VIEW_NAME = "asset_window_features"
-PUSH_SOURCE_NAME = "asset_window_push"
-OFFLINE_RELPATH = "offline/asset_window_features.parquet"
 #: Column of online_features(): event time of the served feature row.
 FEATURE_TIMESTAMP = "feature_timestamp"
 #: Column of online_features(): False when the store has no row for the asset.
 FOUND = "found"
 #: Column name Feast expects for the event time of entity rows in a point-in-time join.
 ENTITY_TIMESTAMP = "event_timestamp"
-OFFLINE_COLUMNS: list[str] = [ASSET_ID, TIMESTAMP] + FEATURE_COLUMNS
+
+
+def feature_service_name(settings: Settings) -> str:
+    """The FeatureService of settings' asset type (recorded on its model versions)."""
+    return f"rul_{settings.asset_type}"  # = definitions.feature_service_name, without feast
+
+
+def feature_view_name(settings: Settings) -> str:
+    return f"{settings.asset_type}_window_features"
+
+
+def offline_columns(settings: Settings) -> list[str]:
+    return [ASSET_ID, TIMESTAMP, *settings.type.feature_columns]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def offline_path(settings: Settings) -> Path:
-    return Path(settings.feast_dir) / OFFLINE_RELPATH
+    return Path(settings.feast_dir) / f"offline/{settings.asset_type}_window_features.parquet"
 
 
 def _yaml_vars(settings: Settings) -> dict[str, str]:
@@ -101,7 +110,8 @@ def definitions(settings: Settings):
     """The Feast objects for this run (paths and TTL from settings)."""
     from features.repo.definitions import build
 
-    return build(str(offline_path(settings)), timedelta(days=settings.feast.ttl_days))
+    return build(str(offline_path(settings)), timedelta(days=settings.feast.ttl_days),
+                 settings.type)
 
 
 def apply_definitions(settings: Settings, store: FeatureStore | None = None) -> FeatureStore:
@@ -113,25 +123,27 @@ def apply_definitions(settings: Settings, store: FeatureStore | None = None) -> 
     store = store or get_store(settings)
     path = offline_path(settings)
     if not path.exists():
-        write_offline_features(settings, _empty_features())
+        write_offline_features(settings, _empty_features(settings))
     store.apply(definitions(settings).objects())
     return store
 
 
-def _empty_features() -> pd.DataFrame:
-    df = pd.DataFrame({c: pd.Series(dtype="float64") for c in OFFLINE_COLUMNS})
+def _empty_features(settings: Settings) -> pd.DataFrame:
+    df = pd.DataFrame({c: pd.Series(dtype="float64") for c in offline_columns(settings)})
     return df.astype({ASSET_ID: "string", TIMESTAMP: "datetime64[ns, UTC]", CYCLE: "int64"})
 
 
-def _offline_frame(features_df: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in OFFLINE_COLUMNS if c not in features_df.columns]
+def _offline_frame(settings: Settings, features_df: pd.DataFrame) -> pd.DataFrame:
+    columns = offline_columns(settings)
+    missing = [c for c in columns if c not in features_df.columns]
     if missing:
-        raise ValueError(f"feature frame lacks column(s): {', '.join(missing)}")
-    df = features_df[OFFLINE_COLUMNS].copy()
+        raise ValueError(f"feature frame lacks {settings.asset_type} column(s): "
+                         f"{', '.join(missing)}")
+    df = features_df[columns].copy()
     df[ASSET_ID] = df[ASSET_ID].astype("string")
     df[TIMESTAMP] = pd.to_datetime(df[TIMESTAMP], utc=True).astype("datetime64[ns, UTC]")
     df[CYCLE] = df[CYCLE].astype("int64")
-    floats = [c for c in FEATURE_COLUMNS if c != CYCLE]
+    floats = [c for c in columns[2:] if c != CYCLE]
     df[floats] = df[floats].astype("float64")
     return df
 
@@ -146,9 +158,9 @@ def write_offline_features(
     Readers (Feast joins, materialization) therefore only ever see a complete file.
     """
     path = offline_path(settings)
-    df = _offline_frame(features_df)
+    df = _offline_frame(settings, features_df)
     if append and path.exists():
-        old = _offline_frame(pd.read_parquet(path))
+        old = _offline_frame(settings, pd.read_parquet(path))
         df = pd.concat([old, df], ignore_index=True)
         df = df.drop_duplicates([ASSET_ID, TIMESTAMP], keep="last")
     df = df.sort_values([ASSET_ID, TIMESTAMP], kind="mergesort").reset_index(drop=True)
@@ -178,7 +190,8 @@ def materialize(
     start = start or ts.min().to_pydatetime()
     end = end or (ts.max() + pd.Timedelta(seconds=1)).to_pydatetime()
     store = store or get_store(settings)
-    store.materialize(start_date=_utc(start), end_date=_utc(end), feature_views=[FEATURE_VIEW_NAME])
+    store.materialize(start_date=_utc(start), end_date=_utc(end),
+                      feature_views=[feature_view_name(settings)])
     return _utc(start), _utc(end)
 
 
@@ -190,7 +203,7 @@ def _utc(t: datetime) -> datetime:
 def training_frame(
     settings: Settings, entity_df: pd.DataFrame, store: FeatureStore | None = None
 ) -> pd.DataFrame:
-    """Point-in-time join of FeatureService `rul_model` onto entity_df rows.
+    """Point-in-time join of the type's FeatureService (`rul_<type>`) onto entity_df rows.
 
     entity_df: asset_id, timestamp (+ any label columns, kept). For each row the
     newest feature row of that asset with feature timestamp <= row timestamp
@@ -199,41 +212,39 @@ def training_frame(
     kept as `entity_<name>`. Row order of entity_df is preserved.
     """
     store = store or get_store(settings)
+    columns = settings.type.feature_columns
     ent = entity_df.reset_index(drop=True).copy()
-    for c in [c for c in ent.columns if c in FEATURE_COLUMNS]:
+    for c in [c for c in ent.columns if c in columns]:
         ent = ent.rename(columns={c: f"entity_{c}"})
     ent[ASSET_ID] = ent[ASSET_ID].astype("string")
     # Feast's name for the entity rows' time (any other name is guessed, with a printed note)
     ent = ent.rename(columns={TIMESTAMP: ENTITY_TIMESTAMP})
     ent[ENTITY_TIMESTAMP] = pd.to_datetime(ent[ENTITY_TIMESTAMP], utc=True)
     ent["__row"] = np.arange(len(ent))
-    service = store.get_feature_service(FEATURE_SERVICE_NAME)
+    service = store.get_feature_service(feature_service_name(settings))
     joined = store.get_historical_features(entity_df=ent, features=service).to_df()
     ent = ent.rename(columns={ENTITY_TIMESTAMP: TIMESTAMP})
     # Feast's file (Dask) store drops entity rows that have no feature row in
     # the TTL window instead of returning NaN; re-attach them by row id so the
     # result always has one row per entity row, in the caller's order.
-    feats = joined[["__row", *FEATURE_COLUMNS]]
+    feats = joined[["__row", *columns]]
     out = ent.merge(feats, on="__row", how="left", validate="one_to_one")
     out = out.sort_values("__row", kind="mergesort").drop(columns="__row").reset_index(drop=True)
     out[ASSET_ID] = out[ASSET_ID].astype("string")
     return out
 
 
-def online_features(settings_or_store, asset_ids: list[str]) -> pd.DataFrame:
-    """Latest features per asset from the online store, one row per asked id, in order.
+def online_features(settings: Settings, asset_ids: list[str],
+                    store: FeatureStore | None = None) -> pd.DataFrame:
+    """Latest features per asset of settings' type from the online store, one row per asked
+    id, in order.
 
     Columns: asset_id, found (bool), feature_timestamp (UTC, NaT if not found),
-    *FEATURE_COLUMNS (NaN if not found; cycle becomes float then). Unknown assets
-    are flagged rather than raised so a batch request can answer per item.
+    *the type's feature columns (NaN if not found; cycle becomes float then). Unknown
+    assets are flagged rather than raised so a batch request can answer per item.
     """
-    from feast import FeatureStore
-
-    store = (
-        settings_or_store
-        if isinstance(settings_or_store, FeatureStore)
-        else get_store(settings_or_store)
-    )
+    store = store or get_store(settings)
+    columns = settings.type.feature_columns
     ids = [str(a) for a in asset_ids]
     if not ids:
         cols = {
@@ -241,13 +252,13 @@ def online_features(settings_or_store, asset_ids: list[str]) -> pd.DataFrame:
             FOUND: pd.Series(dtype=bool),
             FEATURE_TIMESTAMP: pd.Series(dtype="datetime64[ns, UTC]"),
         }
-        cols.update({c: pd.Series(dtype="float64") for c in FEATURE_COLUMNS})
+        cols.update({c: pd.Series(dtype="float64") for c in columns})
         return pd.DataFrame(cols)
-    service = store.get_feature_service(FEATURE_SERVICE_NAME)
+    service = store.get_feature_service(feature_service_name(settings))
     resp = store.get_online_features(features=service, entity_rows=[{ASSET_ID: a} for a in ids])
     data = resp.to_dict(include_event_timestamps=True)
-    feats = pd.DataFrame({c: data[c] for c in FEATURE_COLUMNS})
-    found = feats.notna().any(axis=1).to_numpy()
+    feats = pd.DataFrame({c: data[c] for c in columns})
+    found = feats[[CYCLE]].notna().any(axis=1).to_numpy()  # a NaN feature is not absence
     feats = feats.astype("float64")
     # Event timestamps come back as epoch seconds per feature; all features of a
     # row share the view's timestamp. Not-found rows report 0 -> NaT.
@@ -278,7 +289,7 @@ def push_features(
     from feast.data_source import PushMode
 
     store = store or get_store(settings)
-    df = _offline_frame(features_df)
-    store.push(PUSH_SOURCE_NAME, df, to=PushMode.ONLINE)
+    df = _offline_frame(settings, features_df)
+    store.push(f"{settings.asset_type}_window_push", df, to=PushMode.ONLINE)
     if offline:
         write_offline_features(settings, df, append=True)

@@ -4,7 +4,7 @@
         ─► for each row: that asset's trailing `window` rows (fewer at the start)
         ─► per sensor: mean, least-squares slope vs cycle, mean minus the asset's start;
             settings: current value
-        ─► [asset_id, timestamp, cycle, *FEATURE_COLUMNS]      (window_features)
+        ─► [asset_id, timestamp, cycle, *feature_columns(type)] (window_features)
         ─► last row per asset, from its first and last readings  (latest_window_features)
 
 Why one implementation: training/serving skew is the classic silent failure of
@@ -19,19 +19,25 @@ window, in a fixed order — no cumulative sums whose rounding would depend on h
 much history came before. (pandas' rolling().mean() uses running sums, whose
 last bits do depend on the history length, which is why it is not used here.)
 
-Features (151 floats, static so Feast's schema and the model's input never move), at three
-time scales — the `window` (30 readings), a short one (`window` // SHORT_WINDOW_DIVISOR,
-10) and a long one (LONG_WINDOW_FACTOR x `window`, 90) — and against the asset's own start:
-  <sensor>_mean        mean over the window (21)
-  <sensor>_slope       least-squares slope per cycle over the window; 0 for one point (21)
-  <sensor>_mean_short  mean over the short window (21)
-  <sensor>_slope_short slope over the short window (21)
-  <sensor>_mean_long   mean over the long window (21)
-  <sensor>_slope_long  slope over the long window (21)
+Features follow from the asset type (features.asset_types): 7 per sensor, one per setting,
+and the age — static per type, so its Feast schema and the model's input never move (151
+for the 21 sensors and 3 settings of the turbofan). At three time scales — the type's
+`window` (30 readings), a short one (`window` // SHORT_WINDOW_DIVISOR, 10) and a long one
+(LONG_WINDOW_FACTOR x `window`, 90) — and against the asset's own start:
+  <sensor>_mean        mean over the window
+  <sensor>_slope       least-squares slope per cycle over the window; 0 for one point
+  <sensor>_mean_short  mean over the short window
+  <sensor>_slope_short slope over the short window
+  <sensor>_mean_long   mean over the long window
+  <sensor>_slope_long  slope over the long window
   <sensor>_vs_start    window mean minus the mean of the asset's first START_READINGS (50)
-                       readings (all of them while it has fewer) (21)
-  op_setting_1..3      current operating settings (3)
-  cycle                the asset's age in cycles (1)
+                       readings (all of them while it has fewer)
+  <setting>            current operating settings
+  cycle                the asset's age in cycles (sampling periods for a timestamp type)
+Missing optional sensors: the type's policy carries a value forward a few readings; a row
+whose own value is still missing gets NaN for that sensor's features (the model imputes
+them), and every window averages the values it has, so one dropout does not blank the
+long window for 90 readings.
 Why three scales: degradation is slow next to the sensor noise but speeds up near the end
 (the exponential wear of the C-MAPSS generator). The long window averages 3x more readings,
 so its level and trend are ~sqrt(3) (level) to ~5x (slope) less noisy; the short one lags
@@ -49,7 +55,7 @@ before wear sets in (fewer readings); 50 did best on the same validation units
 (docs/experiments.md).
 Constant sensors (e.g. sensor_1 in FD001) give constant features; the trainer's
 scaler must tolerate zero variance. Online, the newest reading's features need the asset's
-last `history_length(window)` readings and its first START_READINGS ones
+last `tail_length(type)` readings and its first START_READINGS ones
 (`feature_history`); whatever lies between can be left out, so serving cost does not grow
 with an asset's age.
 
@@ -58,44 +64,47 @@ Speed: O(rows × window × columns) vectorised numpy; 20k rows, window 30 ≈ 0.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from features.contract import ASSET_ID, CYCLE, SENSOR_COLUMNS, SETTING_COLUMNS, TIMESTAMP
+from features.contract import ASSET_ID, CYCLE, TIMESTAMP
 
-MEAN_COLUMNS: list[str] = [f"{s}_mean" for s in SENSOR_COLUMNS]
-SLOPE_COLUMNS: list[str] = [f"{s}_slope" for s in SENSOR_COLUMNS]
-LONG_MEAN_COLUMNS: list[str] = [f"{s}_mean_long" for s in SENSOR_COLUMNS]
-LONG_SLOPE_COLUMNS: list[str] = [f"{s}_slope_long" for s in SENSOR_COLUMNS]
-SHORT_MEAN_COLUMNS: list[str] = [f"{s}_mean_short" for s in SENSOR_COLUMNS]
-SHORT_SLOPE_COLUMNS: list[str] = [f"{s}_slope_short" for s in SENSOR_COLUMNS]
-START_COLUMNS: list[str] = [f"{s}_vs_start" for s in SENSOR_COLUMNS]
+if TYPE_CHECKING:  # pragma: no cover
+    from features.asset_types import AssetType
+
 #: The long window is this many windows.
 LONG_WINDOW_FACTOR = 3
 #: The short window is the window divided by this (at least one reading).
 SHORT_WINDOW_DIVISOR = 3
 #: The first readings of an asset that make its baseline for the `*_vs_start` features.
 START_READINGS = 50
-_WINDOW_COLUMNS = [
-    *MEAN_COLUMNS,
-    *SLOPE_COLUMNS,
-    *LONG_MEAN_COLUMNS,
-    *LONG_SLOPE_COLUMNS,
-    *SHORT_MEAN_COLUMNS,
-    *SHORT_SLOPE_COLUMNS,
-    *START_COLUMNS,
-]
+#: Per-sensor feature suffixes, in the order of the model's input.
+SENSOR_FEATURES = ("mean", "slope", "mean_long", "slope_long", "mean_short", "slope_short",
+                   "vs_start")
 #: Feature groups the trainer may leave out, chosen per fleet on out-of-fold validation
 #: (training.candidates.feature_candidates), because some features pay only with enough
 #: failures to learn from: `*_vs_start` helps a fleet of ~100 run-to-failure assets and hurts
-#: one of 20-40 (docs/experiments.md#feature-set-per-fleet).
-OPTIONAL_FEATURE_GROUPS: dict[str, list[str]] = {"vs_start": START_COLUMNS}
-#: The model's input, in order. Static: the Feast schema is generated from it.
-FEATURE_COLUMNS: list[str] = [*_WINDOW_COLUMNS, *SETTING_COLUMNS, CYCLE]
-#: Columns of window_features' output (cycle appears once, as the key and as a feature).
-OUTPUT_COLUMNS: list[str] = [ASSET_ID, TIMESTAMP, CYCLE] + [
-    c for c in FEATURE_COLUMNS if c != CYCLE
-]
+#: one of 20-40 (docs/experiments.md#feature-set-per-fleet). {group: feature suffix}.
+OPTIONAL_FEATURE_GROUPS: dict[str, str] = {"vs_start": "vs_start"}
+
+
+def sensor_features(sensors: list[str], suffix: str) -> list[str]:
+    return [f"{s}_{suffix}" for s in sensors]
+
+
+def feature_columns(asset_type: AssetType) -> list[str]:
+    """The model's input for an asset type, in order: every sensor's window features, the
+    current settings, the age. Static per type: its Feast schema is generated from it."""
+    window_columns = [c for suffix in SENSOR_FEATURES
+                      for c in sensor_features(asset_type.sensor_columns, suffix)]
+    return [*window_columns, *asset_type.setting_columns, CYCLE]
+
+
+def output_columns(asset_type: AssetType) -> list[str]:
+    """Columns of window_features' output (cycle appears once, as the key and a feature)."""
+    return [ASSET_ID, TIMESTAMP, CYCLE] + [c for c in feature_columns(asset_type) if c != CYCLE]
 
 
 def _sorted(readings: pd.DataFrame) -> pd.DataFrame:
@@ -115,7 +124,8 @@ def history_length(window: int) -> int:
 
 
 def _start_means(y: np.ndarray, pos: np.ndarray, length: int) -> np.ndarray:
-    """Mean of y over the first min(pos[i] + 1, length) rows of row i's asset.
+    """Mean of y over the first min(pos[i] + 1, length) rows of row i's asset, over the
+    values present (NaN where none is).
 
     Summed oldest -> newest with elementwise adds, like `_trailing_stats`, so that the value
     depends only on those rows and their order: bit-identical offline and online.
@@ -123,73 +133,103 @@ def _start_means(y: np.ndarray, pos: np.ndarray, length: int) -> np.ndarray:
     rows = np.arange(len(pos))
     first = rows - pos
     total = np.zeros_like(y)
+    count = np.zeros_like(y)
     for k in range(length):
         ok = pos >= k
-        total += np.where(ok[:, None], y[np.where(ok, first + k, rows)], 0.0)
-    return total / np.minimum(pos + 1, length).astype(np.float64)[:, None]
+        yk = y[np.where(ok, first + k, rows)]
+        present = ok[:, None] & ~np.isnan(yk)
+        total += np.where(present, yk, 0.0)
+        count += present
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
 
 
 def _trailing_stats(
     y: np.ndarray, c: np.ndarray, pos: np.ndarray, window: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, least-squares slope vs cycle) of y over each row's trailing `window` rows.
+    """(mean, least-squares slope vs cycle) of y over each row's trailing `window` rows,
+    over the values present in each column (a missing optional sensor's NaN is left out;
+    NaN where the window holds none).
 
     `pos[i]` is row i's position in its asset's history: row i may look back `pos[i]`
     rows without leaving the asset.
     """
     n = len(c)
     rows = np.arange(n)
-    count = np.minimum(pos + 1, window).astype(np.float64)
+    present = ~np.isnan(y)
 
-    def lagged(arr: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
-        """(arr at row i-lag, validity mask) — invalid where i-lag is another asset."""
-        ok = pos >= lag
-        return arr[np.maximum(rows - lag, 0)], ok
+    def lagged(lag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(y and cycle at row i-lag, mask) — masked where i-lag is another asset or the
+        value is missing."""
+        back = np.maximum(rows - lag, 0)
+        ok = (pos >= lag)[:, None] & present[back]
+        return y[back], c[back][:, None], ok
 
     # Pass 1: window sums of y and cycle, oldest -> newest (fixed order).
     sum_y = np.zeros_like(y)
-    sum_c = np.zeros(n)
+    sum_c = np.zeros_like(y)
+    count = np.zeros_like(y)
     for lag in range(window - 1, -1, -1):
-        yl, ok = lagged(y, lag)
-        cl, _ = lagged(c, lag)
-        sum_y += np.where(ok[:, None], yl, 0.0)
+        yl, cl, ok = lagged(lag)
+        sum_y += np.where(ok, yl, 0.0)
         sum_c += np.where(ok, cl, 0.0)
-    mean_y = sum_y / count[:, None]
-    mean_c = sum_c / count
+        count += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_y = sum_y / count
+        mean_c = sum_c / count
 
     # Pass 2: centred cross-products (numerically stable least squares).
     sxy = np.zeros_like(y)
-    sxx = np.zeros(n)
+    sxx = np.zeros_like(y)
     for lag in range(window - 1, -1, -1):
-        yl, ok = lagged(y, lag)
-        cl, _ = lagged(c, lag)
+        yl, cl, ok = lagged(lag)
         dc = np.where(ok, cl - mean_c, 0.0)
         sxx += dc * dc
-        sxy += dc[:, None] * np.where(ok[:, None], yl - mean_y, 0.0)
+        sxy += dc * np.where(ok, yl - mean_y, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        slope = np.where(sxx[:, None] > 0, sxy / np.where(sxx > 0, sxx, 1.0)[:, None], 0.0)
-    return mean_y, slope
+        slope = np.where(sxx > 0, sxy / np.where(sxx > 0, sxx, 1.0), 0.0)
+    return mean_y, np.where(count > 0, slope, np.nan)
 
 
-def window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
-    """One feature row per reading, over that asset's trailing `window` readings (and
-    `short_window(window)` / `history_length(window)` readings for the short / long scales),
-    and against the mean of the asset's first START_READINGS readings in `readings`
-    (pass each asset's history from its first reading).
+def _carried(df: pd.DataFrame, asset_type: AssetType) -> np.ndarray:
+    """The sensor matrix after the type's missing-value policy: an optional sensor's last
+    value carried forward within its asset for up to `missing.limit` readings
+    (`carry_forward`), or left missing (`drop`)."""
+    y = df[asset_type.sensor_columns].to_numpy(dtype=np.float64)
+    policy = asset_type.missing
+    if policy.policy == "carry_forward" and policy.limit > 0 and np.isnan(y).any():
+        filled = pd.DataFrame(y).groupby(df[ASSET_ID].to_numpy(), sort=False).ffill(
+            limit=policy.limit)
+        y = filled.to_numpy(dtype=np.float64)
+    return y
 
-    Output is sorted by (asset_id, timestamp, cycle) with a fresh index; `cycle` is
-    int64, every other feature float64. `window` counts readings, not cycles.
+
+def window_features(readings: pd.DataFrame, asset_type: AssetType) -> pd.DataFrame:
+    """One feature row per reading of an asset type, over that asset's trailing
+    `asset_type.window` readings (and `short_window` / `history_length` readings for the
+    short / long scales), and against the mean of the asset's first START_READINGS readings
+    in `readings` (pass each asset's history from its first reading).
+
+    A missing optional sensor (after the type's carry-forward) makes that row's features
+    of the sensor NaN; other rows' windows use the values present. Output is sorted by
+    (asset_id, timestamp, cycle) with a fresh index; `cycle` is int64, every other feature
+    float64. The window counts readings, not cycles.
     """
+    window = asset_type.window
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
     df = _sorted(readings)
-    y = df[SENSOR_COLUMNS].to_numpy(dtype=np.float64)  # (n, s)
+    y = _carried(df, asset_type)  # (n, s)
     c = df[CYCLE].to_numpy(dtype=np.float64)  # (n,)
     pos = df.groupby(ASSET_ID, sort=False).cumcount().to_numpy()
     mean_y, slope = _trailing_stats(y, c, pos, window)
     mean_long, slope_long = _trailing_stats(y, c, pos, history_length(window))
     mean_short, slope_short = _trailing_stats(y, c, pos, short_window(window))
     vs_start = mean_y - _start_means(y, pos, START_READINGS)
+    blocks = [mean_y, slope, mean_long, slope_long, mean_short, slope_short, vs_start]
+    gone = np.isnan(y)  # this row's own value is missing: its features say so
+    if gone.any():
+        blocks = [np.where(gone, np.nan, b) for b in blocks]
 
     out = pd.DataFrame(
         {
@@ -200,45 +240,44 @@ def window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
             CYCLE: df[CYCLE].astype("int64").to_numpy(),
         }
     )
+    sensors = asset_type.sensor_columns
     feats = pd.DataFrame(
-        np.hstack(
-            [
-                mean_y,
-                slope,
-                mean_long,
-                slope_long,
-                mean_short,
-                slope_short,
-                vs_start,
-                df[SETTING_COLUMNS].to_numpy(dtype=np.float64),
-            ]
-        ),
-        columns=[*_WINDOW_COLUMNS, *SETTING_COLUMNS],
+        np.hstack([*blocks, df[asset_type.setting_columns].to_numpy(dtype=np.float64)]),
+        columns=[*(c for suffix in SENSOR_FEATURES for c in sensor_features(sensors, suffix)),
+                 *asset_type.setting_columns],
     )
     out = pd.concat([out, feats], axis=1)
     out[ASSET_ID] = out[ASSET_ID].astype("string")
-    return out[OUTPUT_COLUMNS]
+    return out[output_columns(asset_type)]
 
 
-def feature_history(readings: pd.DataFrame, window: int) -> pd.DataFrame:
+def tail_length(asset_type: AssetType) -> int:
+    """Newest readings per asset the features of its newest reading depend on: the long
+    window, and before it the readings a missing value may be carried from."""
+    carry = asset_type.missing.limit if asset_type.missing.policy == "carry_forward" else 0
+    return history_length(asset_type.window) + carry
+
+
+def feature_history(readings: pd.DataFrame, asset_type: AssetType) -> pd.DataFrame:
     """The readings that the features of each asset's newest reading depend on: its first
-    START_READINGS and its last `history_length(window)` (sorted; the rest dropped).
+    START_READINGS and its last `tail_length` (sorted; the rest dropped).
     """
     df = _sorted(readings)
     by_asset = df.groupby(ASSET_ID, sort=False)
     keep = (by_asset.cumcount() < START_READINGS) | (
-        by_asset.cumcount(ascending=False) < history_length(window)
+        by_asset.cumcount(ascending=False) < tail_length(asset_type)
     )
     return df[keep.to_numpy()].reset_index(drop=True)
 
 
-def latest_window_features(readings: pd.DataFrame, window: int) -> pd.DataFrame:
+def latest_window_features(readings: pd.DataFrame, asset_type: AssetType) -> pd.DataFrame:
     """Features of the newest reading of each asset (the online path).
 
     Only `feature_history` is used — all the features need — so serving cost does not grow
     with the asset's age. Identical to the last row per asset of `window_features` on the
     full history: the trailing windows lie in the last readings, the baseline in the first,
-    and the rows in between enter neither.
+    and the rows in between enter neither (a value carried forward comes from at most
+    `missing.limit` readings before the long window, which `tail_length` keeps).
     """
-    feats = window_features(feature_history(readings, window), window)
+    feats = window_features(feature_history(readings, asset_type), asset_type)
     return feats.groupby(ASSET_ID, sort=False).tail(1).reset_index(drop=True)

@@ -1,6 +1,6 @@
-"""Validate readings against the contract; quarantine every rejected row with a reason.
+"""Validate readings of one asset type; quarantine every rejected row with a reason.
 
-    raw readings ─► column check ─► per-row checks (types, NaN, inf, unknown asset)
+    raw readings ─► column check ─► per-row checks (types, NaN, inf, range, unknown asset)
                                  ─► per-asset checks on rows that passed (duplicates,
                                      out-of-order cycles/timestamps)
                  ─► ValidationResult(valid  : typed contract frame, sorted by asset, time
@@ -17,8 +17,16 @@ Rules and why:
 - naive timestamps are read as UTC (the contract is UTC; refusing them would
   quarantine most CSV exports), unparsable ones are rejected;
 - cycle must be a positive integer: it is the age axis of the window transform;
-- NaN/inf in a setting or sensor is rejected, not imputed: imputation is a
-  modelling decision, not an ingestion one;
+- the columns, units' valid ranges and optional sensors are the asset type's
+  (features.asset_types); a value outside its declared range is rejected (a sentinel
+  such as -999 or a unit mix-up, not wear);
+- NaN/inf in a setting or a required sensor is rejected, not imputed: imputation is a
+  modelling decision, not an ingestion one. A declared-optional sensor may be NaN: the
+  row is kept and counted (`missing_optional`), and the window transform applies the
+  type's missing-value policy;
+- a `timestamp`-indexed type may omit `cycle`: it is then the reading's age in sampling
+  periods, round((timestamp - life start) / period) + 1, the life start being the
+  asset's first stored reading (`life_starts`) or its first in the batch;
 - duplicates of (asset_id, cycle) or (asset_id, timestamp): first one (in time,
   then input order) is kept, later copies are quarantined — re-sent batches are
   the common cause;
@@ -36,19 +44,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from features import atomic
-from features.contract import (
-    ASSET_ID,
-    CYCLE,
-    MEASUREMENT_COLUMNS,
-    QUARANTINE_REASON,
-    READING_COLUMNS,
-    TIMESTAMP,
-)
+from features.contract import ASSET_ID, CYCLE, QUARANTINE_REASON, TIMESTAMP
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Mapping
+
+    from features.asset_types import AssetType
 
 #: Keys of ValidationResult.counts besides input/valid/quarantined.
 CHECKS = (
@@ -59,6 +66,7 @@ CHECKS = (
     "unparsable",
     "missing_value",
     "non_finite",
+    "out_of_range",
     "unknown_asset",
     "duplicate",
     "out_of_order",
@@ -71,6 +79,8 @@ class ValidationResult:
     quarantined: pd.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
     missing_columns: list[str] = field(default_factory=list)
+    #: Missing (NaN) values of optional sensors in the valid rows, per sensor.
+    missing_optional: dict[str, int] = field(default_factory=dict)
 
 
 class _Reasons:
@@ -123,20 +133,27 @@ def _timestamps(col: pd.Series) -> np.ndarray:
 
 
 def validate_readings(
-    df: pd.DataFrame, known_assets: Iterable[str] | None = None
+    df: pd.DataFrame,
+    asset_type: AssetType,
+    known_assets: Iterable[str] | None = None,
+    life_starts: Mapping[str, pd.Timestamp] | None = None,
 ) -> ValidationResult:
-    """Split readings into a typed valid frame and a quarantine with reasons."""
+    """Split readings of `asset_type` into a typed valid frame and a quarantine with reasons."""
     n = len(df)
     original = df.reset_index(drop=True)
-    missing = [c for c in READING_COLUMNS if c not in original.columns]
+    derive_cycle = asset_type.time_index == "timestamp" and CYCLE not in original.columns
+    required = [c for c in asset_type.reading_columns if not (derive_cycle and c == CYCLE)]
+    missing = [c for c in required if c not in original.columns]
     if missing:
-        # Without the contract's columns no row can be trusted: all rows go to
+        # Without the type's columns no row can be trusted: all rows go to
         # quarantine, the reason names the columns.
         q = original.copy()
-        q[QUARANTINE_REASON] = f"missing column(s): {', '.join(missing)}"
+        q[QUARANTINE_REASON] = (f"missing column(s) of asset type {asset_type.name!r}: "
+                                f"{', '.join(missing)}")
         counts = {"input": n, "valid": 0, "quarantined": n, **dict.fromkeys(CHECKS, 0)}
         counts["missing_columns"] = n
-        empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in _dtypes().items()})
+        empty = pd.DataFrame({c: pd.Series(dtype=t)
+                              for c, t in asset_type.reading_dtypes.items()})
         return ValidationResult(empty, q, counts, missing)
 
     reasons = _Reasons(n)
@@ -150,20 +167,26 @@ def validate_readings(
     bad_ts = np.asarray(ts.isna())
     reasons.add(bad_ts, "bad_timestamp", "unparsable or missing timestamp")
 
-    cyc, _ = _numeric(original[CYCLE])
+    if derive_cycle:
+        cyc = _age_in_periods(asset, ts, asset_type.sampling_period_s, life_starts or {})
+    else:
+        cyc, _ = _numeric(original[CYCLE])
     with np.errstate(invalid="ignore"):
         bad_cycle = ~np.isfinite(cyc) | (cyc != np.round(cyc)) | (cyc < 1)
     reasons.add(bad_cycle, "bad_cycle", "cycle is not a positive integer")
 
-    values = np.empty((n, len(MEASUREMENT_COLUMNS)))
-    unparsed = np.zeros((n, len(MEASUREMENT_COLUMNS)), dtype=bool)
-    for j, c in enumerate(MEASUREMENT_COLUMNS):
+    columns = asset_type.measurement_columns
+    values = np.empty((n, len(columns)))
+    unparsed = np.zeros((n, len(columns)), dtype=bool)
+    for j, c in enumerate(columns):
         values[:, j], unparsed[:, j] = _numeric(original[c])
         reasons.add(unparsed[:, j], "unparsable", f"unparsable {c}")
     nan = np.isnan(values)
     inf = np.isinf(values)
-    names = np.array(MEASUREMENT_COLUMNS)
-    nan_only = nan & ~unparsed  # unparsable cells already have their reason
+    names = np.array(columns)
+    optional = np.isin(names, asset_type.optional_sensors)
+    # unparsable cells already have their reason; an optional sensor may be missing
+    nan_only = nan & ~unparsed & ~optional[None, :]
     if nan_only.any():
         msg = np.array(
             ["NaN in " + ", ".join(names[row]) if row.any() else "" for row in nan_only],
@@ -175,6 +198,18 @@ def validate_readings(
             ["inf in " + ", ".join(names[row]) if row.any() else "" for row in inf], dtype=object
         )
         reasons.add(inf.any(axis=1), "non_finite", msg)
+
+    with np.errstate(invalid="ignore"):
+        for j, ch in enumerate((*asset_type.settings, *asset_type.sensors)):
+            v = np.where(np.isfinite(values[:, j]), values[:, j], np.nan)  # inf has its reason
+            low = (v < ch.min) if ch.min is not None else np.zeros(n, dtype=bool)
+            high = (v > ch.max) if ch.max is not None else np.zeros(n, dtype=bool)
+            if (low | high).any():
+                msg = np.array([f"{ch.name}={x:g} {ch.unit} outside [{ch.min:g}, {ch.max:g}]"
+                                if ch.min is not None and ch.max is not None
+                                else f"{ch.name}={x:g} {ch.unit} out of range" for x in v],
+                               dtype=object)
+                reasons.add(low | high, "out_of_range", msg)
 
     if known_assets is not None:
         known = set(map(str, known_assets))
@@ -215,23 +250,34 @@ def validate_readings(
             CYCLE: cyc[good].astype("int64"),
         }
     )
-    valid[MEASUREMENT_COLUMNS] = values[good]
-    valid = valid.astype(_dtypes())
+    valid[columns] = values[good]
+    valid = valid.astype(asset_type.reading_dtypes)
     valid = valid.sort_values([ASSET_ID, TIMESTAMP, CYCLE], kind="mergesort").reset_index(drop=True)
     counts = {"input": n, "valid": len(valid), "quarantined": int(bad.sum()), **reasons.counts}
-    return ValidationResult(valid, quarantined, counts, [])
+    gaps = {c: int(valid[c].isna().sum()) for c in asset_type.optional_sensors}
+    return ValidationResult(valid, quarantined, counts, [], {c: k for c, k in gaps.items() if k})
+
+
+def _age_in_periods(asset: pd.Series, ts: pd.DatetimeIndex, period_s: float,
+                    life_starts: Mapping[str, pd.Timestamp]) -> np.ndarray:
+    """Age in sampling periods (1 at the life start), the `cycle` of a timestamp type.
+
+    The start is the asset's stored life start, else its earliest timestamp in this batch.
+    Rounded to whole periods: a reading a little early or late keeps its slot, two readings
+    in one slot are duplicates of (asset_id, cycle).
+    """
+    frame = pd.DataFrame({"a": asset.fillna("").to_numpy(), "t": ts})
+    first = frame.groupby("a")["t"].transform("min")
+    known = frame["a"].map({str(k): pd.Timestamp(v) for k, v in life_starts.items()})
+    start = pd.to_datetime(known, utc=True).fillna(first)
+    age = (frame["t"] - start).dt.total_seconds().to_numpy() / float(period_s)
+    return np.round(age) + 1.0
 
 
 def _scatter(n: int, positions: np.ndarray) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[positions] = True
     return mask
-
-
-def _dtypes() -> dict[str, str]:
-    from features.contract import READING_DTYPES
-
-    return READING_DTYPES
 
 
 # ---- quarantine store ---------------------------------------------------------------

@@ -111,12 +111,12 @@ class Verdict:
         return {k: getattr(self, k) for k in keys} | {"quality_issues": self.quality_issues}
 
 
-def monitored_columns(reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
-    from features.contract import SETTING_COLUMNS
-    from features.transforms import MEAN_COLUMNS
+def monitored_columns(reference: pd.DataFrame, current: pd.DataFrame, asset_type) -> list[str]:
+    """The window means of the type's sensors and its settings, where both frames have them."""
+    from features.transforms import sensor_features
 
-    return [c for c in (*MEAN_COLUMNS, *SETTING_COLUMNS)
-            if c in reference.columns and c in current.columns]
+    wanted = (*sensor_features(asset_type.sensor_columns, "mean"), *asset_type.setting_columns)
+    return [c for c in wanted if c in reference.columns and c in current.columns]
 
 
 def add_life_stage(
@@ -160,17 +160,19 @@ def prediction_drift(ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, Any]:
 def drift_check(
     reference: MonitoredFrame,
     current: MonitoredFrame,
+    asset_type,
     *,
     champion: Callable[[pd.DataFrame], np.ndarray] | None = None,
     alpha: float = 0.01,
     min_shift: float = 0.25,
     n_bins: int = 10,
 ) -> tuple[Verdict, pd.DataFrame, pd.DataFrame]:
-    """The verdict (no files yet) and the two frames with their life stage."""
+    """The verdict (no files yet) and the two frames with their life stage; the monitored
+    columns are those of `asset_type` (features.asset_types)."""
     from monitoring.quality import data_quality
     from monitoring.verdict import stage_matched_test
 
-    columns = monitored_columns(reference.features, current.features)
+    columns = monitored_columns(reference.features, current.features, asset_type)
     if not columns:
         raise ValueError("reference and current share no monitored column")
     ref, cur, stage = add_life_stage(reference, current, columns, champion)
@@ -181,9 +183,8 @@ def drift_check(
                               min_shift=min_shift)
     seconds = time.perf_counter() - started
     if reference.readings is not None and current.readings is not None:
-        from features.contract import SENSOR_COLUMNS
-
-        quality = data_quality(reference.readings, current.readings, SENSOR_COLUMNS)
+        quality = data_quality(reference.readings, current.readings,
+                               asset_type.sensor_columns)
     else:
         quality = data_quality(ref, cur, columns)
     verdict = Verdict(
@@ -268,7 +269,8 @@ def run_check(
     leaves MLflow out (benchmarks, tests): `mlflow_run_id` stays None.
     """
     m = settings.monitoring
-    verdict, ref, cur = drift_check(reference, current, champion=champion, alpha=m.alpha,
+    verdict, ref, cur = drift_check(reference, current, settings.type, champion=champion,
+                                    alpha=m.alpha,
                                     min_shift=m.min_shift)
     verdict = write_check(verdict, ref, cur, out, render=render,
                           column_threshold=m.column_threshold)
@@ -307,7 +309,7 @@ def champion_stage(settings: Settings) -> Callable[[pd.DataFrame], np.ndarray] |
 
     def predict(frame: pd.DataFrame) -> np.ndarray:
         # out of fold: reference units the champion trained on get honest stages too
-        out = model.predictor.predict(frame, horizon=settings.serving.horizon, out_of_fold=True)
+        out = model.predictor.predict(frame, horizon=settings.horizon, out_of_fold=True)
         return out["rul"].to_numpy()
 
     return predict

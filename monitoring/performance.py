@@ -67,13 +67,14 @@ def realized_errors(settings: Settings) -> pd.DataFrame:
     from monitoring.drift import distinct_states
 
     if not settings.prediction_log_path.exists():
-        return join_truth(_empty_log(), load_events(settings), settings.training.rul_cap)
+        return join_truth(_empty_log(), load_events(settings), settings.rul_cap)
     log = PredictionLog(settings.prediction_log_path)
     try:
-        states = distinct_states(log.read(), keys=("asset_id", "cycle", "model_version"))
+        states = distinct_states(log.read(model_name=settings.model_name),
+                                 keys=("asset_id", "cycle", "model_version"))
     finally:
         log.close()
-    return join_truth(states, load_events(settings), settings.training.rul_cap)
+    return join_truth(states, load_events(settings), settings.rul_cap)
 
 
 def _empty_log() -> pd.DataFrame:

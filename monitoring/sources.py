@@ -46,12 +46,15 @@ class MonitoredFrame:
 
 
 def with_true_rul(
-    features: pd.DataFrame, readings: pd.DataFrame, events: pd.DataFrame, cap: float | None
+    features: pd.DataFrame, readings: pd.DataFrame, events: pd.DataFrame, cap: float | None,
+    per_cycle: float = 1.0,
 ) -> pd.DataFrame:
-    """Feature rows + `true_rul` (capped cycles to the next failure; NaN where unknown)."""
+    """Feature rows + `true_rul` (capped RUL to the next failure, in the type's units via
+    `per_cycle`; NaN where unknown)."""
     from features.labels import rul_labels
 
-    labels = rul_labels(readings, events, cap=cap).rename(columns={"rul": TRUE_RUL})
+    labels = rul_labels(readings, events, cap=cap, per_cycle=per_cycle).rename(
+        columns={"rul": TRUE_RUL})
     return features.merge(labels[["asset_id", "cycle", TRUE_RUL]], on=["asset_id", "cycle"],
                           how="left")
 
@@ -72,7 +75,8 @@ def load_monitored(source: str, settings: Settings) -> MonitoredFrame:
         since, until = parse_time_range(option if sep else "")
         log = PredictionLog(settings.prediction_log_path)
         try:
-            frame = distinct_states(log.read(since=since, until=until))
+            frame = distinct_states(log.read(since=since, until=until,
+                                             model_name=settings.model_name))
         finally:
             log.close()
         if not len(frame):
@@ -84,9 +88,10 @@ def load_monitored(source: str, settings: Settings) -> MonitoredFrame:
     from features.validation import validate_readings
 
     readings, events = load_source(source, settings)
-    valid = validate_readings(readings).valid  # monitoring reads what the ingest would accept
+    # monitoring reads what the ingest would accept
+    valid = validate_readings(readings, settings.type).valid
     if not len(valid):
         raise ValueError(f"no valid readings in {source!r}")
-    frame = with_true_rul(window_features(valid, settings.window), valid, events,
-                          settings.training.rul_cap)
+    frame = with_true_rul(window_features(valid, settings.type), valid, events,
+                          settings.rul_cap, settings.type.rul_per_cycle)
     return MonitoredFrame(frame, "raw", source, readings=readings)

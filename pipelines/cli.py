@@ -56,6 +56,56 @@ def _settings():
     return prepare(settings)
 
 
+#: `--asset-type` of every command that works on one asset type (features.asset_types).
+AssetTypeOption = Annotated[
+    str | None,
+    typer.Option("--asset-type", "-t", help="Asset type (see `twinops asset-types`); default: "
+                 "every type where that makes sense, else settings' asset_type."),
+]
+
+
+def _one_type(asset_type: str | None):
+    """Settings for one asset type: the given one, else settings' asset_type."""
+    settings = _settings()
+    if asset_type is None:
+        return settings
+    try:
+        return settings.for_type(asset_type)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _types_with(asset_type: str | None, has) -> list:
+    """Settings per asset type: the given one, else every declared type for which
+    `has(settings)` holds (stored readings, a registered model, ...)."""
+    settings = _settings()
+    if asset_type is not None:
+        return [_one_type(asset_type)]
+    found = [settings.for_type(t) for t in sorted(settings.declared_types())]
+    found = [s for s in found if has(s)]
+    if not found:
+        _fail("no asset type has what this command needs yet (run `twinops ingest` first)")
+    return found
+
+
+def _has_readings(settings) -> bool:
+    from features.datastore import READINGS_FILE
+
+    return (settings.raw_dir / READINGS_FILE).exists()
+
+
+def _has_model(settings) -> bool:
+    from training.registry import latest_version
+
+    return latest_version(settings) is not None
+
+
+def _print_per_type(results: dict) -> None:
+    """One result: as is; several (one per type): {type: result}."""
+    _print(next(iter(results.values())) if len(results) == 1 else
+           {k: asdict(v) if is_dataclass(v) else v for k, v in results.items()})
+
+
 def _print(obj) -> None:
     if is_dataclass(obj):
         obj = asdict(obj)
@@ -100,15 +150,18 @@ def simulate(
         bool, typer.Option(help="Add sensor dropouts (NaN) and re-sent rows.")
     ] = False,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+    asset_type: AssetTypeOption = None,
 ) -> None:
-    """Write a simulated fleet in the data contract (readings + failure events)."""
+    """Write a simulated fleet of an asset type (readings + failure events)."""
     from features.sources.loader import simulated
 
     if fmt not in ("parquet", "csv"):
         _fail("--format must be parquet or csv")
+    settings = _one_type(asset_type)
     try:
         readings, events = simulated(
-            n_assets=assets, seed=seed, live=live, drift=drift, faults=faults
+            n_assets=assets, seed=seed, live=live, drift=drift, faults=faults,
+            asset_type=settings.asset_type, cache_dir=settings.state_dir / "cache" / "simulator",
         )
     except ValueError as exc:
         _fail(str(exc))
@@ -132,21 +185,32 @@ def ingest(
             "or a CSV/Parquet file or folder in the data contract."
         ),
     ] = "simulator",
+    asset_type: AssetTypeOption = None,
 ) -> None:
-    """Validate readings, quarantine bad rows with reasons, store and version with DVC."""
-    settings = _settings()
+    """Validate readings of an asset type, quarantine bad rows with reasons, store and
+    version with DVC (a simulator source, with no --asset-type: every simulated type)."""
+    from features.sources.loader import SIMULATED_TYPES
     from pipelines.flows import ingest_flow
 
-    _print(ingest_flow(source, settings))
+    simulator = source.partition(":")[0] in ("simulator", "simulator-live")
+    if asset_type is None and simulator:
+        per_type = _types_with(None, lambda s: s.asset_type in SIMULATED_TYPES)
+    else:
+        per_type = [_one_type(asset_type)]
+    try:
+        _print_per_type({s.asset_type: ingest_flow(source, s) for s in per_type})
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
 
 
 @app.command()
-def features() -> None:
-    """Build window features, write the Feast offline store, apply and materialize online."""
-    settings = _settings()
+def features(asset_type: AssetTypeOption = None) -> None:
+    """Build window features, write the Feast offline store, apply and materialize online
+    (default: every type with stored readings)."""
     from pipelines.flows import features_flow
 
-    _print(features_flow(settings))
+    _print_per_type({s.asset_type: features_flow(s) for s in _types_with(asset_type,
+                                                                          _has_readings)})
 
 
 @app.command()
@@ -154,23 +218,27 @@ def train(
     baseline: Annotated[
         bool, typer.Option(help="Data-only baseline (physics loss terms and virtual assets off).")
     ] = False,
+    asset_type: AssetTypeOption = None,
 ) -> None:
-    """Train the physics-informed RUL model on the Feast training frame and register it."""
-    settings = _settings()
+    """Train the physics-informed RUL model of an asset type on its Feast training frame and
+    register it as `<prefix>-<type>` (default: every type with stored readings)."""
     from pipelines.flows import train_flow
 
-    _print(train_flow(settings, physics=not baseline))
+    _print_per_type({s.asset_type: train_flow(s, physics=not baseline)
+                     for s in _types_with(asset_type, _has_readings)})
 
 
 @app.command()
 def evaluate(
     version: Annotated[str | None, typer.Option(help="Model version (default: latest).")] = None,
+    asset_type: AssetTypeOption = None,
 ) -> None:
-    """Run the evaluation gates; a passing version gets the alias `challenger`."""
-    settings = _settings()
+    """Run the evaluation gates; a passing version gets the alias `challenger` (default:
+    the latest version of every type with a registered model)."""
     from pipelines.flows import evaluate_flow
 
-    _print(evaluate_flow(version, settings))
+    per_type = [_one_type(asset_type)] if version else _types_with(asset_type, _has_model)
+    _print_per_type({s.asset_type: evaluate_flow(version, s) for s in per_type})
 
 
 @app.command()
@@ -179,9 +247,10 @@ def promote(
     demo_auto_approve: Annotated[
         bool, typer.Option(help="Approve automatically, recorded as a demo approval.")
     ] = False,
+    asset_type: AssetTypeOption = None,
 ) -> None:
     """Move `champion` to a version (needs an approval; reviews come with the review workflow)."""
-    settings = _settings()
+    settings = _one_type(asset_type)
     from pipelines.flows import promote_flow
 
     try:
@@ -225,14 +294,16 @@ def serve(
 def monitor(
     ctx: typer.Context,
     no_retrain: Annotated[bool, typer.Option(help="Report only; never start a retrain.")] = False,
+    asset_type: AssetTypeOption = None,
 ) -> None:
-    """Drift of logged prediction inputs vs the training reference; drift → retrain."""
+    """Drift of logged prediction inputs vs the training reference; drift → retrain (default:
+    every type with a registered model)."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = _settings()
     from pipelines.monitor_flow import monitor_flow
 
-    _print(monitor_flow(settings, retrain_on_drift=not no_retrain))
+    _print_per_type({s.asset_type: monitor_flow(s, retrain_on_drift=not no_retrain)
+                     for s in _types_with(asset_type, _has_model)})
 
 
 @monitor_app.command("drift")
@@ -245,9 +316,10 @@ def monitor_drift(
     champion: Annotated[
         bool, typer.Option(help="Use the champion's predicted RUL as life stage if one exists.")
     ] = True,
+    asset_type: AssetTypeOption = None,
 ) -> None:
     """Life-stage-matched drift + data quality of CURRENT vs REFERENCE → F.json (+ MLflow)."""
-    settings = _settings()
+    settings = _one_type(asset_type)
     from monitoring.check import champion_stage, run_check
     from monitoring.sources import load_monitored
 
@@ -263,9 +335,10 @@ def monitor_drift(
 @monitor_app.command("errors")
 def monitor_errors(
     bucket: Annotated[str, typer.Option(help="Trend bucket (pandas offset, e.g. 1D, 1h).")] = "1D",
+    asset_type: AssetTypeOption = None,
 ) -> None:
     """Realized RUL errors of logged predictions from failure feedback: RMSE per version."""
-    settings = _settings()
+    settings = _one_type(asset_type)
     from monitoring.performance import realized_errors, rmse_trend
 
     errors = realized_errors(settings)
@@ -337,15 +410,47 @@ def run(
     drift: Annotated[
         str | None, typer.Option(help="Inject drift into the live fleet: 'bias' or 'regime'.")
     ] = None,
+    asset_type: AssetTypeOption = None,
 ) -> None:
-    """The whole loop on the simulator: ingest → features → train → evaluate → promote →
-    score → monitor (→ retrain)."""
-    settings = _settings()
+    """The whole loop on the simulators: ingest → features → train → evaluate → promote →
+    score → monitor (→ retrain), for each simulated type (default) or one."""
+    from features.sources.loader import SIMULATED_TYPES
     from pipelines.loop import run_flow
     from pipelines.summary import where_to_look
 
-    summary = run_flow(settings, live_drift=drift)
-    typer.echo(where_to_look(settings, summary))
+    for settings in _types_with(asset_type, lambda s: s.asset_type in SIMULATED_TYPES):
+        summary = run_flow(settings, live_drift=drift)
+        typer.echo(where_to_look(settings, summary))
+
+
+@app.command("asset-types")
+def asset_types(
+    as_json: Annotated[bool, typer.Option("--json", help="Full declarations as JSON.")] = False,
+) -> None:
+    """The declared asset types with their settings, sensors and units."""
+    from features.asset_types import AssetTypeError
+
+    settings = _settings()
+    try:
+        types = settings.declared_types()
+    except AssetTypeError as exc:
+        _fail(str(exc))
+    if as_json:
+        _print({name: t.describe() for name, t in sorted(types.items())})
+        return
+    for name, t in sorted(types.items()):
+        unit = f"RUL in {t.rul_unit}, window {t.window} readings"
+        index = ("cycle" if t.time_index == "cycle"
+                 else f"timestamp every {t.sampling_period_s:g} s")
+        typer.echo(f"{name}: {t.description} ({index}; {unit}; model "
+                   f"{settings.for_type(name).model_name})")
+        for kind, channels in (("setting", t.settings), ("sensor", t.sensors)):
+            for ch in channels:
+                bounded = ch.min is not None and ch.max is not None
+                rng = f"[{ch.min:g}, {ch.max:g}]" if bounded else ""
+                optional = " optional" if ch.optional else ""
+                typer.echo(f"  {kind:<8} {ch.name:<14} {ch.unit:<22} {rng}{optional}")
+        typer.echo(f"  failure modes: {', '.join(t.failure_modes)}")
 
 
 def _review_call(fn, *args, **kwargs):
@@ -358,11 +463,11 @@ def _review_call(fn, *args, **kwargs):
 
 
 @review_app.command("list")
-def review_list() -> None:
+def review_list(asset_type: AssetTypeOption = None) -> None:
     """Registered versions with their review status and aliases."""
     from pipelines.review import versions
 
-    rows = versions(_settings())
+    rows = versions(_one_type(asset_type))
     if not rows:
         typer.echo("no registered versions")
     for r in rows:
@@ -372,16 +477,17 @@ def review_list() -> None:
 
 
 @review_app.command("show")
-def review_show(version: Annotated[str, typer.Argument(help="Model version.")]) -> None:
+def review_show(version: Annotated[str, typer.Argument(help="Model version.")],
+                asset_type: AssetTypeOption = None) -> None:
     """Build the review report (candidate vs champion, gates, lineage), log it to MLflow."""
     from pipelines.review import show
 
-    _print(_review_call(show, _settings(), version))
+    _print(_review_call(show, _one_type(asset_type), version))
 
 
-def _decide(version: str, comment: str, approve: bool) -> None:
+def _decide(version: str, comment: str, approve: bool, asset_type: str | None) -> None:
     """Apply a review decision with this user's credentials, then resume a waiting flow."""
-    settings = _settings()
+    settings = _one_type(asset_type)
     from pipelines import review
     from pipelines.promotion_flow import ReviewDecision, resume_waiting_run
 
@@ -391,7 +497,7 @@ def _decide(version: str, comment: str, approve: bool) -> None:
     else:
         result = _review_call(review.reject, settings, version, comment)
         reviewer = result["rejected_by"]
-    resumed = resume_waiting_run(version, ReviewDecision(
+    resumed = resume_waiting_run(settings, version, ReviewDecision(
         approve=approve, reviewer=reviewer, comment=comment, applied=True))
     _print({**result, "resumed_flow_run": resumed})
 
@@ -400,44 +506,48 @@ def _decide(version: str, comment: str, approve: bool) -> None:
 def review_approve(
     version: Annotated[str, typer.Argument(help="Model version.")],
     comment: Annotated[str, typer.Option(help="Why (recorded).")] = "",
+    asset_type: AssetTypeOption = None,
 ) -> None:
     """Approve a challenger (not your own): `champion` moves to it; serving hot-swaps."""
-    _decide(version, comment, approve=True)
+    _decide(version, comment, approve=True, asset_type=asset_type)
 
 
 @review_app.command("reject")
 def review_reject(
     version: Annotated[str, typer.Argument(help="Model version.")],
     comment: Annotated[str, typer.Option(help="Why (recorded).")] = "",
+    asset_type: AssetTypeOption = None,
 ) -> None:
     """Reject a candidate: it loses `challenger`; the reasons stay on the version."""
-    _decide(version, comment, approve=False)
+    _decide(version, comment, approve=False, asset_type=asset_type)
 
 
 @review_app.command("rollback")
-def review_rollback(comment: Annotated[str, typer.Option(help="Why (recorded).")] = "") -> None:
+def review_rollback(comment: Annotated[str, typer.Option(help="Why (recorded).")] = "",
+                    asset_type: AssetTypeOption = None) -> None:
     """Move `champion` back to the approved version it replaced, in one step."""
     from pipelines.review import rollback
 
-    _print(_review_call(rollback, _settings(), comment))
+    _print(_review_call(rollback, _one_type(asset_type), comment))
 
 
 @review_app.command("history")
-def review_history() -> None:
+def review_history(asset_type: AssetTypeOption = None) -> None:
     """The audit trail: every proposal (with its gate results), approval, refusal,
     rejection and rollback."""
     from pipelines import audit
 
-    for entry in audit.history(_settings()):
+    for entry in audit.history(_one_type(asset_type)):
         reasons = "; ".join(entry.get("reasons") or [])
         typer.echo(f"{entry['at']}  {entry['action']:<9} v{entry.get('version') or '-':<4} "
                    f"{entry['outcome']:<18} by {entry['actor']}  {reasons}")
 
 
 @review_app.command("request")
-def review_request(version: Annotated[str, typer.Argument(help="Model version.")]) -> None:
+def review_request(version: Annotated[str, typer.Argument(help="Model version.")],
+                   asset_type: AssetTypeOption = None) -> None:
     """Run the promotion flow: propose, then wait for a reviewer (needs PREFECT_API_URL)."""
-    settings = _settings()
+    settings = _one_type(asset_type)
     from pipelines.promotion_flow import promotion_flow
 
     _print(_review_call(promotion_flow, version, settings))

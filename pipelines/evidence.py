@@ -108,7 +108,7 @@ def model_evidence(settings: Settings, loaded, frame: pd.DataFrame) -> ModelEvid
     from training.registry import run_metrics
 
     predictor = loaded.predictor
-    horizon = settings.serving.horizon
+    horizon = settings.horizon
     cap = float(predictor.spec.rul_cap)
     metrics = evaluate(predictor, frame, horizon=horizon, out_of_fold=True)
     predictions = predictor.predict(frame, horizon=horizon, out_of_fold=True)

@@ -32,12 +32,15 @@ def _settings(settings: Settings | None) -> Settings:
 @dataclass
 class IngestSummary:
     source: str
+    asset_type: str
     rows_in: int
     rows_valid: int
     rows_appended: int
     rows_already_stored: int
     rows_quarantined: int
     reasons: dict[str, int]
+    #: NaN values of optional sensors kept in the valid rows, per sensor.
+    missing_optional: dict[str, int]
     events_appended: int
     quarantine_file: str | None
     data_hash: str | None
@@ -56,12 +59,22 @@ def validate_and_store_task(readings, events, settings: Settings, source: str) -
     from features.contract import QUARANTINE_REASON
     from features.validation import validate_readings, write_quarantine
 
-    result = validate_readings(readings)
     # Every write to data/ under the lock: /ingest may be writing at the same time, and
     # training versions data/ and reads readings + events under it (versioning.py).
     with datastore.write_lock(settings):
-        appended, already_stored, conflicts = datastore.append_readings(settings, result.valid)
+        result = validate_readings(readings, settings.type,
+                                   life_starts=datastore.life_starts(settings))
+        other = datastore.register_assets(settings, result.valid)
+        valid = result.valid[~other]
+        appended, already_stored, conflicts = datastore.append_readings(settings, valid)
         quarantined = result.quarantined
+        if other.any():
+            registered = datastore.asset_types_of(settings, result.valid[other]["asset_id"])
+            clash = result.valid[other].copy()
+            clash[QUARANTINE_REASON] = [
+                f"asset_id is registered as asset type {registered.get(str(a))!r}, not "
+                f"{settings.asset_type!r}" for a in clash["asset_id"]]
+            quarantined = clash if not len(quarantined) else _concat(quarantined, clash)
         if len(conflicts):
             conflicts = conflicts.assign(
                 **{QUARANTINE_REASON: "conflicts with the stored reading of this (asset_id, cycle)"}
@@ -74,12 +87,14 @@ def validate_and_store_task(readings, events, settings: Settings, source: str) -
     reasons = quarantined[QUARANTINE_REASON].value_counts().to_dict() if len(quarantined) else {}
     return IngestSummary(
         source=source,
+        asset_type=settings.asset_type,
         rows_in=len(readings),
-        rows_valid=len(result.valid),
+        rows_valid=len(valid),
         rows_appended=appended,
         rows_already_stored=already_stored,
         rows_quarantined=len(quarantined),
         reasons={str(k): int(v) for k, v in reasons.items()},
+        missing_optional=result.missing_optional,
         events_appended=events_appended,
         quarantine_file=quarantine_file,
         data_hash=None,
@@ -106,9 +121,12 @@ def ingest_flow(source: str = "simulator", settings: Settings | None = None) -> 
     readings, events = load_source_task(source, settings)
     summary = validate_and_store_task(readings, events, settings, source)
     summary.data_hash = track_data_task(settings)
+    gaps = f"; optional sensors missing {summary.missing_optional}" if (
+        summary.missing_optional) else ""
     print(
-        f"ingested {summary.rows_appended}/{summary.rows_in} rows from {source}; "
-        f"quarantined {summary.rows_quarantined} {summary.reasons or ''}; data {summary.data_hash}"
+        f"ingested {summary.rows_appended}/{summary.rows_in} {settings.asset_type} rows from "
+        f"{source}; quarantined {summary.rows_quarantined} {summary.reasons or ''}{gaps}; "
+        f"data {summary.data_hash}"
     )
     return summary
 
@@ -118,20 +136,24 @@ def ingest_flow(source: str = "simulator", settings: Settings | None = None) -> 
 
 @flow(name="features", log_prints=True)
 def features_flow(settings: Settings | None = None) -> dict:
-    """Window features for all stored readings → Feast offline parquet → registry → online."""
+    """Window features for the stored readings of settings' asset type → Feast offline parquet
+    → registry (its feature view, push source and service) → online."""
     from features import datastore, store
     from features.transforms import window_features
 
     settings = _settings(settings)
     readings = datastore.load_readings(settings)
     if not len(readings):
-        raise RuntimeError("no readings stored yet: run `twinops ingest` first")
-    frame = window_features(readings, settings.window)
+        raise RuntimeError(f"no {settings.asset_type} readings stored yet: run `twinops ingest` "
+                           "first")
+    frame = window_features(readings, settings.type)
     path = store.write_offline_features(settings, frame)
     store.apply_definitions(settings)
     store.materialize(settings)
-    print(f"features: {len(frame)} rows for {frame['asset_id'].nunique()} assets → {path}")
-    return {"rows": len(frame), "assets": int(frame["asset_id"].nunique()), "path": str(path)}
+    print(f"features: {len(frame)} {settings.asset_type} rows for "
+          f"{frame['asset_id'].nunique()} assets → {path}")
+    return {"asset_type": settings.asset_type, "rows": len(frame),
+            "assets": int(frame["asset_id"].nunique()), "path": str(path)}
 
 
 # ───────────────────────────── train / evaluate ─────────────────────────────
@@ -175,7 +197,7 @@ def training_frame_task(settings: Settings, data):
     from features import store
     from features.labels import rul_labels
 
-    labels = rul_labels(data.readings, data.events)
+    labels = rul_labels(data.readings, data.events, per_cycle=settings.type.rul_per_cycle)
     if not len(labels):
         raise RuntimeError("no run-to-failure assets (failure events) to train on")
     frame = store.training_frame(settings, labels)
@@ -220,8 +242,7 @@ def train_flow(
     hash can be checked against them. Every path that trains (`twinops train`,
     `twinops run`, the monitor's retrain) comes through here.
     """
-    from features.store import FEATURE_SERVICE_NAME
-    from features.transforms import FEATURE_COLUMNS
+    from features.store import feature_service_name
     from training.registry import log_and_register
     from training.train import fit
 
@@ -230,12 +251,13 @@ def train_flow(
         settings = settings.model_copy(update={"training": settings.training.data_only()})
     data = versioned_data_task(settings)
     frame = training_frame_task(settings, data)
-    result = fit(frame, settings, feature_columns=FEATURE_COLUMNS, readings=data.readings)
+    result = fit(frame, settings, feature_columns=settings.type.feature_columns,
+                 readings=data.readings)
     run_id, version = log_and_register(
         settings,
         result,
         dvc_hash=data.data_hash,
-        feature_service=FEATURE_SERVICE_NAME,
+        feature_service=feature_service_name(settings),
         extra_tags={**data.lineage_tags(), **(extra_tags or {})},
     )
     m = result.metrics  # every metric is on the MLflow run; the headline ones here
@@ -305,6 +327,18 @@ def promote_flow(
 # ───────────────────────────── score (in-process serving) ─────────────────────────────
 
 
+def in_service(readings, events) -> list[str]:
+    """Assets not failed at their last reading: a failure at or after it ended the life; a
+    maintenance renewed it (the asset is in service again)."""
+    last = readings.groupby(readings["asset_id"].astype(str))["cycle"].max()
+    if len(events):
+        failures = events[events["event"] == "failure"]
+        failed_at = failures.groupby(failures["asset_id"].astype(str))["cycle"].max()
+        ended = failed_at.reindex(last.index) >= last
+        last = last[~ended.fillna(False).to_numpy()]
+    return sorted(last.index)
+
+
 @flow(name="score", log_prints=True)
 def score_flow(asset_ids: list[str] | None = None, settings: Settings | None = None) -> list[str]:
     """Predict for assets through the serving code path (champion + online features + log).
@@ -323,14 +357,13 @@ def score_flow(asset_ids: list[str] | None = None, settings: Settings | None = N
     settings = _settings(settings)
     model = ServedModel.from_loaded(load_by_alias(settings, "champion"))
     if asset_ids is None:
-        events = datastore.load_events(settings)
-        failed = set(events["asset_id"]) if len(events) else set()
-        asset_ids = sorted(set(datastore.load_readings(settings)["asset_id"]) - failed)
+        asset_ids = in_service(datastore.load_readings(settings), datastore.load_events(settings))
     response = predict_assets(
         PredictRequest(asset_ids=asset_ids),
         model=model,
-        fetch_features=functools.partial(store.online_features, store.get_store(settings)),
-        default_horizon=settings.serving.horizon,
+        fetch_features=functools.partial(store.online_features, settings,
+                                         store=store.get_store(settings)),
+        default_horizon=settings.horizon,
         log=PredictionLog(settings.prediction_log_path),
     ).model_dump()
     ok = [p for p in response["predictions"] if "error" not in p]

@@ -69,8 +69,9 @@ def promotion_flow(version: str, settings: Settings | None = None) -> dict:
     return review.reject(settings, version, decision.comment, reviewer=claimed)
 
 
-def resume_waiting_run(version: str, decision: ReviewDecision) -> str | None:
-    """Resume the paused promotion run of `version`, if one waits (needs a Prefect server)."""
+def resume_waiting_run(settings, version: str, decision: ReviewDecision) -> str | None:
+    """Resume the paused promotion run of `version` of settings' asset type, if one waits
+    (needs a Prefect server)."""
     if not _server_api():
         return None
     from prefect.client.schemas.filters import (
@@ -88,7 +89,10 @@ def resume_waiting_run(version: str, decision: ReviewDecision) -> str | None:
                 state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Paused"]))),
         )
     for run in runs:
-        if str(run.parameters.get("version")) == str(version):
+        params = run.parameters.get("settings") or {}
+        kind = params.get("asset_type") if isinstance(params, dict) else None
+        if str(run.parameters.get("version")) == str(version) and kind in (
+                None, settings.asset_type):
             resume_flow_run(run.id, run_input=decision.model_dump())
             return str(run.id)
     return None

@@ -1,6 +1,8 @@
 """POST /ingest and POST /feedback: new readings and events into the data contract's stores.
 
-    readings ─► validate_readings ─┬─ rejected rows ─► quarantine file + answer (index, reason)
+    readings ─► by asset type (the row's `asset_type`, else the asset registry's, else the
+                service's default type), then per type:
+             ─► validate_readings ─┬─ rejected rows ─► quarantine file + answer (index, reason)
                                    ▼
                [ingest lock] datastore.append_readings (raw parquet, atomic) ─► conflicts rejected
                             │  the asset's first and last readings (transforms.feature_history),
@@ -66,7 +68,24 @@ def feature_readings(settings: Settings, asset_ids: Sequence[str]) -> pd.DataFra
 
     path = Path(settings.raw_dir) / READINGS_FILE
     frame = pd.read_parquet(path, filters=[(ASSET_ID, "in", list(asset_ids))])
-    return feature_history(frame, settings.window)
+    return feature_history(frame, settings.type)
+
+
+def _request_index(rows: pd.DataFrame, checked: pd.DataFrame,
+                   quarantined: pd.DataFrame) -> pd.DataFrame:
+    """`rows` (valid readings) with the request position of the row each came from, found
+    by (asset_id, cycle) among the rows validation kept."""
+    from features.contract import ASSET_ID, CYCLE
+
+    keys = checked.assign(**{ASSET_ID: checked[ASSET_ID].astype("string")})
+    if CYCLE in keys:
+        keys[CYCLE] = pd.to_numeric(keys[CYCLE], errors="coerce")
+        keys = keys[[ASSET_ID, CYCLE, INDEX]].dropna(subset=[CYCLE])
+        keys = keys[~keys[INDEX].isin(quarantined[INDEX])].astype({CYCLE: "int64"})
+        return rows.merge(keys, on=[ASSET_ID, CYCLE], how="left")
+    # a timestamp type without cycles in the request: the cycle was derived, match by asset
+    first = keys[~keys[INDEX].isin(quarantined[INDEX])].drop_duplicates(ASSET_ID)
+    return rows.merge(first[[ASSET_ID, INDEX]], on=ASSET_ID, how="left")
 
 
 def _rejected(frame: pd.DataFrame, reason_col: str) -> list[RejectedRow]:
@@ -79,41 +98,102 @@ def _rejected(frame: pd.DataFrame, reason_col: str) -> list[RejectedRow]:
     ]
 
 
+def _types_of_rows(settings: Settings, readings: Sequence[dict[str, Any]]) -> list[str]:
+    """The asset type of each row: its own `asset_type`, else the registry's, else the
+    settings' type."""
+    from features.contract import ASSET_ID, ASSET_TYPE
+    from features.datastore import asset_types_of
+
+    registered = asset_types_of(settings, {str(r.get(ASSET_ID)) for r in readings})
+    return [str(r.get(ASSET_TYPE) or registered.get(str(r.get(ASSET_ID)))
+                or settings.asset_type) for r in readings]
+
+
 def ingest_readings(settings: Settings, readings: Sequence[dict[str, Any]], *,
                     push=None) -> IngestResponse:
-    """Validate, store, push features. `push(settings, features_df)` defaults to Feast's."""
+    """Validate, store, push features, per asset type (a request may mix types).
+    `push(settings, features_df)` defaults to Feast's."""
+    from features.contract import ASSET_TYPE
+
+    kinds = _types_of_rows(settings, readings)
+    declared = settings.declared_types()
+    bad = [i for i, k in enumerate(kinds) if k not in declared]
+    if bad:
+        raise ApiError(400, f"unknown asset_type {kinds[bad[0]]!r} (declared: "
+                            f"{', '.join(sorted(declared))})",
+                       [{"loc": ["readings", i, ASSET_TYPE], "msg": "unknown asset type"}
+                        for i in bad])
+    parts = []
+    for kind in sorted(set(kinds)):
+        index = [i for i, k in enumerate(kinds) if k == kind]
+        rows = [{k: v for k, v in readings[i].items() if k != ASSET_TYPE} for i in index]
+        try:
+            part = _ingest_type(settings.for_type(kind), rows, push)
+        except ApiError as exc:
+            if len(set(kinds)) == 1:
+                raise
+            exc.detail = [{**d, "loc": ["readings", index[d["loc"][1]], *d["loc"][2:]]}
+                          if len(d.get("loc", [])) > 1 and isinstance(d["loc"][1], int) else d
+                          for d in exc.detail or []]
+            if exc.status == 422:  # every row of this type rejected; others may be stored
+                parts.append((index, IngestResponse(
+                    accepted=0, appended=0, already_stored=0, features_pushed=[],
+                    rejected=[RejectedRow(index=d["loc"][1], asset_id=None, reason=d["msg"])
+                              for d in exc.detail])))
+                continue
+            raise
+        for r in part.rejected:
+            r.index = index[r.index]
+        parts.append((index, part))
+    accepted = sum(p.accepted for _, p in parts)
+    rejected = sorted((r for _, p in parts for r in p.rejected), key=lambda r: r.index)
+    if not accepted:
+        raise ApiError(422, f"all {len(readings)} reading(s) rejected; nothing stored",
+                       [{"loc": ["readings", r.index], "msg": r.reason} for r in rejected])
+    return IngestResponse(accepted=accepted, appended=sum(p.appended for _, p in parts),
+                          already_stored=sum(p.already_stored for _, p in parts),
+                          rejected=rejected,
+                          features_pushed=sorted(a for _, p in parts for a in p.features_pushed))
+
+
+def _ingest_type(settings: Settings, readings: Sequence[dict[str, Any]], push) -> IngestResponse:
+    """One asset type's rows: validate, store, register, push features."""
     from features import datastore
-    from features.contract import ASSET_ID, CYCLE, QUARANTINE_REASON, READING_COLUMNS
+    from features.contract import ASSET_ID, CYCLE, QUARANTINE_REASON
     from features.store import push_features
     from features.transforms import latest_window_features
     from features.validation import validate_readings, write_quarantine
 
     push = push or push_features
-    known = set(READING_COLUMNS)
+    asset_type = settings.type
+    columns = asset_type.reading_columns
+    if asset_type.time_index == "timestamp" and not any(CYCLE in r for r in readings):
+        columns = [c for c in columns if c != CYCLE]
+    known = set(columns)
     unknown = [sorted(set(r) - known) for r in readings]
     raw = pd.DataFrame([{k: v for k, v in r.items() if k in known} for r in readings],
-                       columns=READING_COLUMNS)
+                       columns=columns)
     raw[INDEX] = range(len(raw))
     extra = raw[[bool(u) for u in unknown]].assign(**{QUARANTINE_REASON: [
         f"unknown field(s): {', '.join(u)}" for u in unknown if u]})
     checked = raw[[not u for u in unknown]]
-    result = validate_readings(checked.drop(columns=INDEX).reset_index(drop=True))
-    quarantined = result.quarantined.assign(
-        **{INDEX: checked[INDEX].to_numpy()[result.quarantined.index]})
-    if len(extra):
-        quarantined = pd.concat([quarantined, extra], ignore_index=True)
     with write_lock(settings):
-        appended, same, conflicts = datastore.append_readings(settings, result.valid)
-        if len(conflicts):
-            keys = checked.assign(**{CYCLE: pd.to_numeric(checked[CYCLE], errors="coerce"),
-                                     ASSET_ID: checked[ASSET_ID].astype("string")})
-            keys = keys[[ASSET_ID, CYCLE, INDEX]].dropna(subset=[CYCLE])
-            keys = keys[~keys[INDEX].isin(quarantined[INDEX])]  # the row validation kept
-            conflicts = conflicts.merge(keys.astype({CYCLE: "int64"}), on=[ASSET_ID, CYCLE],
-                                        how="left")
-            conflicts[QUARANTINE_REASON] = (
-                "conflicts with the stored reading of this (asset_id, cycle)")
-            quarantined = pd.concat([quarantined, conflicts], ignore_index=True)
+        result = validate_readings(checked.drop(columns=INDEX).reset_index(drop=True),
+                                   asset_type, life_starts=datastore.life_starts(settings))
+        quarantined = result.quarantined.assign(
+            **{INDEX: checked[INDEX].to_numpy()[result.quarantined.index]})
+        if len(extra):
+            quarantined = pd.concat([quarantined, extra], ignore_index=True)
+        other = datastore.register_assets(settings, result.valid)
+        appended, same, conflicts = datastore.append_readings(settings, result.valid[~other])
+        refused = [(conflicts, "conflicts with the stored reading of this (asset_id, cycle)"),
+                   (result.valid[other], "asset_id is registered as another asset type")]
+        for rows, reason in refused:
+            if len(rows):
+                rows = _request_index(rows, checked, quarantined)
+                quarantined = pd.concat([quarantined, rows.assign(**{QUARANTINE_REASON: reason})],
+                                        ignore_index=True)
+        conflicts = pd.concat([conflicts, result.valid[other]], ignore_index=True)
         if len(quarantined):
             write_quarantine(quarantined.drop(columns=INDEX), settings, source="api:/ingest")
         stored_assets = sorted(set(result.valid[ASSET_ID]) - set(conflicts[ASSET_ID])
@@ -126,7 +206,7 @@ def ingest_readings(settings: Settings, readings: Sequence[dict[str, Any]], *,
         raise ApiError(422, f"all {len(readings)} reading(s) rejected; nothing stored",
                           [{"loc": ["readings", r.index], "msg": r.reason} for r in rejected])
     if history is not None and len(history):
-        features = latest_window_features(history, settings.window)
+        features = latest_window_features(history, settings.type)
         try:
             push(settings, features)
         except Exception as exc:
@@ -150,9 +230,13 @@ def record_events(settings: Settings, events: Sequence[dict[str, Any]]) -> Feedb
     from features.events import record_events as store_events
 
     with write_lock(settings):
-        readings = datastore.load_readings(settings)
-        by_asset = {a: g.sort_values(CYCLE) for a, g in readings.groupby(ASSET_ID)} if len(
-            readings) else {}
+        kinds = set(datastore.asset_types_of(settings, {str(e[ASSET_ID]) for e in events})
+                    .values()) or {settings.asset_type}
+        by_asset = {}
+        for kind in sorted(kinds):  # each asset's readings are stored with its type
+            readings = datastore.load_readings(settings.for_type(kind))
+            if len(readings):
+                by_asset.update({a: g.sort_values(CYCLE) for a, g in readings.groupby(ASSET_ID)})
         rows, problems = [], []
         for i, ev in enumerate(events):
             located, problem = _locate(ev, by_asset.get(ev[ASSET_ID]))

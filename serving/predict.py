@@ -5,7 +5,7 @@
                           ▼
                       predictor.predict(known rows, horizon) ─► rul, interval, p_fail, health
                           │
-                          │ feature_timestamp, age, stale (age > feature view TTL)
+                          │ feature_timestamp, age, stale (age > the type's staleness limit)
                           ├─► log.append(answered items + their features)
                           ▼
                       PredictResponse (request order kept, model version of THIS call)
@@ -17,6 +17,10 @@ BentoML service only wires real collaborators into it.
 
 Why per-item errors: one unknown or stale asset must not fail a fleet-wide
 request (and must never be a 500); the client gets every answer it can.
+
+A fleet mixes asset types: `predict_fleet` splits a request by the type of each asset
+(the asset registry says which), answers each part with `predict_assets` and its type's
+`Lane` (champion, online reader, staleness limit) and puts the answers back in order.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 UNKNOWN_ASSET = "unknown asset: no online features"
+UNREGISTERED_ASSET = "unknown asset: not in the asset registry"
 NOT_FINITE = "prediction failed: model returned a non-finite value"
 
 #: Columns of the online-features frame that are identity / bookkeeping, not
@@ -155,7 +160,7 @@ def rows_from_frame(frame: pd.DataFrame, asked: list[str]) -> OnlineRows:
     return OnlineRows(list(asked), known, secs.astype("float64"), values, columns)
 
 
-def _run_model(model: ServedModel, rows: OnlineRows, pick: np.ndarray, horizon: int) -> dict:
+def _run_model(model: ServedModel, rows: OnlineRows, pick: np.ndarray, horizon: float) -> dict:
     """Outputs (column -> array) for rows[pick]; RULPredictor's numpy path when it has one."""
     import pandas as pd
 
@@ -178,15 +183,19 @@ def predict_assets(
     *,
     model: ServedModel,
     fetch_features: Callable[[Sequence[str]], pd.DataFrame | OnlineRows],
-    default_horizon: int,
+    default_horizon: float,
     log: PredictionLog | None = None,
     ttl: timedelta | None = None,
     now: datetime | None = None,
+    asset_type: str | None = None,
+    rul_unit: str = "cycles",
 ) -> PredictResponse:
     """Answer one request with ONE model (the caller reads the hot-swapped model once).
 
     `fetch_features` may return OnlineRows (the fast reader) or a DataFrame like
     features.store.online_features (Feast, fakes); no pandas on the fast path.
+    `ttl`: features older than this are answered with stale=true (the asset type's
+    staleness limit). `asset_type` / `rul_unit` name what the answers are about.
     """
     import numpy as np
 
@@ -221,6 +230,8 @@ def predict_assets(
             p_fail=core[3],
             horizon=horizon,
             health=core[4],
+            asset_type=asset_type,
+            rul_unit=rul_unit,
             model_name=model.name,
             model_version=model.version,
             model_alias=model.alias,
@@ -242,3 +253,56 @@ def predict_assets(
     items = [answers.get(a) or PredictionError(asset_id=a, error=UNKNOWN_ASSET) for a in asked]
     return PredictResponse(model_name=model.name, model_version=model.version,
                            model_alias=model.alias, predictions=items)
+
+
+@dataclass
+class Lane:
+    """What serving holds per asset type: its champion (`holder.current`, hot-swapped), the
+    online reader of its feature view, its staleness limit and its default horizon."""
+
+    asset_type: str
+    rul_unit: str
+    holder: Any
+    fetch: Callable[[Sequence[str]], Any]
+    stale_after: timedelta | None
+    horizon: float
+
+
+def predict_fleet(
+    request: PredictRequest,
+    *,
+    lanes: dict[str, Lane],
+    type_of: Callable[[Sequence[str]], dict[str, str]],
+    log: PredictionLog | None = None,
+    now: datetime | None = None,
+) -> PredictResponse:
+    """Answer a request whose assets may be of several types, each from its type's lane.
+
+    `type_of(ids)` -> {id: type} for the registered ones. An id not registered, or of a
+    type without a served champion, gets a per-item error. The top-level model fields
+    name the model when one answered everything, else they are null.
+    """
+    asked = list(request.asset_ids)
+    kinds = type_of(list(dict.fromkeys(asked)))
+    answers: dict[str, Prediction | PredictionError] = {}
+    models = set()
+    for kind in sorted(set(kinds.values())):
+        ids = [a for a in dict.fromkeys(asked) if kinds.get(a) == kind]
+        lane = lanes.get(kind)
+        if lane is None:
+            answers.update({a: PredictionError(
+                asset_id=a, error=f"no model of asset type {kind!r} is being served")
+                for a in ids})
+            continue
+        model = lane.holder.current  # read ONCE: this part comes from one version
+        part = predict_assets(
+            PredictRequest.model_construct(asset_ids=ids, horizon=request.horizon),
+            model=model, fetch_features=lane.fetch, default_horizon=lane.horizon, log=log,
+            ttl=lane.stale_after, now=now, asset_type=kind, rul_unit=lane.rul_unit)
+        models.add((model.name, model.version, model.alias))
+        answers.update({p.asset_id: p for p in part.predictions})
+    items = [answers.get(a) or PredictionError(asset_id=a, error=UNREGISTERED_ASSET)
+             for a in asked]
+    name, version, alias = next(iter(models)) if len(models) == 1 else (None, None, None)
+    return PredictResponse(model_name=name, model_version=version, model_alias=alias,
+                           predictions=items)

@@ -31,7 +31,7 @@ from pydantic import (
 #: Ceiling on asset_ids per request whatever the configuration says: bounds
 #: the work one request can cause before the configured limit is checked.
 HARD_MAX_BATCH = 10_000
-#: Longest horizon (cycles) accepted: a guard against nonsense, not a model limit.
+#: Longest horizon (RUL units) accepted: a guard against nonsense, not a model limit.
 MAX_HORIZON = 100_000
 
 AssetId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
@@ -47,9 +47,10 @@ class PredictRequest(BaseModel):
         max_length=HARD_MAX_BATCH,
         description="Assets to score, answered in this order.",
     )
-    horizon: Annotated[int, Field(strict=True, gt=0, le=MAX_HORIZON)] | None = Field(
+    horizon: Annotated[float, Field(gt=0, le=MAX_HORIZON, allow_inf_nan=False)] | None = Field(
         default=None,
-        description="Cycles ahead for p_fail = P(RUL <= horizon); default from settings.",
+        description="RUL units ahead (each asset's type says: cycles or hours) for "
+        "p_fail = P(RUL <= horizon); default: the asset type's horizon.",
     )
 
     @field_validator("asset_ids")
@@ -80,16 +81,19 @@ class Prediction(BaseModel):
     rul_upper: float
     interval_level: float | None
     p_fail: float
-    horizon: int
+    horizon: float
     health: float
     model_name: str
     model_version: str
     model_alias: str | None = None
+    #: The asset's type, and the unit of rul, its interval and horizon (cycles | hours).
+    asset_type: str | None = None
+    rul_unit: str = "cycles"
     #: Event time of the feature row used (UTC ISO-8601) and its age at answer time.
     feature_timestamp: str | None = None
     feature_age_s: float | None = None
-    #: True when the features are older than the feature view's TTL (Feast does
-    #: not enforce TTL on online reads; serving does).
+    #: True when the features are older than the asset type's staleness limit (a few
+    #: sampling periods; else the feature view's TTL): the feed of this asset stopped.
     stale: bool = False
 
 
@@ -101,48 +105,34 @@ class PredictionError(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    model_name: str
-    model_version: str
+    #: The model that answered every item; null when a batch spans asset types (each
+    #: prediction names its own model).
+    model_name: str | None = None
+    model_version: str | None = None
     model_alias: str | None = None
     predictions: list[Prediction | PredictionError]
 
 
-# ---- readings / events in the data contract (POST /predict_window, /ingest, /feedback) ----
+# ---- readings / events (POST /predict_window, /ingest, /feedback) ----
 
 FiniteFloat = Annotated[float, Field(strict=False, allow_inf_nan=False)]
 StrictCycle = Annotated[int, Field(strict=True, ge=1)]
 
 
-def _reading_model() -> type[BaseModel]:
-    """One reading of the data contract; built from features.contract so the two never drift.
-
-    extra="forbid": an unknown sensor (wrong sensor set) is a 400 naming it;
-    every contract column is required: a missing sensor is a 400 naming it.
-    """
-    from pydantic import create_model
-
-    from features.contract import ASSET_ID, CYCLE, MEASUREMENT_COLUMNS, TIMESTAMP
-
-    fields: dict[str, Any] = {
-        ASSET_ID: (AssetId, ...),
-        TIMESTAMP: (AwareDatetime, Field(description="UTC (or any explicit offset).")),
-        CYCLE: (StrictCycle, ...),
-        **{c: (FiniteFloat, ...) for c in MEASUREMENT_COLUMNS},
-    }
-    return create_model(
-        "Reading", __config__=ConfigDict(extra="forbid"), **fields
-    )
-
-
-Reading = _reading_model()
-
-
 class WindowRequest(BaseModel):
-    """Body of POST /predict_window: one asset's raw readings, from its first one."""
+    """Body of POST /predict_window: one asset's raw readings, from its first one.
+
+    Readings are JSON objects in the columns of the asset's type, checked row by row
+    (features.validation): a missing or unknown column, or a bad value, is a 400 that
+    names it.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    readings: list[Reading] = Field(  # type: ignore[valid-type]
+    asset_type: str | None = Field(
+        default=None, description="Type of the asset; default: the asset registry's, else "
+        "the service's default type.")
+    readings: list[dict[str, Any]] = Field(
         min_length=1, max_length=HARD_MAX_BATCH,
         description=(
             "Readings of ONE asset, any order: at least its last history_length(window) "
@@ -151,7 +141,7 @@ class WindowRequest(BaseModel):
             "for them. Readings in between may be left out."
         ),
     )
-    horizon: Annotated[int, Field(strict=True, gt=0, le=MAX_HORIZON)] | None = None
+    horizon: Annotated[float, Field(gt=0, le=MAX_HORIZON, allow_inf_nan=False)] | None = None
 
 
 class IngestRequest(BaseModel):

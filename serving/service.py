@@ -1,8 +1,10 @@
-"""The BentoML service: the champion model behind HTTP, hot-swapped, guarded, logged.
+"""The BentoML service: each asset type's champion behind HTTP, hot-swapped, guarded, logged.
 
-    TWINOPS_* env ─► Settings ─┬─► ModelHolder(load_by_alias("champion")) ◄─ poll: alias moved?
+    TWINOPS_* env ─► Settings ─► per asset type with a champion, a Lane (serving.predict):
+                               ├─► ModelHolder(load_by_alias("champion")) ◄─ poll: alias moved?
                                │     (SHA-256 verified; a refused version leaves the old one)
                                ├─► features.online reader (Feast's SQLite table, direct read)
+                               ├─► asset registry (asset id -> type), re-read on a miss
                                ├─► BackgroundLogWriter(PredictionLog)  (flushed on shutdown)
                                └─► metrics: twinops_model_info{model_name,model_version,alias}
     RequestGuard (401 / 413 / bad JSON 400) ─► HealthzMiddleware (/healthz, /readyz) ─► routes:
@@ -35,9 +37,11 @@ Everything heavy happens in `__init__`, once per worker process, never at import
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import bentoml
@@ -81,20 +85,34 @@ class TwinService:
         from features.store import get_store
         from serving.hot_swap import ModelHolder
         from serving.log_writer import BackgroundLogWriter
+        from serving.predict import Lane
         from training.registry import get_alias_version
 
         torch.set_num_threads(1)
         self.settings = settings = get_settings()
-        self.holder = ModelHolder(
-            self._load_model(),
-            where_is=lambda: get_alias_version(settings, ALIAS),
-            load=self._load_model,
-            poll_s=settings.serving.model_poll_s,
-            on_swap=self._publish_model,
-            on_refused=lambda _version, _exc: self._swaps.labels("refused").inc(),
-        )
-        self.reader = make_online_reader(settings, get_store(settings))
-        self.ttl = self.reader.ttl
+        store = get_store(settings)
+        self.lanes: dict[str, Lane] = {}
+        for name in sorted(settings.declared_types()):
+            typed = settings.for_type(name)
+            if get_alias_version(typed, ALIAS) is None:
+                continue  # no champion of this type: its assets get a per-item error
+            holder = ModelHolder(
+                self._load_model(typed),
+                where_is=functools.partial(get_alias_version, typed, ALIAS),
+                load=functools.partial(self._load_model, typed),
+                poll_s=settings.serving.model_poll_s,
+                on_swap=self._publish_model,
+                on_refused=lambda _version, _exc: self._swaps.labels("refused").inc(),
+            )
+            reader = make_online_reader(typed, store)
+            stale = typed.type.stale_after_s
+            self.lanes[name] = Lane(
+                asset_type=name, rul_unit=typed.type.rul_unit, holder=holder, fetch=reader,
+                stale_after=timedelta(seconds=stale) if stale else reader.ttl,
+                horizon=typed.horizon)
+        if not self.lanes:
+            raise RuntimeError(f"no asset type has a {ALIAS!r} model to serve: promote one first")
+        self.registry = AssetRegistry(settings)
         self.prediction_log = BackgroundLogWriter(
             PredictionLog(settings.prediction_log_path),
             max_queue=settings.serving.log_queue_size,
@@ -110,55 +128,66 @@ class TwinService:
             documentation="Hot-swap attempts by outcome (ok / refused).",
             labelnames=["outcome"],
         )
-        self._publish_model(self.holder.current)
+        for lane in self.lanes.values():
+            self._publish_model(lane.holder.current)
         gc.collect()
         gc.freeze()
-        self.holder.start()
+        for lane in self.lanes.values():
+            lane.holder.start()
         if settings.serving.auth_enabled and not settings.serving.api_key_sha256:
             logger.warning("auth is on but no API key hashes are configured: every call is 401")
-        logger.info("serving %s version %s (state dir %s)", self.holder.current.name,
-                    self.holder.current.version, settings.state_dir)
+        logger.info("serving %s (state dir %s)", ", ".join(
+            f"{lane.holder.current.name} v{lane.holder.current.version}"
+            for lane in self.lanes.values()), settings.state_dir)
 
     # ---- model lifecycle -----------------------------------------------------------
-    def _load_model(self):
-        from features.transforms import FEATURE_COLUMNS
+    @staticmethod
+    def _load_model(settings):
         from serving.predict import ServedModel, check_feature_compatibility
         from training.registry import load_by_alias
 
-        model = ServedModel.from_loaded(load_by_alias(self.settings, ALIAS), alias=ALIAS)
-        check_feature_compatibility(model, FEATURE_COLUMNS)
+        model = ServedModel.from_loaded(load_by_alias(settings, ALIAS), alias=ALIAS)
+        check_feature_compatibility(model, settings.type.feature_columns)
         return model
 
     def _publish_model(self, model) -> None:
-        previous = getattr(self, "_published", None)
+        published = self.__dict__.setdefault("_published", {})
+        previous = published.get(model.name)
         if previous is not None:
             self._model_info.labels(previous.name, previous.version, ALIAS).set(0)
             self._swaps.labels("ok").inc()
         self._model_info.labels(model.name, model.version, ALIAS).set(1)
-        self._published = model
+        published[model.name] = model
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:
-        self.holder.stop()
+        for lane in self.lanes.values():
+            lane.holder.stop()
         self.prediction_log.close()
+
+    def _lane_for(self, asset_id: str | None, asset_type: str | None):
+        """The lane of an asset: its given type, else the registry's, else the default."""
+        from serving.errors import ApiError
+
+        kind = asset_type or (self.registry.types([asset_id]).get(asset_id) if asset_id else None)
+        kind = kind or self.settings.asset_type
+        if kind not in self.lanes:
+            raise ApiError(400 if kind not in self.settings.declared_types() else 503,
+                           f"no model of asset type {kind!r} is being served",
+                           [{"loc": ["asset_type"], "msg": "no champion of this type"}])
+        return self.lanes[kind]
 
     # ---- routes ------------------------------------------------------------------
     @bentoml.api(route="/predict", input_spec=PredictRequest)
     async def predict(self, **params: Any) -> PredictResponse:
-        from serving.predict import predict_assets
+        from serving.predict import predict_fleet
         from serving.schemas import parse_request
 
         # Re-validate with the configured batch limit (ValidationError -> 400 by BentoML).
         request = parse_request(params, max_batch=self.settings.serving.max_batch)
         try:
-            return predict_assets(
-                request,
-                model=self.holder.current,  # read ONCE: the whole answer comes from this version
-                fetch_features=self.reader,
-                default_horizon=self.settings.serving.horizon,
-                log=self.prediction_log,
-                ttl=self.ttl,
-            )
+            return predict_fleet(request, lanes=self.lanes, type_of=self.registry.types,
+                                 log=self.prediction_log)
         except sqlite3.Error as exc:  # no online store yet / unreadable: the server's fault
             from serving.errors import ApiError
 
@@ -169,20 +198,30 @@ class TwinService:
         from serving.window import predict_window
 
         request = WindowRequest.model_validate(params)
-        return self._answer(
-            len(request.readings), "readings", lambda: predict_window(
-                [r.model_dump() for r in request.readings], request.horizon,
-                window=self.settings.window, model=self.holder.current,
-                default_horizon=self.settings.serving.horizon, log=self.prediction_log,
-                ttl=self.ttl))
+
+        def answer():
+            first = request.readings[0].get("asset_id")
+            lane = self._lane_for(str(first) if first is not None else None, request.asset_type)
+            return predict_window(
+                request.readings, request.horizon,
+                asset_type=self.settings.for_type(lane.asset_type).type,
+                model=lane.holder.current, default_horizon=lane.horizon,
+                log=self.prediction_log, ttl=lane.stale_after)
+
+        return self._answer(len(request.readings), "readings", answer)
 
     @bentoml.api(route="/ingest", input_spec=IngestRequest)
     def ingest(self, **params: Any) -> IngestResponse:
         from serving.ingest import ingest_readings
 
         request = IngestRequest.model_validate(params)
-        return self._answer(len(request.readings), "readings",
-                            lambda: ingest_readings(self.settings, request.readings))
+
+        def answer():
+            response = ingest_readings(self.settings, request.readings)
+            self.registry.refresh()  # new assets are registered now
+            return response
+
+        return self._answer(len(request.readings), "readings", answer)
 
     @bentoml.api(route="/feedback", input_spec=FeedbackRequest)
     def feedback(self, **params: Any) -> FeedbackResponse:
@@ -207,22 +246,65 @@ class TwinService:
 
     # ---- probes (serving.health) -----------------------------------------------------
     def health(self) -> dict[str, Any]:
-        model = self.holder.current
-        return {"status": "ok", "model_name": model.name, "model_version": model.version,
-                "model_alias": model.alias, "hot_swap": self.holder.report(),
+        models = {name: {"model_name": lane.holder.current.name,
+                         "model_version": lane.holder.current.version,
+                         "model_alias": lane.holder.current.alias,
+                         "hot_swap": lane.holder.report()} for name, lane in self.lanes.items()}
+        first = next(iter(models.values()))
+        return {"status": "ok", **{k: first[k] for k in ("model_name", "model_version",
+                                                         "model_alias", "hot_swap")},
+                "models": models,
                 "prediction_log": {"pending_groups": self.prediction_log.pending,
                                    "written": self.prediction_log.written,
                                    "failures": self.prediction_log.failures}}
 
     def ready(self) -> dict[str, Any]:
-        model = self.holder.current
-        try:
-            self.reader.ping()
-            store_ok, store_error = True, None
-        except Exception as exc:  # noqa: BLE001 — reported, not raised
-            store_ok, store_error = False, f"{type(exc).__name__}: {exc}"
-        return {"ready": model is not None and store_ok, "model_version": model.version,
-                "feature_store": "ok" if store_ok else store_error}
+        errors = {}
+        for name, lane in self.lanes.items():
+            try:
+                lane.fetch.ping()
+            except Exception as exc:  # noqa: BLE001 — reported, not raised
+                errors[name] = f"{type(exc).__name__}: {exc}"
+        first = next(iter(self.lanes.values())).holder.current
+        return {"ready": not errors, "model_version": first.version,
+                "model_versions": {n: lane.holder.current.version
+                                   for n, lane in self.lanes.items()},
+                "feature_store": "ok" if not errors else "; ".join(
+                    f"{n}: {e}" for n, e in errors.items())}
+
+
+class AssetRegistry:
+    """asset id -> asset type, from the asset registry (features.datastore), cached.
+
+    Re-read when an asked id is missing, at most once a second: an asset registered by
+    another worker's /ingest or a batch ingest is found within a second, and a flood of
+    unknown ids cannot turn every request into a file read.
+    """
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self._types: dict[str, str] = {}
+        self._read_at = 0.0
+        self.refresh()
+
+    def refresh(self) -> None:
+        import time
+
+        from features.datastore import load_assets
+
+        assets = load_assets(self.settings)
+        self._types = dict(zip(assets["asset_id"].astype(str), assets["asset_type"].astype(str),
+                               strict=True))
+        self._read_at = time.monotonic()
+
+    def types(self, asset_ids) -> dict[str, str]:
+        import time
+
+        known = self._types
+        if any(a not in known for a in asset_ids) and time.monotonic() - self._read_at > 1.0:
+            self.refresh()
+            known = self._types
+        return {a: known[a] for a in asset_ids if a in known}
 
 
 # Starlette nests these in order (first = outer). Both only act on their own paths:

@@ -1,9 +1,9 @@
 """POST /predict_window: score a window of raw readings with the offline transform.
 
-    readings (pydantic-checked: types, finite values, the contract's sensor set)
+    readings (JSON rows of the asset's type: its columns, nothing else)
         ─► one asset? at least history_length(window) readings? (else 400 naming `readings`)
-        ─► features.validation.validate_readings                (duplicates, order: 400 per row)
-        ─► features.transforms.latest_window_features(window)   THE offline transform
+        ─► features.validation.validate_readings(type)  (types, ranges, duplicates: 400 per row)
+        ─► features.transforms.latest_window_features(type)   THE offline transform
         ─► serving.predict.predict_assets (same path, same log as POST /predict)
 
 Why the same transform call: online/offline skew is the failure this endpoint
@@ -35,14 +35,23 @@ from serving.errors import ApiError
 from serving.schemas import PredictRequest, PredictResponse
 
 
-def window_frame(readings: Sequence[dict[str, Any]], window: int) -> pd.DataFrame:
-    """Validated readings of one asset -> the online-features frame of its newest reading."""
+def window_frame(readings: Sequence[dict[str, Any]], asset_type) -> pd.DataFrame:
+    """Validated readings of one asset of `asset_type` -> the online-features frame of its
+    newest reading."""
     from features.contract import ASSET_ID, QUARANTINE_REASON, TIMESTAMP
     from features.store import FEATURE_TIMESTAMP, FOUND
     from features.transforms import history_length, latest_window_features
     from features.validation import validate_readings
 
-    assets = sorted({r[ASSET_ID] for r in readings})
+    window = asset_type.window
+    known = set(asset_type.reading_columns)
+    for i, r in enumerate(readings):
+        unknown = sorted(set(r) - known)
+        if unknown:
+            raise ApiError(400, f"reading {i}: unknown field(s) for asset type "
+                                f"{asset_type.name!r}: {', '.join(unknown)}",
+                           [{"loc": ["readings", i, f], "msg": "unknown field"} for f in unknown])
+    assets = sorted({str(r.get(ASSET_ID)) for r in readings})
     if len(assets) != 1:
         raise ApiError(400, f"readings must be of ONE asset, got {len(assets)}: {assets[:5]}",
                           [{"loc": ["readings", ASSET_ID], "msg": "more than one asset_id"}])
@@ -50,22 +59,28 @@ def window_frame(readings: Sequence[dict[str, Any]], window: int) -> pd.DataFram
     if len(readings) < needed:
         raise ApiError(400, f"window too short: {len(readings)} readings, need at least "
                                f"{needed}", [{"loc": ["readings"], "msg": "too short"}])
-    result = validate_readings(pd.DataFrame(list(readings)))
+    result = validate_readings(pd.DataFrame(list(readings)), asset_type)
+    if result.missing_columns:
+        raise ApiError(400, f"readings lack column(s) of asset type {asset_type.name!r}: "
+                            f"{', '.join(result.missing_columns)}",
+                       [{"loc": ["readings", c], "msg": "field required"}
+                        for c in result.missing_columns])
     if len(result.quarantined):
         detail = [{"loc": ["readings", int(i)], "msg": str(reason)}
                   for i, reason in result.quarantined[QUARANTINE_REASON].items()]
         raise ApiError(400, f"{len(detail)} reading(s) rejected", detail)
-    feats = latest_window_features(result.valid, window)
+    feats = latest_window_features(result.valid, asset_type)
     feats = feats.rename(columns={TIMESTAMP: FEATURE_TIMESTAMP})
     feats.insert(1, FOUND, True)
     return feats
 
 
-def predict_window(readings: Sequence[dict[str, Any]], horizon: int | None, *, window: int,
+def predict_window(readings: Sequence[dict[str, Any]], horizon: float | None, *, asset_type,
                    **predict_kwargs: Any) -> PredictResponse:
     from serving.predict import predict_assets
 
-    frame = window_frame(readings, window)
+    frame = window_frame(readings, asset_type)
     asset = str(frame["asset_id"].iloc[0])
     return predict_assets(PredictRequest(asset_ids=[asset], horizon=horizon),
-                          fetch_features=lambda _ids: frame, **predict_kwargs)
+                          fetch_features=lambda _ids: frame, asset_type=asset_type.name,
+                          rul_unit=asset_type.rul_unit, **predict_kwargs)

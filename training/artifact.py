@@ -163,9 +163,10 @@ class RULPredictor:
         from training.network import member_folds, out_of_fold_mean
 
         torch = self._torch
-        z = torch.from_numpy(
-            np.ascontiguousarray((np.asarray(x, dtype=np.float32) - self._mean) * self._inv_std)
-        )
+        z = (np.asarray(x, dtype=np.float32) - self._mean) * self._inv_std
+        # A missing optional sensor's features are NaN: imputed with the training mean
+        # (0 once standardised), as the trainer did (training.datamodule.Standardizer).
+        z = torch.from_numpy(np.ascontiguousarray(np.nan_to_num(z, nan=0.0)))
         with torch.inference_mode():
             if folds is None or not (np.asarray(folds) >= 0).any():
                 rul, health = self.net(z)
@@ -199,11 +200,11 @@ class RULPredictor:
             raise ValueError(
                 f"expected shape (n, {len(self.feature_columns)}), got {tuple(x.shape)}"
             )
-        bad = ~np.isfinite(x)
+        bad = np.isinf(x)  # NaN is a missing sensor's feature (imputed in `raw`); inf is a bug
         if bad.any():
             cols = [self.feature_columns[j] for j in np.flatnonzero(bad.any(axis=0))]
             raise ValueError(
-                f"{int(bad.any(axis=1).sum())} row(s) have NaN/inf features in columns: {cols}"
+                f"{int(bad.any(axis=1).sum())} row(s) have infinite features in columns: {cols}"
             )
         level = self.interval_level if level is None else float(level)
         rul, health = self.raw(x, folds)

@@ -54,7 +54,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from features.contract import ASSET_ID, CYCLE, MEASUREMENT_COLUMNS, TIMESTAMP
+from features.contract import ASSET_ID, CYCLE, TIMESTAMP
 from features.labels import LABEL_COLUMN as RUL
 
 #: Separates the source asset id from the pace in a virtual asset's id.
@@ -78,15 +78,18 @@ def _run_to_failure(frame: pd.DataFrame):
             yield asset, g.sort_values(CYCLE, kind="stable")
 
 
-def lifetimes(frame: pd.DataFrame) -> dict[str, float]:
-    """Failure cycle (cycle + RUL at the last reading) of every run-to-failure asset."""
+def lifetimes(frame: pd.DataFrame, per_cycle: float = 1.0) -> dict[str, float]:
+    """Failure cycle (cycle + RUL at the last reading, the RUL in cycles) of every
+    run-to-failure asset; `per_cycle`: RUL units per cycle (features.asset_types)."""
     return {
-        asset: float(g[CYCLE].iloc[-1] + g[RUL].iloc[-1]) for asset, g in _run_to_failure(frame)
+        asset: float(g[CYCLE].iloc[-1] + g[RUL].iloc[-1] / per_cycle)
+        for asset, g in _run_to_failure(frame)
     }
 
 
 def fleet_paces(
-    frame: pd.DataFrame, copies: int, seed: int, max_assets: int | None = None
+    frame: pd.DataFrame, copies: int, seed: int, max_assets: int | None = None,
+    per_cycle: float = 1.0,
 ) -> dict[str, list[tuple[float, str]]]:
     """Per labelled asset u, `copies` (pace T_u / T_v, donor v): u's wear path run at the
     pace of another asset v of the fleet, drawn (seeded) among the distinct lifetimes other
@@ -100,7 +103,7 @@ def fleet_paces(
     Why the donor is kept: the copy fails at T_v exactly, so it carries v's label, and the
     ensemble members that hold v out must not train on it (training.datamodule).
     """
-    life = lifetimes(frame)
+    life = lifetimes(frame, per_cycle)
     if max_assets is not None:
         copies = min(copies, max_assets // max(1, len(life)))
     donor_of: dict[float, str] = {}
@@ -134,9 +137,11 @@ def wear_trend(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def time_scaled_readings(
-    readings: pd.DataFrame, trend: np.ndarray, residuals: np.ndarray, k: float, rng
+    readings: pd.DataFrame, trend: np.ndarray, residuals: np.ndarray, k: float, rng,
+    columns: list[str],
 ) -> pd.DataFrame:
-    """Readings of one virtual asset: `readings` (one asset, by cycle) worn k times as fast.
+    """Readings of one virtual asset: `readings` (one asset, by cycle) worn k times as fast;
+    `columns` are the measurement columns of `trend` and `residuals`.
 
     Its cycles are c' = ceil(c_1/k) .. floor(c_n/k); at c' the reading is the trend at the
     real cycle k c' plus a residual row drawn (with replacement) from the asset's own.
@@ -146,7 +151,7 @@ def time_scaled_readings(
     at = virtual_cycles * k
     level = np.column_stack([np.interp(at, cycle, trend[:, j]) for j in range(trend.shape[1])])
     noise = residuals[rng.integers(0, len(residuals), len(virtual_cycles))]
-    out = pd.DataFrame(level + noise, columns=MEASUREMENT_COLUMNS)
+    out = pd.DataFrame(level + noise, columns=columns)
     stamps = pd.to_datetime(readings[TIMESTAMP], utc=True)
     step = stamps.diff().median() if len(stamps) > 1 else pd.Timedelta(hours=1)
     out.insert(0, CYCLE, virtual_cycles.astype(np.int64))
@@ -159,7 +164,7 @@ def virtual_assets(
     readings: pd.DataFrame,
     feature_columns: list[str],
     paces: Mapping[str, Sequence[tuple[float, str]]],
-    window: int,
+    asset_type,
     seed: int,
 ) -> tuple[pd.DataFrame, dict[str, tuple[str, str]]]:
     """Feature rows of the virtual copies of the run-to-failure assets of `frame`, one per
@@ -169,14 +174,15 @@ def virtual_assets(
     {virtual id: (source asset, donor asset)}). In-service assets, assets not in `paces`
     and assets whose readings give no trend (fewer than 3, or a non-finite value) are not
     copied; a pace of 1 is the asset itself, and a repeated pace makes one copy.
-    The features are `features.transforms.window_features` of the virtual readings, so
-    `feature_columns` must be that transform's columns.
+    The features are `features.transforms.window_features` of the virtual readings for
+    `asset_type` (features.asset_types), so `feature_columns` must be that transform's.
     """
-    from features.transforms import FEATURE_COLUMNS, window_features
+    from features.transforms import window_features
 
     if any(k <= 0 for ks in paces.values() for k, _ in ks):
         raise ValueError(f"time-scaling factors must be > 0, got {dict(paces)}")
-    unknown = sorted(set(feature_columns) - set(FEATURE_COLUMNS))
+    measurements = asset_type.measurement_columns
+    unknown = sorted(set(feature_columns) - set(asset_type.feature_columns))
     if unknown:
         raise ValueError(
             f"virtual assets have the window transform's features only, not {unknown[:5]}: "
@@ -194,14 +200,14 @@ def virtual_assets(
             raise ValueError(f"no raw readings of run-to-failure asset {asset!r}")
         own = by_asset[asset].sort_values(CYCLE, kind="stable")
         own = own[own[CYCLE] <= g[CYCLE].iloc[-1]]  # its life up to the failure
-        values = own[MEASUREMENT_COLUMNS].to_numpy(dtype=np.float64)
+        values = own[measurements].to_numpy(dtype=np.float64)
         if len(own) <= TREND_DEGREE or not np.isfinite(values).all():
             continue  # no trend to warp (too short, or a gap in a reading)
         trend, residuals = wear_trend(values)
         rng = np.random.default_rng([seed, index])
-        life = float(g[CYCLE].iloc[-1] + g[RUL].iloc[-1])
+        life = float(g[CYCLE].iloc[-1] + g[RUL].iloc[-1] / asset_type.rul_per_cycle)
         for k in sorted(donors):
-            part = time_scaled_readings(own, trend, residuals, k, rng)
+            part = time_scaled_readings(own, trend, residuals, k, rng, measurements)
             if len(part) < 2:
                 continue
             vid = f"{asset}{VIRTUAL_MARK}{k:.4g}"
@@ -211,6 +217,7 @@ def virtual_assets(
     columns = [ASSET_ID, CYCLE, RUL, *(c for c in feature_columns if c != CYCLE)]
     if not parts:
         return frame.iloc[0:0].reindex(columns=columns), {}
-    rows = window_features(pd.concat(parts, ignore_index=True), window)
-    rows[RUL] = rows[ASSET_ID].map(failure).to_numpy(np.float64) - rows[CYCLE].to_numpy()
+    rows = window_features(pd.concat(parts, ignore_index=True), asset_type)
+    cycles_left = rows[ASSET_ID].map(failure).to_numpy(np.float64) - rows[CYCLE].to_numpy()
+    rows[RUL] = cycles_left * asset_type.rul_per_cycle
     return rows[columns], parents

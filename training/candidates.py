@@ -40,9 +40,8 @@ def feature_candidates(cols: list[str]) -> dict[str, list[str]]:
     from features.transforms import OPTIONAL_FEATURE_GROUPS
 
     out = {ALL_FEATURES: list(cols)}
-    for group, members in OPTIONAL_FEATURE_GROUPS.items():
-        drop = set(members)
-        kept = [c for c in cols if c not in drop]
+    for group, suffix in OPTIONAL_FEATURE_GROUPS.items():
+        kept = [c for c in cols if not c.endswith(f"_{suffix}")]
         if 0 < len(kept) < len(cols):
             out[f"without_{group}"] = kept
     return out
@@ -81,7 +80,8 @@ def build(frame, cols: list[str], ts, virtual_parents=None):
 
     n_folds = min(ts.n_folds, ts.n_members)
     dm = RULDataModule(
-        frame, cols, ts.rul_cap, n_folds, ts.batch_size, ts.seed, ts.pair_max_gap, virtual_parents
+        frame, cols, ts.rul_cap, n_folds, ts.batch_size, ts.seed, ts.pair_max_gap, virtual_parents,
+        ts.rul_per_cycle,
     )
     module = RULModule(
         n_features=len(cols),

@@ -41,6 +41,7 @@ carry. The data-only baseline ignores them by construction.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import lightning as L
@@ -84,20 +85,27 @@ def assign_folds(assets, n_folds: int, seed: int) -> dict[str, int]:
 
 @dataclass
 class Standardizer:
-    """Per-column mean/std fitted on training rows; constant columns get std 1."""
+    """Per-column mean/std fitted on training rows; constant columns get std 1.
+
+    Missing values (the NaN features of a missing optional sensor) are left out of the fit
+    and become 0 after the transform: imputed with the training mean, the value that moves
+    the network least (training.artifact does the same at prediction time).
+    """
 
     mean: np.ndarray
     std: np.ndarray
 
     @classmethod
     def fit(cls, x: np.ndarray) -> Standardizer:
-        mean = x.mean(axis=0)
-        std = x.std(axis=0)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: mean 0, std 1
+            mean = np.nan_to_num(np.nanmean(x, axis=0), nan=0.0)
+            std = np.nan_to_num(np.nanstd(x, axis=0), nan=0.0)
         std = np.where(std > 1e-8, std, 1.0)
         return cls(mean.astype(np.float64), std.astype(np.float64))
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mean) / self.std).astype(np.float32)
+        return np.nan_to_num((x - self.mean) / self.std, nan=0.0).astype(np.float32)
 
 
 @dataclass
@@ -149,6 +157,7 @@ def build_pairs(
     seed: int = 0,
     folds: dict[str, int] | None = None,
     donor_folds: dict[str, int] | None = None,
+    per_cycle: float = 1.0,
 ) -> PairArrays:
     """Sort by (asset, cycle), scale features, link every row to a later row of its asset.
 
@@ -158,7 +167,8 @@ def build_pairs(
     lost next to the data term; over 50 cycles it is 10 cycles, as loud as a prediction
     error of 10 cycles. The time-consistency law holds for any gap.
     `folds` maps asset -> fold, `donor_folds` virtual asset -> its donor's fold; assets not
-    in them get NO_FOLD.
+    in them get NO_FOLD. `per_cycle` (RUL units per cycle) puts dt and the survival time in
+    the RUL's units, as the time-consistency law needs (an hours type ages in periods).
     """
     df = frame.sort_values([ASSET_ID, CYCLE], kind="stable")
     x = scaler.transform(df[feature_columns].to_numpy(dtype=np.float64))
@@ -182,8 +192,9 @@ def build_pairs(
     has_next = gap > 0
     has_next &= cycle[nxt] > cycle
     nxt = np.where(has_next, nxt, rows)
-    dt = np.where(has_next, cycle[nxt] - cycle, 0.0).astype(np.float32)
-    survived = (cycle[end_of - 1] - cycle).astype(np.float32) if n else np.zeros(0, np.float32)
+    dt = (np.where(has_next, cycle[nxt] - cycle, 0.0) * per_cycle).astype(np.float32)
+    survived = ((cycle[end_of - 1] - cycle) * per_cycle).astype(np.float32) if n else (
+        np.zeros(0, np.float32))
     return PairArrays(
         x=x,
         x_next=x[nxt],
@@ -214,6 +225,7 @@ class RULDataModule(L.LightningDataModule):
         seed: int = 42,
         pair_max_gap: int = 1,
         virtual_parents: dict[str, tuple[str, str]] | None = None,
+        rul_per_cycle: float = 1.0,
     ) -> None:
         super().__init__()
         import pandas as pd
@@ -224,6 +236,7 @@ class RULDataModule(L.LightningDataModule):
         self.frame = frame
         self.feature_columns = list(feature_columns)
         self.rul_cap = float(rul_cap)
+        self.rul_per_cycle = float(rul_per_cycle)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         parents = dict(virtual_parents or {})  # virtual id -> (source, donor)
@@ -262,10 +275,12 @@ class RULDataModule(L.LightningDataModule):
             seed,
             train_folds,
             donor_folds,
+            self.rul_per_cycle,
         )
         # validation keeps consecutive pairs: val/physics_residual is a per-cycle figure
         self.val_pairs = build_pairs(
-            self.labelled_frame, self.feature_columns, self.scaler, rul_cap, folds=self.folds
+            self.labelled_frame, self.feature_columns, self.scaler, rul_cap, folds=self.folds,
+            per_cycle=self.rul_per_cycle,
         )
 
     def _loader(self, pairs: PairArrays, shuffle: bool):

@@ -61,12 +61,24 @@ class FitResult:
     feature_dtypes: dict[str, str] = field(default_factory=dict)
 
 
-def _clean(frame, feature_columns: list[str]):
-    """Drop rows with non-finite features or an infinite label; NaN rul = unlabelled, kept."""
+def _clean(frame, feature_columns: list[str], may_be_missing: set[str] = frozenset()):
+    """Drop rows with a missing or infinite feature, or an infinite label. NaN rul =
+    unlabelled, kept; a NaN in `may_be_missing` (the features of an optional sensor that
+    was missing) is kept, and imputed by the Standardizer."""
     x = frame[feature_columns].to_numpy(dtype=np.float64, na_value=np.nan)
     rul = frame["rul"].to_numpy(dtype=np.float64, na_value=np.nan)
-    ok = np.isfinite(x).all(axis=1) & ~np.isinf(rul)
+    required = np.array([c not in may_be_missing for c in feature_columns], dtype=bool)
+    ok = (~np.isnan(x[:, required]).any(axis=1) & ~np.isinf(x).any(axis=1) & ~np.isinf(rul))
+    ok &= ~np.isnan(x).all(axis=1)
     return frame.loc[ok], int((~ok).sum())
+
+
+def optional_features(asset_type) -> set[str]:
+    """The features of the type's optional sensors: NaN there is a missing sensor."""
+    from features.transforms import SENSOR_FEATURES, sensor_features
+
+    return {c for suffix in SENSOR_FEATURES
+            for c in sensor_features(asset_type.optional_sensors, suffix)}
 
 
 def _loao_coverage(pred, y, assets, level: float) -> tuple[float, float]:
@@ -97,14 +109,15 @@ def _with_virtual_assets(frame, readings, cols: list[str], settings):
 
     from training.augment import fleet_paces, virtual_assets
 
-    ts = settings.training
+    ts = settings.training_settings()
     if readings is None:
         raise ValueError(
             "virtual assets (training.time_scale_copies > 0) are built from the raw "
             "readings: pass fit(..., readings=...) or set time_scale_copies=0"
         )
-    paces = fleet_paces(frame, ts.time_scale_copies, ts.seed, ts.max_virtual_assets)
-    virtual, parents = virtual_assets(frame, readings, cols, paces, settings.window, ts.seed)
+    paces = fleet_paces(frame, ts.time_scale_copies, ts.seed, ts.max_virtual_assets,
+                        settings.type.rul_per_cycle)
+    virtual, parents = virtual_assets(frame, readings, cols, paces, settings.type, ts.seed)
     return pd.concat([frame, virtual], ignore_index=True), parents
 
 
@@ -167,7 +180,7 @@ def fit(
     readings=None,
     out_dir: str | Path | None = None,
     accelerator: str = "cpu",
-    horizon: int | None = None,
+    horizon: float | None = None,
 ) -> FitResult:
     """Train the physics-informed RUL network on a labelled frame and save its artifact.
 
@@ -185,12 +198,12 @@ def fit(
     from training.artifact import load_predictor, save_artifact
     from training.datamodule import infer_feature_columns
 
-    ts = settings.training
-    horizon = int(horizon if horizon is not None else settings.serving.horizon)
+    ts = settings.training_settings()
+    horizon = float(horizon if horizon is not None else settings.horizon)
     cols = list(feature_columns) if feature_columns is not None else infer_feature_columns(frame)
     if not cols:
         raise ValueError("no feature columns in the training frame")
-    frame, n_dropped = _clean(frame, cols)
+    frame, n_dropped = _clean(frame, cols, optional_features(settings.type))
     if accelerator == "cuda" and not torch.cuda.is_available():
         accelerator = "cpu"
     t0 = time.perf_counter()

@@ -21,16 +21,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.contract import (
-    ASSET_ID,
-    CYCLE,
-    EVENT,
-    EVENT_COLUMNS,
-    EVENT_FAILURE,
-    MEASUREMENT_COLUMNS,
-    READING_COLUMNS,
-    TIMESTAMP,
-)
+from features.contract import ASSET_ID, CYCLE, EVENT, EVENT_COLUMNS, EVENT_FAILURE, TIMESTAMP
+
+#: The C-MAPSS layout, as the turbofan asset type declares it
+#: (features/declarations/turbofan.yaml): the file's 3 settings and 21 sensors, in order.
+SETTING_COLUMNS: list[str] = [f"op_setting_{i}" for i in range(1, 4)]
+SENSOR_COLUMNS: list[str] = [f"sensor_{i}" for i in range(1, 22)]
+MEASUREMENT_COLUMNS: list[str] = SETTING_COLUMNS + SENSOR_COLUMNS
+READING_COLUMNS: list[str] = [ASSET_ID, TIMESTAMP, CYCLE, *MEASUREMENT_COLUMNS]
+#: The asset type C-MAPSS readings are.
+ASSET_TYPE = "turbofan"
 
 _RAW_COLUMNS = ["unit", CYCLE, *MEASUREMENT_COLUMNS]
 _EPOCH = {

@@ -1,12 +1,13 @@
 """One entry point for every source the ingest reads, named by a short string.
 
-    "simulator[:opts]"           ─► simulate_fleet (run-to-failure, with failure events)
-    "simulator-live[:opts]"      ─► simulate_live (in service, not failed yet)
+    "simulator[:opts]"           ─► the type's simulator, run to failure (with failure events):
+                                    turbofan: simulate_fleet · pump: ProgPy simulate_pump_fleet
+    "simulator-live[:opts]"      ─► the same, in service (not failed yet)
          opts: comma list of "bias" | "regime" (drift) and "faults" (sensor faults)
-    .../train_FD001.txt | test_FD001.txt ─► read_cmapss
-    file.csv | file.parquet | folder     ─► read_tabular (+ events.* beside it)
+    .../train_FD001.txt | test_FD001.txt ─► read_cmapss (turbofan)
+    file.csv | file.parquet | folder     ─► read_tabular (+ events.* beside it), any type
         │
-        └─► (readings, events) in the contract's columns
+        └─► (readings, events) in the columns of settings' asset type
 
 The CLI, the ingest flow and (later) drift monitoring all take a source string,
 so "anything the ingest reads" means exactly what this function accepts.
@@ -36,38 +37,60 @@ def _empty_events() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in EVENT_COLUMNS})
 
 
-def simulated(
-    n_assets: int, seed: int, *, live: bool = False, drift: str | None = None, faults: bool = False
-):
-    """Simulated readings + events; `live` assets are in service (no failure yet)."""
-    from features.sources.simulator import simulate_fleet, simulate_live
+#: Asset types with a simulator (the readers of these types; any other type brings files).
+SIMULATED_TYPES = ("turbofan", "pump")
 
+
+def simulated(
+    n_assets: int, seed: int, *, live: bool = False, drift: str | None = None, faults: bool = False,
+    asset_type: str = "turbofan", cache_dir: Path | None = None,
+):
+    """Simulated readings + events of a type; `live` assets are in service (no failure yet).
+
+    `cache_dir` keeps the pump's ProgPy trajectories (seconds each) for the next run.
+    """
     if drift is not None and drift not in DRIFT_PRESETS:
         raise ValueError(f"unknown drift {drift!r}: choose one of {sorted(DRIFT_PRESETS)}")
-    preset = DRIFT_PRESETS.get(drift) if drift else None
-    if live:
-        readings, _truth = simulate_live(n_assets, seed + LIVE_SEED_OFFSET, drift=preset)
-        events = _empty_events()
+    if asset_type == "pump":
+        from features.sources.pump import SENSOR_COLUMNS, simulate_pump_fleet, simulate_pump_live
+
+        if live:
+            readings, _truth = simulate_pump_live(n_assets, seed, drift=drift, cache_dir=cache_dir)
+            events = _empty_events()
+        else:
+            readings, events = simulate_pump_fleet(n_assets, seed, drift=drift,
+                                                   cache_dir=cache_dir)
+    elif asset_type == "turbofan":
+        from features.sources.cmapss import SENSOR_COLUMNS
+        from features.sources.simulator import simulate_fleet, simulate_live
+
+        preset = DRIFT_PRESETS.get(drift) if drift else None
+        if live:
+            readings, _truth = simulate_live(n_assets, seed + LIVE_SEED_OFFSET, drift=preset)
+            events = _empty_events()
+        else:
+            readings, events = simulate_fleet(n_assets, seed, drift=preset)
     else:
-        readings, events = simulate_fleet(n_assets, seed, drift=preset)
-    return (inject_sensor_faults(readings, seed) if faults else readings), events
+        raise ValueError(f"asset type {asset_type!r} has no simulator (simulated: "
+                         f"{', '.join(SIMULATED_TYPES)}): ingest its CSV or Parquet files")
+    return (inject_sensor_faults(readings, seed, SENSOR_COLUMNS) if faults else readings), events
 
 
-def inject_sensor_faults(readings: pd.DataFrame, seed: int, rate: float = 0.002) -> pd.DataFrame:
+def inject_sensor_faults(readings: pd.DataFrame, seed: int, sensors: list[str],
+                         rate: float = 0.002) -> pd.DataFrame:
     """Make a feed look like a real one: sensor dropouts (NaN) and re-sent (duplicate) rows.
 
     Real plant historians drop values and re-send messages; the validation step
-    must quarantine such rows with a reason, and the demo shows that it does.
+    must quarantine such rows with a reason (or, for an optional sensor, keep them and
+    count the gap), and the demo shows that it does.
     """
     import numpy as np
-
-    from features.contract import SENSOR_COLUMNS
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
     out = readings.copy()
     n_bad = max(1, int(rate * len(out)))
     rows = rng.choice(len(out), size=n_bad, replace=False)
-    sensors = rng.choice(SENSOR_COLUMNS, size=n_bad)
+    sensors = rng.choice(sensors, size=n_bad)
     for row, sensor in zip(rows, sensors, strict=True):
         out.iloc[row, out.columns.get_loc(sensor)] = np.nan
     resent = out.iloc[rng.choice(len(out), size=n_bad, replace=False)]
@@ -102,13 +125,15 @@ def _tabular_events(path: Path) -> pd.DataFrame:
 
 
 def load_source(source: str, settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Resolve a source string to (readings, events) in the data contract."""
+    """Resolve a source string to (readings, events) in the columns of settings' type."""
     name, _, option = source.partition(":")
     if name in ("simulator", "simulator-live"):
         return simulated(
-            settings.simulator.n_assets,
+            settings.simulator.size(settings.asset_type),
             settings.simulator.seed,
             live=name == "simulator-live",
+            asset_type=settings.asset_type,
+            cache_dir=settings.state_dir / "cache" / "simulator",
             **_simulator_options(option),
         )
     path = Path(source).expanduser()
@@ -118,7 +143,7 @@ def load_source(source: str, settings: Settings) -> tuple[pd.DataFrame, pd.DataF
             "existing C-MAPSS / CSV / Parquet path"
         )
     match = _CMAPSS_FILE.match(path.name)
-    if match:
+    if match and settings.asset_type == "turbofan":
         from features.sources.cmapss import read_cmapss
 
         split, subset = match.groups()
@@ -131,7 +156,7 @@ def load_source(source: str, settings: Settings) -> tuple[pd.DataFrame, pd.DataF
             for p in sorted(path.iterdir())
             if p.suffix in (".csv", ".parquet") and not p.stem.startswith("events")
         ]
-        readings = pd.concat([read_tabular(p) for p in files], ignore_index=True)
+        readings = pd.concat([read_tabular(p, settings.type) for p in files], ignore_index=True)
     else:
-        readings = read_tabular(path)
+        readings = read_tabular(path, settings.type)
     return readings, _tabular_events(path)

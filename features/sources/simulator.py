@@ -40,17 +40,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from features.contract import (
-    ASSET_ID,
-    CYCLE,
-    EVENT,
-    EVENT_COLUMNS,
-    EVENT_FAILURE,
-    READING_COLUMNS,
-    SENSOR_COLUMNS,
-    SETTING_COLUMNS,
-    TIMESTAMP,
-)
+from features.contract import ASSET_ID, CYCLE, EVENT, EVENT_COLUMNS, EVENT_FAILURE, TIMESTAMP
+from features.sources.cmapss import SENSOR_COLUMNS, SETTING_COLUMNS
+
+READING_COLUMNS = [ASSET_ID, TIMESTAMP, CYCLE, *SETTING_COLUMNS, *SENSOR_COLUMNS]
 
 #: Fixed epoch of simulated time: deterministic timestamps, tz-aware UTC.
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)

@@ -1,23 +1,28 @@
-"""CSV / Parquet import (a file or a folder of files) mapped onto the contract.
+"""CSV / Parquet import (a file or a folder of files) mapped onto an asset type's columns.
 
-    *.csv | *.parquet | folder/ ─► rename via `columns` ─► contract columns (raw values)
+    *.csv | *.parquet | folder/ ─► rename via `columns` ─► the type's columns (raw values)
                                                           └─► validation.validate_readings
 
 The reader only maps names and concatenates files; it deliberately does not
 coerce types or drop anything, so that `validation` sees the raw values and can
 quarantine each bad row with its reason instead of this module silently turning
-"n/a" into NaN. Missing contract columns are a hard, named error here because no
-row of such a file could ever pass validation.
+"n/a" into NaN. Missing columns are a hard, named error here because no row of such
+a file could ever pass validation (a `timestamp` type may leave out `cycle`: validation
+derives it from the time).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from features.contract import MEASUREMENT_COLUMNS, READING_COLUMNS
+from features.contract import CYCLE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from features.asset_types import AssetType
 
 _SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -52,29 +57,34 @@ def _read_one(path: Path) -> pd.DataFrame:
 
 def read_tabular(
     path: str | Path,
+    asset_type: AssetType,
     columns: Mapping[str, str] | None = None,
     *,
     allow_missing_measurements: bool = False,
 ) -> pd.DataFrame:
-    """Read readings from CSV/Parquet (file or folder) with contract column names.
+    """Read readings of `asset_type` from CSV/Parquet (file or folder).
 
     columns: optional {source_name: contract_name} rename map.
     allow_missing_measurements: if True, absent setting/sensor columns are added as
         NaN (a plant with fewer channels); validation will then flag those rows.
         Missing asset_id/timestamp/cycle is always an error.
-    Returns the contract columns only (extra columns dropped), raw values.
+    Returns the type's columns only (extra columns dropped), raw values.
     """
+    wanted = list(asset_type.reading_columns)
+    measurements = asset_type.measurement_columns
     frames = []
     for f in _files(Path(path)):
         df = _read_one(f)
         if columns:
             df = df.rename(columns=dict(columns))
-        missing = [c for c in READING_COLUMNS if c not in df.columns]
+        if asset_type.time_index == "timestamp" and CYCLE not in df.columns:
+            wanted = [c for c in wanted if c != CYCLE]
+        missing = [c for c in wanted if c not in df.columns]
         if allow_missing_measurements:
-            for c in [c for c in missing if c in MEASUREMENT_COLUMNS]:
+            for c in [c for c in missing if c in measurements]:
                 df[c] = float("nan")
-            missing = [c for c in missing if c not in MEASUREMENT_COLUMNS]
+            missing = [c for c in missing if c not in measurements]
         if missing:
             raise MissingColumnsError(missing, str(f))
-        frames.append(df[READING_COLUMNS])
+        frames.append(df[wanted])
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

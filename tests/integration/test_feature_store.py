@@ -10,7 +10,8 @@ import pytest
 
 from features.settings import get_settings
 from features.sources.simulator import simulate_fleet, simulate_live
-from features.transforms import FEATURE_COLUMNS, latest_window_features, window_features
+from features.transforms import latest_window_features, window_features
+from tests.layout import FEATURE_COLUMNS
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +23,7 @@ def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("feast")
     settings = get_settings(state_dir=tmp / "state", data_dir=tmp / "data")
     readings, _ = simulate_fleet(5, seed=21)
-    feats = window_features(readings, settings.window)
+    feats = window_features(readings, settings.type)
     S.write_offline_features(settings, feats)
     store = S.apply_definitions(settings)
     window = S.materialize(settings, store=store)
@@ -80,7 +81,7 @@ def test_online_equals_offline_for_same_asset_and_time(env):
         on[FEATURE_COLUMNS].to_numpy(float), offline[FEATURE_COLUMNS].to_numpy(float)
     )
     # ... and both equal the online transform computed from raw readings.
-    direct = latest_window_features(readings, settings.window).set_index("asset_id")
+    direct = latest_window_features(readings, settings.type).set_index("asset_id")
     np.testing.assert_array_equal(
         direct.loc[["sim-0003", "sim-0001"], FEATURE_COLUMNS].to_numpy(float),
         on[FEATURE_COLUMNS].to_numpy(float),
@@ -117,7 +118,7 @@ def test_point_in_time_join(env):
 def test_push_reaches_online_and_offline(env):
     S, settings, store, *_ = env
     live, _ = simulate_live(2, seed=99, prefix="pushed")
-    fresh = latest_window_features(live, settings.window)
+    fresh = latest_window_features(live, settings.type)
     S.push_features(settings, fresh, store=store)
     online = S.online_features(store, ["pushed-0001", "pushed-0002"])
     assert online["found"].all()

@@ -82,7 +82,7 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
 
     model = load_by_alias(settings, "champion")
     feats = online_features(settings, [asset])
-    direct = model.predictor.predict(feats, horizon=settings.serving.horizon)
+    direct = model.predictor.predict(feats, horizon=settings.horizon)
     np.testing.assert_allclose(good["rul"], float(direct["rul"].iloc[0]), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(good["p_fail"], float(direct["p_fail"].iloc[0]), atol=1e-6)
 

@@ -33,6 +33,7 @@ from tests.integration.conftest import (
     state_env,
     with_api_key,
 )
+from tests.layout import FEATURE_COLUMNS, MEASUREMENT_COLUMNS
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +153,6 @@ def test_api_key_required_except_probes(server, assets):
 
 # ---------------------------------------------------------------- bad input
 def _reading(asset="a", cycle=1, **over):
-    from features.contract import MEASUREMENT_COLUMNS
 
     row = {"asset_id": asset, "timestamp": "2026-01-01T00:00:00+00:00", "cycle": cycle,
            **dict.fromkeys(MEASUREMENT_COLUMNS, 1.0)}
@@ -243,16 +243,11 @@ def test_fast_online_reader_equals_feast_get_online_features(settings, assets):
 
 def test_window_features_equal_offline_features(server, settings, assets):
     from features.prediction_log import PredictionLog
-    from features.transforms import (
-        FEATURE_COLUMNS,
-        START_READINGS,
-        history_length,
-        window_features,
-    )
+    from features.transforms import START_READINGS, history_length, window_features
 
     asset = assets[-1]
     history = readings_of(settings, asset)
-    need = history_length(settings.window)
+    need = history_length(settings.type)
     first = START_READINGS
     cut = len(history) - 5  # a window that ends before the asset's last reading
     assert cut - need > first  # the readings between the two parts are left out
@@ -262,7 +257,7 @@ def test_window_features_equal_offline_features(server, settings, assets):
     assert r.status_code == 200, r.text
     pred = r.json()["predictions"][0]
     assert pred["asset_id"] == asset and pred["rul"] >= 0
-    offline = window_features(history, settings.window)  # the OFFLINE pipeline, full history
+    offline = window_features(history, settings.type)  # the OFFLINE pipeline, full history
     expected = offline[offline["cycle"] == int(window["cycle"].iloc[-1])].iloc[0]
     log = PredictionLog(settings.prediction_log_path)
     def logged_rows():
@@ -291,7 +286,7 @@ def test_ingest_stores_rows_pushes_features_and_rejects_with_reasons(server, set
     from features.store import offline_path
     from features.transforms import history_length
 
-    n = history_length(settings.window) + 2
+    n = history_length(settings.type) + 2
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=n)
     good = [_reading("api-0001", c, timestamp=(start + timedelta(minutes=c)).isoformat(),
                      sensor_2=640.0 + 0.01 * c) for c in range(1, n + 1)]

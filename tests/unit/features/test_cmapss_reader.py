@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from features.contract import EVENT_COLUMNS, READING_COLUMNS
+from features.contract import EVENT_COLUMNS
 from features.sources.cmapss import read_cmapss, read_true_rul
 from features.validation import validate_readings
+from tests.layout import READING_COLUMNS, TURBOFAN
 
 # tests/unit/features/ -> repo root is parents[3]; the shared data sits beside it.
 CMAPSS_DIR = Path(
@@ -36,7 +37,7 @@ def test_train_split_maps_to_contract_with_failures():
     last = r.groupby("asset_id")["cycle"].max()
     assert (e.set_index("asset_id")["cycle"] == last.loc[e["asset_id"]].to_numpy()).all()
     assert e.set_index("asset_id").loc["FD001-train-1", "cycle"] == 192
-    assert validate_readings(r).counts["quarantined"] == 0
+    assert validate_readings(r, TURBOFAN).counts["quarantined"] == 0
 
 
 def test_timestamps_deterministic_and_utc():

@@ -9,6 +9,7 @@ from features import datastore
 from features.settings import get_settings
 from features.sources.simulator import simulate_fleet
 from features.validation import validate_readings
+from tests.layout import TURBOFAN
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def settings(tmp_path):
 
 def test_reingest_is_idempotent_and_conflicts_come_back(settings):
     readings, events = simulate_fleet(3, seed=1)
-    valid = validate_readings(readings).valid
+    valid = validate_readings(readings, TURBOFAN).valid
     assert datastore.append_readings(settings, valid)[0] == len(readings)
 
     changed = valid.copy()

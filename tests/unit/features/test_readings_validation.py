@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contract import QUARANTINE_REASON, READING_COLUMNS, SENSOR_COLUMNS
+from features.contract import QUARANTINE_REASON
 from features.settings import get_settings
 from features.sources.simulator import simulate_fleet
 from features.validation import validate_readings, write_quarantine
+from tests.layout import READING_COLUMNS, SENSOR_COLUMNS, TURBOFAN
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def _reason(res, mask_col, value):
 
 def test_clean_input_passes_typed_and_sorted(good):
     shuffled = good.sample(frac=1.0, random_state=0)
-    res = validate_readings(shuffled)
+    res = validate_readings(shuffled, TURBOFAN)
     assert res.counts == {**res.counts, "input": 30, "valid": 30, "quarantined": 0}
     assert list(res.valid.columns) == READING_COLUMNS
     pd.testing.assert_frame_equal(res.valid, good)
@@ -45,7 +46,7 @@ def test_each_bad_row_class_has_its_reason(good):
     df = pd.concat([df, dup, late], ignore_index=True)
     df.loc[len(df)] = df.loc[25].to_dict() | {"asset_id": "ghost", "cycle": 1}
 
-    res = validate_readings(df, known_assets=set(good["asset_id"]))
+    res = validate_readings(df, TURBOFAN, known_assets=set(good["asset_id"]))
     n = len(df)
     assert len(res.valid) + len(res.quarantined) == n
     reasons = res.quarantined[QUARANTINE_REASON]
@@ -71,14 +72,14 @@ def test_out_of_order_cycle_and_backwards_timestamp(good):
     a = df[df["asset_id"] == "sim-0001"].index
     # Counter went backwards: the 6th and 7th readings carry cycles 7 then 6.
     df.loc[a[5], "cycle"], df.loc[a[6], "cycle"] = 7, 6
-    res = validate_readings(df)
+    res = validate_readings(df, TURBOFAN)
     q = res.quarantined
     assert q.index.tolist() == [a[6]]
     assert q[QUARANTINE_REASON].iloc[0].startswith("out-of-order cycle")
     # A timestamp going backwards is the same inversion seen from the clock's side.
     df2 = good.copy()
     df2.loc[a[8], "timestamp"] = df2.loc[a[2], "timestamp"] + pd.Timedelta(minutes=1)
-    res2 = validate_readings(df2)
+    res2 = validate_readings(df2, TURBOFAN)
     # In time order the cycles read 1,2,3,9,4,5,6,7,8,10: the later-in-time rows
     # with lower cycles (4..8) are blamed — loud, never silent.
     assert res2.quarantined.index.tolist() == list(a[3:8])
@@ -91,7 +92,7 @@ def test_multiple_reasons_joined(good):
     df.loc[0, "sensor_2"] = "x"
     df.loc[0, "sensor_9"] = np.nan
     df.loc[0, "sensor_11"] = -np.inf
-    res = validate_readings(df)
+    res = validate_readings(df, TURBOFAN)
     assert res.quarantined.loc[0, QUARANTINE_REASON] == (
         "unparsable sensor_2; NaN in sensor_9; inf in sensor_11"
     )
@@ -99,17 +100,17 @@ def test_multiple_reasons_joined(good):
 
 def test_missing_columns_quarantine_everything_with_names(good):
     df = good.drop(columns=["sensor_5", "cycle"])
-    res = validate_readings(df)
+    res = validate_readings(df, TURBOFAN)
     assert res.valid.empty and len(res.quarantined) == len(df)
     assert res.missing_columns == ["cycle", "sensor_5"]
-    assert set(res.quarantined[QUARANTINE_REASON]) == {"missing column(s): cycle, sensor_5"}
+    assert set(res.quarantined[QUARANTINE_REASON]) == {"missing column(s) of asset type 'turbofan': cycle, sensor_5"}
 
 
 def test_naive_timestamps_read_as_utc_and_strings_parsed(good):
     df = good.copy()
     df["timestamp"] = df["timestamp"].dt.tz_localize(None).astype(str)
     df["cycle"] = df["cycle"].astype(str)
-    res = validate_readings(df)
+    res = validate_readings(df, TURBOFAN)
     assert res.counts["quarantined"] == 0
     pd.testing.assert_frame_equal(res.valid, good)
 
@@ -118,7 +119,7 @@ def test_write_quarantine_appends_atomically(good, tmp_path):
     s = get_settings(state_dir=tmp_path / "state", data_dir=tmp_path / "data")
     df = good.astype({"sensor_2": object}).copy()
     df.loc[3, "sensor_2"] = "oops"
-    res = validate_readings(df)
+    res = validate_readings(df, TURBOFAN)
     p1 = write_quarantine(res, s)
     p2 = write_quarantine(res, s)
     assert p1 != p2 and p1.parent == s.quarantine_dir

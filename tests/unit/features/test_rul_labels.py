@@ -1,5 +1,6 @@
 """RUL labels from failure events."""
 
+import numpy as np
 import pandas as pd
 
 from features.labels import rul_labels
@@ -34,14 +35,22 @@ def test_cap_and_assets_without_failure_left_out():
     assert lab["rul"].max() == 125.0 and lab["rul"].min() == 0.0
 
 
-def test_maintenance_events_ignored_and_next_failure_used():
+def test_maintenance_renews_life_so_the_failure_after_it_labels_the_new_life_only():
     t = pd.Timestamp("2024-01-01", tz="UTC")
-    r = pd.DataFrame({"asset_id": ["A"] * 6, "timestamp": [t] * 6, "cycle": [1, 2, 3, 4, 5, 6]})
-    e = _events([("A", t, 3, "maintenance"), ("A", t, 4, "failure")])
+    r = pd.DataFrame({"asset_id": ["A"] * 8, "timestamp": [t] * 8, "cycle": range(1, 9)})
+    e = _events([("A", t, 3, "maintenance"), ("A", t, 6, "failure")])
     lab = rul_labels(r, e)
-    # Cycles after the (only) failure have no known future failure: unlabelled.
-    assert lab["cycle"].tolist() == [1, 2, 3, 4]
-    assert lab["rul"].tolist() == [3.0, 2.0, 1.0, 0.0]
+    # Cycles 1-3 end in the maintenance after reading 3 (censored, not a failure):
+    # unlabelled. The failure at 6 labels the new life (4-6); after it nothing is known.
+    assert lab["cycle"].tolist() == [4, 5, 6]
+    assert lab["rul"].tolist() == [2.0, 1.0, 0.0]
+
+
+def test_hours_type_labels_in_hours():
+    t = pd.Timestamp("2024-01-01", tz="UTC")
+    r = pd.DataFrame({"asset_id": ["A"] * 4, "timestamp": [t] * 4, "cycle": [1, 2, 3, 4]})
+    lab = rul_labels(r, _events([("A", t, 4, "failure")]), per_cycle=300 / 3600)
+    np.testing.assert_allclose(lab["rul"], [0.25, 1 / 6, 1 / 12, 0.0])
 
 
 def test_no_failures_gives_empty_frame():

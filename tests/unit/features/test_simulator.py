@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contract import EVENT_COLUMNS, READING_COLUMNS, SENSOR_COLUMNS
+from features.contract import EVENT_COLUMNS
 from features.sources.simulator import (
     NOISE_STD,
     Drift,
@@ -13,6 +13,7 @@ from features.sources.simulator import (
     simulate_live,
 )
 from features.validation import validate_readings
+from tests.layout import READING_COLUMNS, SENSOR_COLUMNS, TURBOFAN
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_contract_columns_and_valid(fleet):
     assert list(r.columns) == READING_COLUMNS
     assert list(e.columns) == EVENT_COLUMNS
     assert str(r["timestamp"].dtype) == "datetime64[ns, UTC]"
-    res = validate_readings(r)
+    res = validate_readings(r, TURBOFAN)
     assert res.counts["quarantined"] == 0 and len(res.valid) == len(r)
 
 

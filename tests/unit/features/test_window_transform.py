@@ -5,17 +5,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contract import READING_COLUMNS, SENSOR_COLUMNS, SETTING_COLUMNS
 from features.sources.simulator import simulate_fleet
 from features.transforms import (
-    FEATURE_COLUMNS,
-    OUTPUT_COLUMNS,
     START_READINGS,
     feature_history,
     history_length,
     latest_window_features,
+    output_columns,
     short_window,
+    tail_length,
     window_features,
+)
+from tests.layout import (
+    FEATURE_COLUMNS,
+    READING_COLUMNS,
+    SENSOR_COLUMNS,
+    SETTING_COLUMNS,
+    TURBOFAN,
+    typed,
 )
 
 
@@ -44,14 +51,14 @@ def test_feature_columns_static_and_output_layout():
     assert len(FEATURE_COLUMNS) == 151 and len(set(FEATURE_COLUMNS)) == 151
     assert FEATURE_COLUMNS[:2] == ["sensor_1_mean", "sensor_2_mean"]
     assert FEATURE_COLUMNS[-4:] == [*SETTING_COLUMNS, "cycle"]
-    out = window_features(_tiny(), 3)
-    assert list(out.columns) == OUTPUT_COLUMNS
+    out = window_features(_tiny(), typed(3))
+    assert list(out.columns) == output_columns(TURBOFAN)
     assert set(FEATURE_COLUMNS) <= set(out.columns)
     assert str(out["cycle"].dtype) == "int64"
 
 
 def test_hand_checked_values_window_3():
-    out = window_features(_tiny(), 3).set_index(["asset_id", "cycle"])
+    out = window_features(_tiny(), typed(3)).set_index(["asset_id", "cycle"])
     mean = out["sensor_2_mean"]
     slope = out["sensor_2_slope"]
     # min_periods=1: the first rows use what exists.
@@ -81,7 +88,7 @@ def test_start_baseline_stops_after_start_readings():
     # sensor_2 = cycle over 60 cycles: the baseline is the mean of cycles 1..50, for good.
     r, _ = simulate_fleet(1, seed=3)
     r = r.head(60).assign(sensor_2=lambda d: d["cycle"].astype(float))
-    out = window_features(r, 1).set_index("cycle")["sensor_2_vs_start"]
+    out = window_features(r, typed(1)).set_index("cycle")["sensor_2_vs_start"]
     assert START_READINGS == 50
     assert out[10] == pytest.approx(10 - 5.5, abs=1e-12)  # all 10 readings so far
     assert out[50] == pytest.approx(50 - 25.5, abs=1e-12)
@@ -92,7 +99,7 @@ def test_slope_uses_cycle_gaps():
     df = _tiny()
     df.loc[df["asset_id"] == "A", "cycle"] = [1, 2, 10, 20]
     df.loc[df["asset_id"] == "A", "sensor_2"] = [0.0, 1.0, 9.0, 19.0]  # y = cycle - 1
-    out = window_features(df, 4)
+    out = window_features(df, typed(4))
     assert out.loc[3, "sensor_2_slope"] == pytest.approx(1.0, abs=1e-12)
 
 
@@ -116,7 +123,7 @@ def _naive(readings: pd.DataFrame, window: int) -> pd.DataFrame:
 def test_matches_naive_reference():
     r, _ = simulate_fleet(2, seed=4)
     r = r.groupby("asset_id").head(70)  # longer than START_READINGS
-    ours = window_features(r, 7)
+    ours = window_features(r, typed(7))
     ref = _naive(r, 7)
     long = _naive(r, history_length(7)).filter(regex="_(mean|slope)$").add_suffix("_long")
     short = _naive(r, short_window(7)).filter(regex="_(mean|slope)$").add_suffix("_short")
@@ -130,15 +137,15 @@ def test_matches_naive_reference():
 def test_offline_online_exactly_equal():
     r, _ = simulate_fleet(6, seed=9)
     window = 30
-    full = window_features(r, window)
+    full = window_features(r, typed(window))
     last_full = full.groupby("asset_id", sort=False).tail(1).reset_index(drop=True)
-    online = latest_window_features(r, window)
+    online = latest_window_features(r, typed(window))
     pd.testing.assert_frame_equal(online, last_full, check_exact=True)
     # ... and from only each asset's first and last readings, as ingest reads them.
-    kept = feature_history(r, window)
+    kept = feature_history(r, typed(window))
     assert len(kept) < len(r)  # readings in the middle of long lives are left out
-    assert kept.groupby("asset_id").size().max() <= START_READINGS + history_length(window)
-    again = window_features(kept, window).groupby("asset_id", sort=False).tail(1)
+    assert kept.groupby("asset_id").size().max() <= START_READINGS + tail_length(typed(window))
+    again = window_features(kept, typed(window)).groupby("asset_id", sort=False).tail(1)
     np.testing.assert_array_equal(
         again[FEATURE_COLUMNS].to_numpy(float), last_full[FEATURE_COLUMNS].to_numpy(float)
     )
@@ -146,12 +153,12 @@ def test_offline_online_exactly_equal():
 
 def test_input_order_irrelevant():
     r, _ = simulate_fleet(3, seed=9)
-    a = window_features(r, 10)
-    b = window_features(r.sample(frac=1.0, random_state=1), 10)
+    a = window_features(r, typed(10))
+    b = window_features(r.sample(frac=1.0, random_state=1), typed(10))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
 def test_bad_window():
     with pytest.raises(ValueError):
-        window_features(_tiny(), 0)
+        window_features(_tiny(), typed(0))
 

@@ -15,6 +15,7 @@ from monitoring.drift import match_life_stage
 from monitoring.policy import RetrainPolicy, decide_retrain
 from monitoring.sources import MonitoredFrame
 from monitoring.verdict import bin_index
+from tests.layout import TURBOFAN
 from tests.unit.monitoring.fleets import ageing_fleet
 
 SENSORS = ["sensor_2_mean", "sensor_3_mean", "sensor_4_mean", "sensor_7_mean", "sensor_11_mean"]
@@ -87,7 +88,7 @@ def test_the_report_renders_the_rows_of_the_tested_bins(frames, checked):
 
 
 def test_tested_rows_are_drawn_on_the_verdicts_bins(frames):
-    verdict, ref, cur = drift_check(*frames, champion=champion)
+    verdict, ref, cur = drift_check(*frames, TURBOFAN, champion=champion)
     tested = in_tested_bins(verdict, cur)
     assert len(tested) == 20 * ROWS and tested["asset_id"].str.startswith("c").all()
     edges = np.asarray(verdict.stage_bins)
@@ -127,7 +128,7 @@ def test_run_check_logs_the_written_verdict(frames, tmp_path, monkeypatch):
 
 
 def test_the_policy_reads_a_verdict_and_counts_its_assets(frames):
-    verdict, _, _ = drift_check(*frames, champion=champion)
+    verdict, _, _ = drift_check(*frames, TURBOFAN, champion=champion)
     now = pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime()
     assert decide_retrain(verdict, RetrainPolicy(min_rows=20), now=now).retrain
     # 500 tested rows, but 20 assets: the sample the verdict rests on is too small for 21

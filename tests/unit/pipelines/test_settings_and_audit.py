@@ -10,11 +10,13 @@ from pipelines import audit
 
 def test_yaml_then_env_precedence(tmp_path, monkeypatch):
     cfg = tmp_path / "twinops.yaml"
-    cfg.write_text("window: 12\ntraining:\n  max_epochs: 3\nstate_dir: %s\n" % (tmp_path / "s"))
+    cfg.write_text("asset_type: pump\ntraining:\n  max_epochs: 3\nstate_dir: %s\n"
+                   % (tmp_path / "s"))
     monkeypatch.setenv("TWINOPS_CONFIG", str(cfg))
     monkeypatch.delenv("TWINOPS_STATE_DIR", raising=False)
     settings = get_settings()
-    assert settings.window == 12 and settings.training.max_epochs == 3
+    assert settings.asset_type == "pump" and settings.training.max_epochs == 3
+    assert settings.model_name == "twinops-rul-pump"
     assert settings.tracking_uri == f"sqlite:///{tmp_path / 's' / 'mlflow.db'}"
     monkeypatch.setenv("TWINOPS_TRAINING__MAX_EPOCHS", "9")
     assert get_settings().training.max_epochs == 9

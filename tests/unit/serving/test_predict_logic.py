@@ -158,6 +158,8 @@ def test_response_is_json_ready(model):
         "model_name",
         "model_version",
         "model_alias",
+        "asset_type",
+        "rul_unit",
         "feature_timestamp",
         "feature_age_s",
         "stale",

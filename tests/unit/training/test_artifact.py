@@ -80,13 +80,19 @@ def test_sha256_changes_with_one_byte(tmp_path):
     assert sha256_of_dir(d) != h
 
 
-def test_nan_and_missing_columns_raise_clear_errors(tmp_path):
+def test_inf_and_missing_columns_raise_clear_errors_and_nan_is_imputed(tmp_path):
     _, _, d = _artifact(tmp_path / "m")
     pred = load_predictor(d)
     df = _frame()
-    df.loc[2, "b"] = np.nan
+    df.loc[2, "b"] = np.inf
     with pytest.raises(ValueError, match=r"\['b'\]"):
         pred.predict(df, horizon=30)
+    # NaN is a missing optional sensor's feature: the training mean stands in for it
+    df.loc[2, "b"] = np.nan
+    imputed = df.copy()
+    imputed.loc[2, "b"] = pred.spec.scaler_mean[pred.feature_columns.index("b")]
+    pd.testing.assert_frame_equal(pred.predict(df, horizon=30), pred.predict(imputed, horizon=30),
+                                  atol=1e-5)
     with pytest.raises(ValueError, match="missing feature columns"):
         pred.predict(df.drop(columns=["a"]), horizon=30)
 

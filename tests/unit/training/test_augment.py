@@ -4,8 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.contract import MEASUREMENT_COLUMNS
-from features.transforms import FEATURE_COLUMNS
+from tests.layout import FEATURE_COLUMNS, MEASUREMENT_COLUMNS, typed
 from training.augment import fleet_paces, time_scaled_readings, virtual_assets, wear_trend
 
 WINDOW = 30
@@ -39,14 +38,15 @@ def test_a_virtual_asset_is_the_same_law_run_k_times_as_fast():
     life, rate, k = 200, 0.02, 1.25
     raw = _readings("u1", life, _exponential(life, rate))
     rows, sources = virtual_assets(
-        _labels(raw), raw, FEATURE_COLUMNS, {"u1": [(k, "v")]}, WINDOW, 0
+        _labels(raw), raw, FEATURE_COLUMNS, {"u1": [(k, "v")]}, typed(WINDOW), 0
     )
     assert sources == {"u1*1.25": ("u1", "v")}  # (source, donor of the lifetime)
     # the copy fails at life / k, and its RUL falls by one per virtual cycle
     np.testing.assert_allclose(rows["rul"] + rows["cycle"], life / k)
     # its readings follow the exponential law with rate k * rate at its own RUL
     trend, _ = wear_trend(raw[MEASUREMENT_COLUMNS].to_numpy())
-    copy = time_scaled_readings(raw, trend, np.zeros_like(trend), k, np.random.default_rng(0))
+    copy = time_scaled_readings(raw, trend, np.zeros_like(trend), k, np.random.default_rng(0),
+                                MEASUREMENT_COLUMNS)
     expected = np.exp(-k * rate * (life / k - copy["cycle"].to_numpy()))
     np.testing.assert_allclose(copy["sensor_2"], expected, rtol=2e-3, atol=1e-4)
 
@@ -57,7 +57,7 @@ def test_window_slopes_of_a_copy_are_k_times_the_real_ones():
     b = 0.01
     raw = _readings("u1", 240, lambda c: b * c)
     rows, _ = virtual_assets(
-        _labels(raw), raw, FEATURE_COLUMNS, {"u1": [(0.8, "v"), (1.5, "w")]}, WINDOW, 0
+        _labels(raw), raw, FEATURE_COLUMNS, {"u1": [(0.8, "v"), (1.5, "w")]}, typed(WINDOW), 0
     )
     late = rows[rows["cycle"] > WINDOW]
     for vid, k in (("u1*0.8", 0.8), ("u1*1.5", 1.5)):
@@ -71,7 +71,7 @@ def test_a_copy_is_as_noisy_as_the_real_asset():
     trend, residuals = wear_trend(raw[MEASUREMENT_COLUMNS].to_numpy())
     rng = np.random.default_rng(2)
     for k in (0.5, 2.0):
-        copy = time_scaled_readings(raw, trend, residuals, k, rng)
+        copy = time_scaled_readings(raw, trend, residuals, k, rng, MEASUREMENT_COLUMNS)
         assert copy["sensor_2"].std() == pytest.approx(sigma, rel=0.15)
         assert abs(np.corrcoef(copy["sensor_2"][:-1], copy["sensor_2"][1:])[0, 1]) < 0.2
 
@@ -80,7 +80,8 @@ def test_the_same_level_is_further_from_failure_on_a_slower_copy():
     life, rate, k = 200, 0.02, 0.8
     raw = _readings("u1", life, _exponential(life, rate))
     trend, _ = wear_trend(raw[MEASUREMENT_COLUMNS].to_numpy())
-    slow = time_scaled_readings(raw, trend, np.zeros_like(trend), k, np.random.default_rng(0))
+    slow = time_scaled_readings(raw, trend, np.zeros_like(trend), k, np.random.default_rng(0),
+                                MEASUREMENT_COLUMNS)
     level = 0.5
     rul_real = np.interp(level, raw["sensor_2"], life - raw["cycle"])
     rul_slow = np.interp(level, slow["sensor_2"], life / k - slow["cycle"])
@@ -99,7 +100,7 @@ def test_in_service_assets_and_pace_one_are_not_copied():
         raw,
         FEATURE_COLUMNS,
         {"u1": [(1.0, "v"), (1.25, "v"), (1.25, "w")], "u2": [(1.25, "v")]},
-        WINDOW,
+        typed(WINDOW),
         0,
     )
     assert set(sources) == {"u1*1.25"} and set(rows["asset_id"]) == {"u1*1.25"}
@@ -110,19 +111,20 @@ def test_bad_inputs_are_refused_with_a_reason():
     raw = _readings("u1", 60, lambda c: c / 60)
     frame = _labels(raw)
     with pytest.raises(ValueError, match="> 0"):
-        virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [(0.0, "v")]}, WINDOW, 0)
+        virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [(0.0, "v")]}, typed(WINDOW), 0)
     with pytest.raises(ValueError, match="no raw readings"):
-        virtual_assets(frame, raw.iloc[0:0], FEATURE_COLUMNS, {"u1": [(1.2, "v")]}, WINDOW, 0)
+        virtual_assets(frame, raw.iloc[0:0], FEATURE_COLUMNS, {"u1": [(1.2, "v")]},
+                       typed(WINDOW), 0)
     with pytest.raises(ValueError, match="time_scale_copies=0"):
-        virtual_assets(frame, raw, ["s0_mean", "cycle"], {"u1": [(1.2, "v")]}, WINDOW, 0)
+        virtual_assets(frame, raw, ["s0_mean", "cycle"], {"u1": [(1.2, "v")]}, typed(WINDOW), 0)
 
 
 def test_copies_are_seeded():
     raw = _readings("u1", 150, lambda c: c / 150, noise=0.05)
     frame = _labels(raw)
-    a, _ = virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [(1.2, "v")]}, WINDOW, 0)
-    b, _ = virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [(1.2, "v")]}, WINDOW, 0)
-    c, _ = virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [(1.2, "v")]}, WINDOW, 1)
+    a, _ = virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [(1.2, "v")]}, typed(WINDOW), 0)
+    b, _ = virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [(1.2, "v")]}, typed(WINDOW), 0)
+    c, _ = virtual_assets(frame, raw, FEATURE_COLUMNS, {"u1": [(1.2, "v")]}, typed(WINDOW), 1)
     pd.testing.assert_frame_equal(a, b)
     assert not np.allclose(a["sensor_2_mean"], c["sensor_2_mean"])
 
@@ -152,6 +154,7 @@ def test_assets_without_a_trend_are_not_copied():
     gap.loc[5, "sensor_2"] = np.nan
     raw = pd.concat([short, gap], ignore_index=True)
     rows, sources = virtual_assets(
-        _labels(raw), raw, FEATURE_COLUMNS, {"u1": [(1.2, "v")], "u2": [(1.2, "v")]}, WINDOW, 0
+        _labels(raw), raw, FEATURE_COLUMNS, {"u1": [(1.2, "v")], "u2": [(1.2, "v")]},
+        typed(WINDOW), 0,
     )
     assert sources == {} and rows.empty

@@ -5,6 +5,7 @@ import pytest
 
 from features.settings import get_settings
 from pipelines.gates import floor_gate
+from tests.layout import FEATURE_COLUMNS, START_COLUMNS, typed
 from training.artifact import load_predictor
 from training.candidates import feature_candidates
 from training.evaluate import evaluate
@@ -66,10 +67,10 @@ def test_short_run_on_the_simulated_fleet_beats_a_constant_predictor(tmp_path):
     """The demo's own data path: simulator -> window features -> labels -> fit."""
     from features.labels import rul_labels
     from features.sources.simulator import simulate_fleet
-    from features.transforms import FEATURE_COLUMNS, window_features
+    from features.transforms import window_features
 
     readings, events = simulate_fleet(12, seed=5)
-    frame = window_features(readings, 30).merge(
+    frame = window_features(readings, typed(30)).merge(
         rul_labels(readings, events)[["asset_id", "cycle", "rul"]], on=["asset_id", "cycle"]
     )
     s = get_settings(state_dir=tmp_path, profile="tiny")
@@ -119,7 +120,6 @@ def test_candidate_workers_one_per_core_and_candidate_on_large_frames(monkeypatc
 
 
 def test_feature_candidates_drop_each_optional_group():
-    from features.transforms import FEATURE_COLUMNS, START_COLUMNS
 
     got = feature_candidates(FEATURE_COLUMNS)
     assert list(got) == ["all", "without_vs_start"]
