@@ -59,7 +59,7 @@ def training_frame(data_dir: Path, subset: str, asset_type):
     from features.transforms import window_features
 
     readings, events = read_cmapss(data_dir, subset, "train")
-    feats = window_features(readings, asset_type)
+    feats = window_features(readings, asset_type, events)
     labels = rul_labels(readings, events)[["asset_id", "cycle", "rul"]]
     frame = feats.merge(labels, on=["asset_id", "cycle"], how="inner", validate="one_to_one")
     return frame, readings

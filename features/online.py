@@ -116,7 +116,7 @@ class SqliteOnlineReader:
         from feast.protos.feast.types.Value_pb2 import Value
 
         config = store.config
-        view = store.get_feature_view(feature_view_name(settings))
+        view = store.get_feature_view(feature_view_name(settings.asset_type))
         versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning",
                                   False))
         table = compute_table_id(config.project, view, versioning)
@@ -130,7 +130,9 @@ class SqliteOnlineReader:
             return serialize_entity_key(key, entity_key_serialization_version=version)
 
         ttl = view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None
-        return cls(str(path), table, serialize, ttl, settings.type.feature_columns)
+        from features.store import view_columns
+
+        return cls(str(path), table, serialize, ttl, view_columns(settings))
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -194,7 +196,7 @@ def make_online_reader(settings: Settings, store: FeatureStore | None = None):
     if settings.feast.online_store == "sqlite":
         return SqliteOnlineReader.from_store(store, settings)
     fetch = functools.partial(online_features, settings, store=store)
-    name = feature_view_name(settings)
+    name = feature_view_name(settings.asset_type)
     fetch.ping = lambda: store.get_feature_view(name)  # type: ignore[attr-defined]
     view = store.get_feature_view(name)
     fetch.ttl = view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None  # type: ignore

@@ -47,11 +47,12 @@ from pydantic_settings import (
 #:   still learns; quality is measured by `twinops benchmark rul`, not by tests.
 PROFILES: dict[str, dict] = {
     "demo": {
+        "simulator": {"fleet_sizes": {"pump": 10}},
         "training": {"n_members": 4, "max_epochs": 6, "select_features": False,
                      "time_scale_copies": 1, "max_virtual_assets": 40},
     },
     "tiny": {
-        "simulator": {"n_assets": 12, "fleet_sizes": {"pump": 8}},
+        "simulator": {"n_assets": 12, "fleet_sizes": {"pump": 6}},
         "training": {"n_members": 2, "n_folds": 2, "max_epochs": 4, "hidden_size": 32,
                      "select_features": False, "time_scale_copies": 1,
                      "max_virtual_assets": 6},
@@ -78,7 +79,12 @@ class SimulatorSettings(BaseModel):
     seed: int = 7
     #: Fleet size per asset type where it differs from n_assets. The pump's physics (ProgPy)
     #: costs seconds of CPU per pump, so its demo fleet is smaller (features/sources/pump.py).
-    fleet_sizes: dict[str, int] = {"pump": 24}
+    fleet_sizes: dict[str, int] = {"pump": 20}
+
+    #: Where physics simulators (the pump's ProgPy runs) keep their trajectories, keyed by
+    #: seed and unit; None = <state_dir>/cache/simulator. A shared folder lets several state
+    #: dirs (tests, demos) reuse one simulation.
+    cache_dir: Path | None = None
 
     def size(self, asset_type: str) -> int:
         return int(self.fleet_sizes.get(asset_type, self.n_assets))
@@ -406,6 +412,10 @@ class Settings(BaseSettings):
     @property
     def prediction_log_path(self) -> Path:
         return self.state_dir / "predictions.sqlite"
+
+    @property
+    def simulator_cache(self) -> Path:
+        return self.simulator.cache_dir or self.state_dir / "cache" / "simulator"
 
     @property
     def dvc_remote(self) -> str:

@@ -49,23 +49,39 @@ FOUND = "found"
 ENTITY_TIMESTAMP = "event_timestamp"
 
 
-def feature_service_name(settings: Settings) -> str:
-    """The FeatureService of settings' asset type (recorded on its model versions)."""
-    return f"rul_{settings.asset_type}"  # = definitions.feature_service_name, without feast
+# The Feast object names of an asset type (features.repo.definitions builds the objects).
+def feature_service_name(asset_type: str) -> str:
+    """The FeatureService a type's RUL model reads (recorded on every model version)."""
+    return f"rul_{asset_type}"
 
 
-def feature_view_name(settings: Settings) -> str:
-    return f"{settings.asset_type}_window_features"
+def feature_view_name(asset_type: str) -> str:
+    return f"{asset_type}_window_features"
+
+
+def push_source_name(asset_type: str) -> str:
+    return f"{asset_type}_window_push"
+
+
+def offline_relpath(asset_type: str) -> str:
+    """Offline parquet of a type, relative to the feast dir (settings.feast_dir)."""
+    return f"offline/{asset_type}_window_features.parquet"
 
 
 def offline_columns(settings: Settings) -> list[str]:
-    return [ASSET_ID, TIMESTAMP, *settings.type.feature_columns]
+    return [ASSET_ID, TIMESTAMP, CYCLE, *settings.type.feature_columns]
+
+
+def view_columns(settings: Settings) -> list[str]:
+    """The feature view's fields besides the entity: the reading's cycle, then the model's
+    features (what online reads return, and the prediction log records)."""
+    return [CYCLE, *settings.type.feature_columns]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def offline_path(settings: Settings) -> Path:
-    return Path(settings.feast_dir) / f"offline/{settings.asset_type}_window_features.parquet"
+    return Path(settings.feast_dir) / offline_relpath(settings.asset_type)
 
 
 def _yaml_vars(settings: Settings) -> dict[str, str]:
@@ -143,7 +159,7 @@ def _offline_frame(settings: Settings, features_df: pd.DataFrame) -> pd.DataFram
     df[ASSET_ID] = df[ASSET_ID].astype("string")
     df[TIMESTAMP] = pd.to_datetime(df[TIMESTAMP], utc=True).astype("datetime64[ns, UTC]")
     df[CYCLE] = df[CYCLE].astype("int64")
-    floats = [c for c in columns[2:] if c != CYCLE]
+    floats = columns[3:]
     df[floats] = df[floats].astype("float64")
     return df
 
@@ -191,7 +207,7 @@ def materialize(
     end = end or (ts.max() + pd.Timedelta(seconds=1)).to_pydatetime()
     store = store or get_store(settings)
     store.materialize(start_date=_utc(start), end_date=_utc(end),
-                      feature_views=[feature_view_name(settings)])
+                      feature_views=[feature_view_name(settings.asset_type)])
     return _utc(start), _utc(end)
 
 
@@ -212,7 +228,7 @@ def training_frame(
     kept as `entity_<name>`. Row order of entity_df is preserved.
     """
     store = store or get_store(settings)
-    columns = settings.type.feature_columns
+    columns = view_columns(settings)
     ent = entity_df.reset_index(drop=True).copy()
     for c in [c for c in ent.columns if c in columns]:
         ent = ent.rename(columns={c: f"entity_{c}"})
@@ -221,7 +237,7 @@ def training_frame(
     ent = ent.rename(columns={TIMESTAMP: ENTITY_TIMESTAMP})
     ent[ENTITY_TIMESTAMP] = pd.to_datetime(ent[ENTITY_TIMESTAMP], utc=True)
     ent["__row"] = np.arange(len(ent))
-    service = store.get_feature_service(feature_service_name(settings))
+    service = store.get_feature_service(feature_service_name(settings.asset_type))
     joined = store.get_historical_features(entity_df=ent, features=service).to_df()
     ent = ent.rename(columns={ENTITY_TIMESTAMP: TIMESTAMP})
     # Feast's file (Dask) store drops entity rows that have no feature row in
@@ -240,11 +256,11 @@ def online_features(settings: Settings, asset_ids: list[str],
     id, in order.
 
     Columns: asset_id, found (bool), feature_timestamp (UTC, NaT if not found),
-    *the type's feature columns (NaN if not found; cycle becomes float then). Unknown
+    cycle, *the type's feature columns (NaN if not found; cycle becomes float then). Unknown
     assets are flagged rather than raised so a batch request can answer per item.
     """
     store = store or get_store(settings)
-    columns = settings.type.feature_columns
+    columns = view_columns(settings)
     ids = [str(a) for a in asset_ids]
     if not ids:
         cols = {
@@ -254,7 +270,7 @@ def online_features(settings: Settings, asset_ids: list[str],
         }
         cols.update({c: pd.Series(dtype="float64") for c in columns})
         return pd.DataFrame(cols)
-    service = store.get_feature_service(feature_service_name(settings))
+    service = store.get_feature_service(feature_service_name(settings.asset_type))
     resp = store.get_online_features(features=service, entity_rows=[{ASSET_ID: a} for a in ids])
     data = resp.to_dict(include_event_timestamps=True)
     feats = pd.DataFrame({c: data[c] for c in columns})
@@ -290,6 +306,6 @@ def push_features(
 
     store = store or get_store(settings)
     df = _offline_frame(settings, features_df)
-    store.push(f"{settings.asset_type}_window_push", df, to=PushMode.ONLINE)
+    store.push(push_source_name(settings.asset_type), df, to=PushMode.ONLINE)
     if offline:
         write_offline_features(settings, df, append=True)

@@ -33,7 +33,10 @@ for the 21 sensors and 3 settings of the turbofan). At three time scales — the
   <sensor>_vs_start    window mean minus the mean of the asset's first START_READINGS (50)
                        readings (all of them while it has fewer)
   <setting>            current operating settings
-  cycle                the asset's age in cycles (sampling periods for a timestamp type)
+  age                  cycles since the start of the asset's current life (sampling periods
+                       for a timestamp type); `cycle` stays the reading's key
+Maintenance renews life: with the asset's events, the readings after a maintenance are a
+new life, whose windows, `*_vs_start` baseline and age start again (`last_renewal`).
 Missing optional sensors: the type's policy carries a value forward a few readings; a row
 whose own value is still missing gets NaN for that sensor's features (the model imputes
 them), and every window averages the values it has, so one dropout does not blank the
@@ -69,7 +72,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from features.contract import ASSET_ID, CYCLE, TIMESTAMP
+from features.contract import ASSET_ID, CYCLE, EVENT, EVENT_MAINTENANCE, TIMESTAMP
 
 if TYPE_CHECKING:  # pragma: no cover
     from features.asset_types import AssetType
@@ -88,6 +91,9 @@ SENSOR_FEATURES = ("mean", "slope", "mean_long", "slope_long", "mean_short", "sl
 #: failures to learn from: `*_vs_start` helps a fleet of ~100 run-to-failure assets and hurts
 #: one of 20-40 (docs/experiments.md#feature-set-per-fleet). {group: feature suffix}.
 OPTIONAL_FEATURE_GROUPS: dict[str, str] = {"vs_start": "vs_start"}
+#: The age feature: cycles since the start of the asset's current life (its first reading,
+#: or the first after its last maintenance). `cycle` stays the reading's key.
+AGE = "age"
 
 
 def sensor_features(sensors: list[str], suffix: str) -> list[str]:
@@ -99,12 +105,35 @@ def feature_columns(asset_type: AssetType) -> list[str]:
     current settings, the age. Static per type: its Feast schema is generated from it."""
     window_columns = [c for suffix in SENSOR_FEATURES
                       for c in sensor_features(asset_type.sensor_columns, suffix)]
-    return [*window_columns, *asset_type.setting_columns, CYCLE]
+    return [*window_columns, *asset_type.setting_columns, AGE]
 
 
 def output_columns(asset_type: AssetType) -> list[str]:
-    """Columns of window_features' output (cycle appears once, as the key and a feature)."""
-    return [ASSET_ID, TIMESTAMP, CYCLE] + [c for c in feature_columns(asset_type) if c != CYCLE]
+    """Columns of window_features' output: the reading's keys, then the features."""
+    return [ASSET_ID, TIMESTAMP, CYCLE, *feature_columns(asset_type)]
+
+
+def last_renewal(readings: pd.DataFrame, events: pd.DataFrame | None) -> np.ndarray:
+    """Per reading, the cycle of its asset's last maintenance before it (0: none).
+
+    A maintenance at cycle m renews the asset after its reading m: readings from m + 1 on
+    are a new life, whose windows, `*_vs_start` baseline and age start again.
+    """
+    out = np.zeros(len(readings))
+    if events is None or not len(events):
+        return out
+    renewals = events[events[EVENT] == EVENT_MAINTENANCE]
+    if not len(renewals):
+        return out
+    by_asset = {str(a): np.sort(g[CYCLE].to_numpy(dtype=np.float64))
+                for a, g in renewals.groupby(renewals[ASSET_ID].astype(str))}
+    ids = readings[ASSET_ID].astype(str).to_numpy()
+    cycles = readings[CYCLE].to_numpy(dtype=np.float64)
+    for asset, marks in by_asset.items():
+        rows = np.flatnonzero(ids == asset)
+        k = np.searchsorted(marks, cycles[rows], side="left")  # maintenances strictly before
+        out[rows] = np.where(k > 0, marks[np.maximum(k - 1, 0)], 0.0)
+    return out
 
 
 def _sorted(readings: pd.DataFrame) -> pd.DataFrame:
@@ -191,37 +220,40 @@ def _trailing_stats(
     return mean_y, np.where(count > 0, slope, np.nan)
 
 
-def _carried(df: pd.DataFrame, asset_type: AssetType) -> np.ndarray:
+def _carried(df: pd.DataFrame, asset_type: AssetType, life: np.ndarray) -> np.ndarray:
     """The sensor matrix after the type's missing-value policy: an optional sensor's last
-    value carried forward within its asset for up to `missing.limit` readings
+    value carried forward within its asset's life for up to `missing.limit` readings
     (`carry_forward`), or left missing (`drop`)."""
     y = df[asset_type.sensor_columns].to_numpy(dtype=np.float64)
     policy = asset_type.missing
     if policy.policy == "carry_forward" and policy.limit > 0 and np.isnan(y).any():
-        filled = pd.DataFrame(y).groupby(df[ASSET_ID].to_numpy(), sort=False).ffill(
-            limit=policy.limit)
+        keys = [df[ASSET_ID].to_numpy(), life]
+        filled = pd.DataFrame(y).groupby(keys, sort=False).ffill(limit=policy.limit)
         y = filled.to_numpy(dtype=np.float64)
     return y
 
 
-def window_features(readings: pd.DataFrame, asset_type: AssetType) -> pd.DataFrame:
+def window_features(readings: pd.DataFrame, asset_type: AssetType,
+                    events: pd.DataFrame | None = None) -> pd.DataFrame:
     """One feature row per reading of an asset type, over that asset's trailing
     `asset_type.window` readings (and `short_window` / `history_length` readings for the
-    short / long scales), and against the mean of the asset's first START_READINGS readings
-    in `readings` (pass each asset's history from its first reading).
+    short / long scales), and against the mean of the first START_READINGS readings of the
+    asset's life in `readings` (pass each asset's history from its first reading).
 
-    A missing optional sensor (after the type's carry-forward) makes that row's features
-    of the sensor NaN; other rows' windows use the values present. Output is sorted by
-    (asset_id, timestamp, cycle) with a fresh index; `cycle` is int64, every other feature
-    float64. The window counts readings, not cycles.
+    `events`: a maintenance renews its asset (`last_renewal`): the windows, baseline and age
+    of the readings after it count from there. A missing optional sensor (after the type's
+    carry-forward) makes that row's features of the sensor NaN; other rows' windows use the
+    values present. Output is sorted by (asset_id, timestamp, cycle) with a fresh index;
+    `cycle` is int64, every feature float64. The window counts readings, not cycles.
     """
     window = asset_type.window
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
     df = _sorted(readings)
-    y = _carried(df, asset_type)  # (n, s)
+    renewed_at = last_renewal(df, events)
+    y = _carried(df, asset_type, renewed_at)  # (n, s)
     c = df[CYCLE].to_numpy(dtype=np.float64)  # (n,)
-    pos = df.groupby(ASSET_ID, sort=False).cumcount().to_numpy()
+    pos = df.groupby([df[ASSET_ID].to_numpy(), renewed_at], sort=False).cumcount().to_numpy()
     mean_y, slope = _trailing_stats(y, c, pos, window)
     mean_long, slope_long = _trailing_stats(y, c, pos, history_length(window))
     mean_short, slope_short = _trailing_stats(y, c, pos, short_window(window))
@@ -242,9 +274,10 @@ def window_features(readings: pd.DataFrame, asset_type: AssetType) -> pd.DataFra
     )
     sensors = asset_type.sensor_columns
     feats = pd.DataFrame(
-        np.hstack([*blocks, df[asset_type.setting_columns].to_numpy(dtype=np.float64)]),
+        np.hstack([*blocks, df[asset_type.setting_columns].to_numpy(dtype=np.float64),
+                   (c - renewed_at)[:, None]]),
         columns=[*(c for suffix in SENSOR_FEATURES for c in sensor_features(sensors, suffix)),
-                 *asset_type.setting_columns],
+                 *asset_type.setting_columns, AGE],
     )
     out = pd.concat([out, feats], axis=1)
     out[ASSET_ID] = out[ASSET_ID].astype("string")
@@ -258,11 +291,16 @@ def tail_length(asset_type: AssetType) -> int:
     return history_length(asset_type.window) + carry
 
 
-def feature_history(readings: pd.DataFrame, asset_type: AssetType) -> pd.DataFrame:
-    """The readings that the features of each asset's newest reading depend on: its first
-    START_READINGS and its last `tail_length` (sorted; the rest dropped).
+def feature_history(readings: pd.DataFrame, asset_type: AssetType,
+                    events: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The readings that the features of each asset's newest reading depend on: the first
+    START_READINGS and the last `tail_length` of its current life (sorted; the rest dropped).
     """
     df = _sorted(readings)
+    renewed_at = last_renewal(df, events)
+    current = renewed_at >= pd.Series(renewed_at).groupby(df[ASSET_ID].to_numpy()).transform(
+        "max").to_numpy()
+    df = df[current].reset_index(drop=True)
     by_asset = df.groupby(ASSET_ID, sort=False)
     keep = (by_asset.cumcount() < START_READINGS) | (
         by_asset.cumcount(ascending=False) < tail_length(asset_type)
@@ -270,7 +308,8 @@ def feature_history(readings: pd.DataFrame, asset_type: AssetType) -> pd.DataFra
     return df[keep.to_numpy()].reset_index(drop=True)
 
 
-def latest_window_features(readings: pd.DataFrame, asset_type: AssetType) -> pd.DataFrame:
+def latest_window_features(readings: pd.DataFrame, asset_type: AssetType,
+                           events: pd.DataFrame | None = None) -> pd.DataFrame:
     """Features of the newest reading of each asset (the online path).
 
     Only `feature_history` is used — all the features need — so serving cost does not grow
@@ -279,5 +318,5 @@ def latest_window_features(readings: pd.DataFrame, asset_type: AssetType) -> pd.
     and the rows in between enter neither (a value carried forward comes from at most
     `missing.limit` readings before the long window, which `tail_length` keeps).
     """
-    feats = window_features(feature_history(readings, asset_type), asset_type)
+    feats = window_features(feature_history(readings, asset_type, events), asset_type, events)
     return feats.groupby(ASSET_ID, sort=False).tail(1).reset_index(drop=True)

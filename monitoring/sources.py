@@ -92,6 +92,6 @@ def load_monitored(source: str, settings: Settings) -> MonitoredFrame:
     valid = validate_readings(readings, settings.type).valid
     if not len(valid):
         raise ValueError(f"no valid readings in {source!r}")
-    frame = with_true_rul(window_features(valid, settings.type), valid, events,
+    frame = with_true_rul(window_features(valid, settings.type, events), valid, events,
                           settings.rul_cap, settings.type.rul_per_cycle)
     return MonitoredFrame(frame, "raw", source, readings=readings)

@@ -161,7 +161,7 @@ def simulate(
     try:
         readings, events = simulated(
             n_assets=assets, seed=seed, live=live, drift=drift, faults=faults,
-            asset_type=settings.asset_type, cache_dir=settings.state_dir / "cache" / "simulator",
+            asset_type=settings.asset_type, cache_dir=settings.simulator_cache,
         )
     except ValueError as exc:
         _fail(str(exc))

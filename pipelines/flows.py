@@ -146,7 +146,8 @@ def features_flow(settings: Settings | None = None) -> dict:
     if not len(readings):
         raise RuntimeError(f"no {settings.asset_type} readings stored yet: run `twinops ingest` "
                            "first")
-    frame = window_features(readings, settings.type)
+    events = datastore.load_events(settings)  # a maintenance starts a new life
+    frame = window_features(readings, settings.type, events)
     path = store.write_offline_features(settings, frame)
     store.apply_definitions(settings)
     store.materialize(settings)
@@ -257,7 +258,7 @@ def train_flow(
         settings,
         result,
         dvc_hash=data.data_hash,
-        feature_service=feature_service_name(settings),
+        feature_service=feature_service_name(settings.asset_type),
         extra_tags={**data.lineage_tags(), **(extra_tags or {})},
     )
     m = result.metrics  # every metric is on the MLflow run; the headline ones here

@@ -60,7 +60,7 @@ def monitoring_frames_task(settings: Settings, since: datetime | None):
     current = load_monitored("predictions" + (f":{utc_iso(since)}" if since else ""), settings)
     reference = with_true_rul(
         pd.read_parquet(store.offline_path(settings)), datastore.load_readings(settings),
-        datastore.load_events(settings), settings.rul_cap,
+        datastore.load_events(settings), settings.rul_cap, settings.type.rul_per_cycle,
     ).dropna(subset=[TRUE_RUL])  # run-to-failure assets only: the training cohort
     return MonitoredFrame(reference, "raw", "offline features of run-to-failure assets"), current
 

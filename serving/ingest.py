@@ -68,7 +68,17 @@ def feature_readings(settings: Settings, asset_ids: Sequence[str]) -> pd.DataFra
 
     path = Path(settings.raw_dir) / READINGS_FILE
     frame = pd.read_parquet(path, filters=[(ASSET_ID, "in", list(asset_ids))])
-    return feature_history(frame, settings.type)
+    return feature_history(frame, settings.type, asset_events(settings, asset_ids))
+
+
+def asset_events(settings: Settings, asset_ids: Sequence[str]) -> pd.DataFrame:
+    """The stored events of these assets (their maintenances start new lives)."""
+    from features.contract import ASSET_ID
+    from features.datastore import load_events
+
+    events = load_events(settings)
+    return events[events[ASSET_ID].astype(str).isin(set(map(str, asset_ids)))] if len(
+        events) else events
 
 
 def _request_index(rows: pd.DataFrame, checked: pd.DataFrame,
@@ -200,13 +210,14 @@ def _ingest_type(settings: Settings, readings: Sequence[dict[str, Any]], push) -
                                if len(conflicts) else set(result.valid[ASSET_ID]))
         stored_assets = [str(a) for a in stored_assets]
         history = feature_readings(settings, stored_assets) if stored_assets else None
+        events = asset_events(settings, stored_assets) if stored_assets else None
     rejected = sorted(_rejected(quarantined, QUARANTINE_REASON), key=lambda r: r.index)
     accepted = appended + same
     if not accepted:
         raise ApiError(422, f"all {len(readings)} reading(s) rejected; nothing stored",
                           [{"loc": ["readings", r.index], "msg": r.reason} for r in rejected])
     if history is not None and len(history):
-        features = latest_window_features(history, settings.type)
+        features = latest_window_features(history, settings.type, events)
         try:
             push(settings, features)
         except Exception as exc:

@@ -147,7 +147,9 @@ class TwinService:
         from training.registry import load_by_alias
 
         model = ServedModel.from_loaded(load_by_alias(settings, ALIAS), alias=ALIAS)
-        check_feature_compatibility(model, settings.type.feature_columns)
+        from features.store import view_columns
+
+        check_feature_compatibility(model, view_columns(settings))
         return model
 
     def _publish_model(self, model) -> None:

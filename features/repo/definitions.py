@@ -32,24 +32,7 @@ from feast.value_type import ValueType
 
 from features.asset_types import AssetType
 from features.contract import ASSET_ID, CYCLE, TIMESTAMP
-
-
-def feature_service_name(type_name: str) -> str:
-    """The FeatureService a type's RUL model reads (recorded on every model version)."""
-    return f"rul_{type_name}"
-
-
-def feature_view_name(type_name: str) -> str:
-    return f"{type_name}_window_features"
-
-
-def push_source_name(type_name: str) -> str:
-    return f"{type_name}_window_push"
-
-
-def offline_relpath(type_name: str) -> str:
-    """Offline parquet of a type, relative to the feast dir (settings.feast_dir)."""
-    return f"offline/{type_name}_window_features.parquet"
+from features.store import feature_service_name, feature_view_name, push_source_name
 
 
 @dataclass(frozen=True)
@@ -103,8 +86,8 @@ def build(offline_path: str, ttl: timedelta, asset_type: AssetType) -> Definitio
         ttl=ttl,
         schema=[
             Field(name=ASSET_ID, dtype=String),
-            *[Field(name=c, dtype=Int64 if c == CYCLE else Float64)
-              for c in asset_type.feature_columns],
+            Field(name=CYCLE, dtype=Int64),  # the reading's key, not a model input
+            *[Field(name=c, dtype=Float64) for c in asset_type.feature_columns],
         ],
         online=True,
         source=push_source,

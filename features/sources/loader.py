@@ -43,19 +43,22 @@ SIMULATED_TYPES = ("turbofan", "pump")
 
 def simulated(
     n_assets: int, seed: int, *, live: bool = False, drift: str | None = None, faults: bool = False,
-    asset_type: str = "turbofan", cache_dir: Path | None = None,
+    asset_type: str = "turbofan", cache_dir: Path | None = None, as_of=None,
 ):
-    """Simulated readings + events of a type; `live` assets are in service (no failure yet).
+    """Simulated readings + events of a type; `live` assets are in service (no failure yet),
+    their last reading at `as_of` (default: the simulators' fixed snapshot time).
 
     `cache_dir` keeps the pump's ProgPy trajectories (seconds each) for the next run.
     """
+    snapshot = {"as_of": as_of} if as_of is not None else {}
     if drift is not None and drift not in DRIFT_PRESETS:
         raise ValueError(f"unknown drift {drift!r}: choose one of {sorted(DRIFT_PRESETS)}")
     if asset_type == "pump":
         from features.sources.pump import SENSOR_COLUMNS, simulate_pump_fleet, simulate_pump_live
 
         if live:
-            readings, _truth = simulate_pump_live(n_assets, seed, drift=drift, cache_dir=cache_dir)
+            readings, _truth = simulate_pump_live(n_assets, seed, drift=drift, cache_dir=cache_dir,
+                                                  **snapshot)
             events = _empty_events()
         else:
             readings, events = simulate_pump_fleet(n_assets, seed, drift=drift,
@@ -66,7 +69,8 @@ def simulated(
 
         preset = DRIFT_PRESETS.get(drift) if drift else None
         if live:
-            readings, _truth = simulate_live(n_assets, seed + LIVE_SEED_OFFSET, drift=preset)
+            readings, _truth = simulate_live(n_assets, seed + LIVE_SEED_OFFSET, drift=preset,
+                                             **snapshot)
             events = _empty_events()
         else:
             readings, events = simulate_fleet(n_assets, seed, drift=preset)
@@ -95,6 +99,17 @@ def inject_sensor_faults(readings: pd.DataFrame, seed: int, sensors: list[str],
         out.iloc[row, out.columns.get_loc(sensor)] = np.nan
     resent = out.iloc[rng.choice(len(out), size=n_bad, replace=False)]
     return pd.concat([out, resent], ignore_index=True)
+
+
+def live_snapshot_time(asset_type):
+    """Now, floored to the type's sampling period: the in-service fleet of the ingest is
+    observed at the present, so its features are as fresh as a live feed's and serving's
+    staleness limit (a few sampling periods) means what it says. Floored, so that ingesting
+    it twice within one period stores it once."""
+    from datetime import UTC, datetime
+
+    period = pd.Timedelta(seconds=asset_type.sampling_period_s or 3600)
+    return pd.Timestamp(datetime.now(UTC)).floor(period).to_pydatetime()
 
 
 def _simulator_options(option: str) -> dict:
@@ -128,12 +143,14 @@ def load_source(source: str, settings: Settings) -> tuple[pd.DataFrame, pd.DataF
     """Resolve a source string to (readings, events) in the columns of settings' type."""
     name, _, option = source.partition(":")
     if name in ("simulator", "simulator-live"):
+        live = name == "simulator-live"
         return simulated(
             settings.simulator.size(settings.asset_type),
             settings.simulator.seed,
-            live=name == "simulator-live",
+            live=live,
             asset_type=settings.asset_type,
-            cache_dir=settings.state_dir / "cache" / "simulator",
+            cache_dir=settings.simulator_cache,
+            as_of=live_snapshot_time(settings.type) if live else None,
             **_simulator_options(option),
         )
     path = Path(source).expanduser()

@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 #: API key for servers started by tests; `with_api_key(env)` configures its SHA-256.
 TEST_API_KEY = "twinops-test-key"
 API_KEY_HEADERS = {"Authorization": f"Bearer {TEST_API_KEY}"}
+#: Shared by every test's state: a simulated pump is simulated once per machine.
+SIMULATOR_CACHE = Path(os.environ.get("TMPDIR", "/tmp")) / "twinops-test-simulator-cache"
 
 
 def with_api_key(env: dict) -> dict:
@@ -45,6 +47,8 @@ def state_env(root: Path, *, profile: str = "tiny", n_assets: int | None = None)
         "PREFECT_HOME": str(root / "prefect"),
         "BENTOML_HOME": str(root / "bentoml"),
         "TWINOPS_CONFIG": str(root / "none.yaml"),
+        # one simulation of the pumps' physics (ProgPy, seconds per pump) for the whole run
+        "TWINOPS_SIMULATOR__CACHE_DIR": str(SIMULATOR_CACHE),
         # API keys are on by default; tests that want them use with_api_key(env).
         "TWINOPS_SERVING__AUTH_ENABLED": "false",
     }

@@ -36,20 +36,13 @@ def test_state_lives_under_feast_dir(env):
     assert (fd / "registry.db").exists() and (fd / "online_store.db").exists()
     assert S.offline_path(settings).is_relative_to(fd)
     assert store.config.project == settings.feast.project
-    fv = store.get_feature_view("asset_window_features")
+    fv = store.get_feature_view("turbofan_window_features")
     assert [f.name for f in fv.features] == FEATURE_COLUMNS
     assert fv.ttl.days == settings.feast.ttl_days
-    svc = store.get_feature_service(S.FEATURE_SERVICE_NAME)
-    assert svc.name == "rul_model"
-    # store.py repeats the names to avoid importing feast; they must not drift apart.
-    from features.repo import definitions as D
-
-    assert (S.FEATURE_SERVICE_NAME, S.FEATURE_VIEW_NAME, S.PUSH_SOURCE_NAME) == (
-        D.FEATURE_SERVICE_NAME,
-        D.FEATURE_VIEW_NAME,
-        D.PUSH_SOURCE_NAME,
-    )
-    assert S.OFFLINE_RELPATH == D.OFFLINE_RELPATH
+    assert fv.tags["asset_type"] == "turbofan"
+    svc = store.get_feature_service(S.feature_service_name("turbofan"))
+    assert svc.name == "rul_turbofan"
+    assert S.offline_path(settings).name == "turbofan_window_features.parquet"
 
 
 def test_materialize_window_covers_offline_data(env):
@@ -61,7 +54,7 @@ def test_materialize_window_covers_offline_data(env):
 def test_online_equals_offline_for_same_asset_and_time(env):
     S, settings, store, readings, feats, _ = env
     ids = ["sim-0003", "ghost", "sim-0001"]
-    online = S.online_features(store, ids)
+    online = S.online_features(settings, ids, store=store)
     assert online["asset_id"].tolist() == ids
     assert online["found"].tolist() == [True, False, True]
     assert online.loc[1, FEATURE_COLUMNS].isna().all() and pd.isna(
@@ -120,7 +113,7 @@ def test_push_reaches_online_and_offline(env):
     live, _ = simulate_live(2, seed=99, prefix="pushed")
     fresh = latest_window_features(live, settings.type)
     S.push_features(settings, fresh, store=store)
-    online = S.online_features(store, ["pushed-0001", "pushed-0002"])
+    online = S.online_features(settings, ["pushed-0001", "pushed-0002"], store=store)
     assert online["found"].all()
     np.testing.assert_array_equal(
         online[FEATURE_COLUMNS].to_numpy(float), fresh[FEATURE_COLUMNS].to_numpy(float)

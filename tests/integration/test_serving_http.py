@@ -237,8 +237,9 @@ def test_fast_online_reader_equals_feast_get_online_features(settings, assets):
     store = get_store(settings)
     reader = make_online_reader(settings, store)
     ids = [*assets, "no-such-asset"]
-    pd.testing.assert_frame_equal(reader.read(ids), online_features(store, ids))
-    pd.testing.assert_frame_equal(reader.read(ids[:1]), online_features(store, ids[:1]))
+    pd.testing.assert_frame_equal(reader.read(ids), online_features(settings, ids, store=store))
+    pd.testing.assert_frame_equal(reader.read(ids[:1]),
+                                  online_features(settings, ids[:1], store=store))
 
 
 def test_window_features_equal_offline_features(server, settings, assets):

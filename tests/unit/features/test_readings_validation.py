@@ -103,7 +103,8 @@ def test_missing_columns_quarantine_everything_with_names(good):
     res = validate_readings(df, TURBOFAN)
     assert res.valid.empty and len(res.quarantined) == len(df)
     assert res.missing_columns == ["cycle", "sensor_5"]
-    assert set(res.quarantined[QUARANTINE_REASON]) == {"missing column(s) of asset type 'turbofan': cycle, sensor_5"}
+    assert set(res.quarantined[QUARANTINE_REASON]) == {
+        "missing column(s) of asset type 'turbofan': cycle, sensor_5"}
 
 
 def test_naive_timestamps_read_as_utc_and_strings_parsed(good):

@@ -50,7 +50,7 @@ def _tiny() -> pd.DataFrame:
 def test_feature_columns_static_and_output_layout():
     assert len(FEATURE_COLUMNS) == 151 and len(set(FEATURE_COLUMNS)) == 151
     assert FEATURE_COLUMNS[:2] == ["sensor_1_mean", "sensor_2_mean"]
-    assert FEATURE_COLUMNS[-4:] == [*SETTING_COLUMNS, "cycle"]
+    assert FEATURE_COLUMNS[-4:] == [*SETTING_COLUMNS, "age"]
     out = window_features(_tiny(), typed(3))
     assert list(out.columns) == output_columns(TURBOFAN)
     assert set(FEATURE_COLUMNS) <= set(out.columns)
