@@ -26,11 +26,27 @@ The benchmark measures the *model*, through the same code the platform runs (the
 transform, the labels, `fit`, the stored-and-reloaded predictor). It does not go through
 Feast, MLflow or BentoML: that loop is tested in tests/integration/test_loop.py, and here it
 would only add minutes of I/O per seed.
+
+`--asset-type pump`: the same models on the ProgPy pump (features/sources/pump.py), RUL in hours.
+
+    simulate_pump_fleet(n_train, fleet_seed) ─► window_features + rul_labels (hours) ─► frame
+                                                  │ per seed: fit PINN, fit baseline
+    simulate_pump_live(n_test, fleet_seed) ─► latest_window_features ─► predictor.predict
+                                          └─► truth: RUL (h) at the last reading ─► RMSE, MAE,
+                                                                  interval coverage/width
+    naive: mean life of the training pumps - the test pump's age (h), clipped at 0
+
+Both fleets are simulated once (and cached in `--cache-dir`) and are the same for every seed:
+the seed changes the training only, so the std over seeds is training noise, not fleet
+sampling. The test pumps are other units than the training pumps (ProgPy seed + 1000), each
+cut at a random 30-95% of its life. The PHM08 score is left out: its time constants (13 and
+10) are C-MAPSS cycles, and on RULs of a few hours it is a near-linear rescaling of the error.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -49,6 +65,18 @@ METRICS = {
     "width": "{:.1f}",
     "train_seconds": "{:.0f}",
 }
+#: The pump benchmark (hours): a naive predictor beside the two models, no PHM08 score.
+PUMP_MODELS = ("pinn", "baseline", "naive")
+PUMP_METRICS = {
+    "rmse": "{:.2f}",
+    "mae": "{:.2f}",
+    "coverage": "{:.3f}",
+    "width": "{:.2f}",
+    "train_seconds": "{:.0f}",
+}
+PUMP_LABELS = {"rmse": "rmse h", "mae": "mae h", "width": "width h", "train_seconds": "train s"}
+#: Where the pump trajectories are kept between runs unless settings or --cache-dir say.
+DEFAULT_CACHE = Path("~/.cache/twinops/simulator")
 
 
 def training_frame(data_dir: Path, subset: str, asset_type):
@@ -106,21 +134,25 @@ def sample_units(frame, fraction: float, seed: int, unlabelled: bool = False):
     return pd.concat([labelled, rest], ignore_index=True)
 
 
-def score_model(predictor, test, horizon: int) -> dict[str, float]:
-    """Test-protocol metrics of one predictor on the last-cycle test rows."""
+def score_model(predictor, test, horizon: int, phm08: bool = True) -> dict[str, float]:
+    """Test-protocol metrics of one predictor on the last-cycle test rows (`phm08`: with the
+    C-MAPSS score, whose time constants are cycles)."""
     from training import metrics as M
 
     out = predictor.predict(test, horizon=horizon)
     y = test["rul"].to_numpy(dtype=float)
     pred = out["rul"].to_numpy()
     lo, hi = out["rul_lower"].to_numpy(), out["rul_upper"].to_numpy()
-    return {
+    m = {
         "rmse": M.rmse(y, pred),
         "score": M.phm08_score(y, pred),
         "mae": M.mae(y, pred),
         "coverage": M.interval_coverage(y, lo, hi),
         "width": M.mean_width(lo, hi),
     }
+    if not phm08:
+        del m["score"]
+    return m
 
 
 def run_seed(
@@ -132,6 +164,7 @@ def run_seed(
     fraction: float,
     workdir: Path,
     unlabelled: bool = False,
+    phm08: bool = True,
 ) -> dict:
     """Train both models for one seed on the same units; their test metrics + fit facts."""
     from training.train import fit
@@ -150,7 +183,7 @@ def run_seed(
             readings=readings,
             out_dir=workdir / f"{model}-{seed}",
         )
-        m = score_model(r.predictor, test, s.horizon)
+        m = score_model(r.predictor, test, s.horizon, phm08)
         m["train_seconds"] = r.metrics["train_seconds"]
         m["val_rmse"] = r.metrics["val_rmse"]
         m["val_coverage"] = r.metrics["val_coverage"]
@@ -168,16 +201,21 @@ def run_seed(
     return out
 
 
-def summarise(per_seed: list[dict]) -> dict:
-    """mean/std over seeds of every metric, per model, in the JSON layout of the issue."""
+def summarise(per_seed: list[dict], models=MODELS, metrics=METRICS) -> dict:
+    """mean/std over seeds of every metric, per model, in the JSON layout of the issue.
 
-    def stats(values: list[float]) -> tuple[float, float]:
+    A metric a model does not have (None, e.g. the naive predictor's interval) stays None.
+    """
+
+    def stats(values: list) -> tuple[float | None, float | None]:
+        if any(v is None for v in values):
+            return None, None
         return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
     summary: dict[str, dict] = {}
-    for model in MODELS:
-        d: dict[str, float] = {}
-        for key in (*METRICS, "val_rmse"):
+    for model in models:
+        d: dict[str, float | None] = {}
+        for key in (*metrics, "val_rmse"):
             mean, std = stats([s[model][key] for s in per_seed])
             d[f"{key}_mean"], d[f"{key}_std"] = mean, std
         d["coverage"] = d["coverage_mean"]
@@ -185,25 +223,29 @@ def summarise(per_seed: list[dict]) -> dict:
     return summary
 
 
-def table(summary: dict, header: str) -> str:
-    """Readable mean ± std table, one row per model."""
-    cols = list(METRICS)
-    rows = [["model", *cols]]
-    for model in MODELS:
-        d = summary[model]
-        rows.append(
-            [model]
-            + [
-                f"{METRICS[c].format(d[f'{c}_mean'])} ± {METRICS[c].format(d[f'{c}_std'])}"
-                for c in cols
-            ]
-        )
+def table(summary: dict, header: str, models=MODELS, metrics=METRICS,
+          labels: dict[str, str] | None = None, note: str = "") -> str:
+    """Readable mean ± std table, one row per model ("n/a" where a model has no such metric;
+    `labels` renames columns, `note` is printed below)."""
+    cols = list(metrics)
+    rows = [["model", *[(labels or {}).get(c, c) for c in cols]]]
+
+    def cell(d: dict, c: str) -> str:
+        mean, std = d[f"{c}_mean"], d[f"{c}_std"]
+        if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+            return "n/a"
+        return f"{metrics[c].format(mean)} ± {metrics[c].format(std)}"
+
+    for model in models:
+        rows.append([model] + [cell(summary[model], c) for c in cols])
     widths = [max(len(r[i]) for r in rows) for i in range(len(cols) + 1)]
     lines = [header, ""]
     for i, r in enumerate(rows):
         lines.append(" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
         if i == 0:
             lines.append("-+-".join("-" * w for w in widths))
+    if note:
+        lines += ["", note]
     return "\n".join(lines)
 
 
@@ -259,8 +301,168 @@ def run_benchmark(
     }
 
 
+def _with_epochs(settings, max_epochs: int | None):
+    if max_epochs is None:
+        return settings
+    return settings.model_copy(
+        update={"training": settings.training.model_copy(update={"max_epochs": max_epochs})}
+    )
+
+
+def pump_fleets(n_train: int, n_test: int, fleet_seed: int, asset_type, cache_dir: Path | None):
+    """(training frame: window features + RUL in hours of the run-to-failure pumps, their raw
+    readings, their failure events, test rows: features of each in-service pump at its last
+    reading with its true RUL in hours). Test pumps are other ProgPy units (seed + 1000)."""
+    from features.labels import rul_labels
+    from features.sources.pump import simulate_pump_fleet, simulate_pump_live
+    from features.transforms import latest_window_features, window_features
+
+    readings, events = simulate_pump_fleet(n_train, seed=fleet_seed, cache_dir=cache_dir)
+    feats = window_features(readings, asset_type, events)
+    labels = rul_labels(readings, events, per_cycle=asset_type.rul_per_cycle)
+    frame = feats.merge(labels[["asset_id", "cycle", "rul"]], on=["asset_id", "cycle"],
+                        how="inner", validate="one_to_one")
+    live, truth = simulate_pump_live(n_test, seed=fleet_seed, cache_dir=cache_dir)
+    last = latest_window_features(live, asset_type)
+    test = last.merge(truth[["asset_id", "cycle", "rul"]], on=["asset_id", "cycle"],
+                      how="inner", validate="one_to_one")
+    if len(test) != n_test:
+        raise RuntimeError(f"{len(test)} of {n_test} test pumps have features at their last "
+                           "reading")
+    return frame, readings, events, test
+
+
+def mean_life(events, per_cycle: float) -> float:
+    """Mean life of the run-to-failure pumps in RUL units: the failure cycle (cycles count
+    readings from 1) x the sampling period."""
+    return float(events["cycle"].astype(float).mean() * per_cycle)
+
+
+def naive_predict(life: float, cycle, per_cycle: float):
+    """The naive predictor: the fleet's mean life minus the asset's age, clipped at 0."""
+    import numpy as np
+
+    return np.clip(life - np.asarray(cycle, dtype=float) * per_cycle, 0.0, None)
+
+
+def score_naive(life: float, test, per_cycle: float) -> dict:
+    """Test metrics of the naive predictor; it has no interval (coverage/width None)."""
+    from training import metrics as M
+
+    t0 = time.perf_counter()
+    pred = naive_predict(life, test["cycle"], per_cycle)
+    y = test["rul"].to_numpy(dtype=float)
+    return {"rmse": M.rmse(y, pred), "mae": M.mae(y, pred), "coverage": None, "width": None,
+            "train_seconds": time.perf_counter() - t0, "val_rmse": None, "mean_life": life}
+
+
+def _finite_or_none(x):
+    """JSON without NaN (not valid JSON): a NaN float becomes null."""
+    if isinstance(x, dict):
+        return {k: _finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite_or_none(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def machine() -> dict:
+    import os
+    import platform
+
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
+def run_pump_benchmark(
+    seeds: int = 5,
+    n_train: int = 20,
+    n_test: int = 20,
+    fleet_seed: int = 7,
+    max_epochs: int | None = None,
+    settings=None,
+    cache_dir: Path | None = None,
+) -> dict:
+    """Everything but printing: the JSON-able result of the pump benchmark (hours)."""
+    from datetime import UTC, datetime
+
+    from features.settings import get_settings
+
+    settings = _with_epochs((settings or get_settings()).for_type("pump"), max_epochs)
+    cache = Path(cache_dir or settings.simulator.cache_dir or DEFAULT_CACHE).expanduser()
+    per_cycle = settings.type.rul_per_cycle
+    t_sim = time.perf_counter()
+    frame, readings, events, test = pump_fleets(n_train, n_test, fleet_seed, settings.type,
+                                                cache)
+    simulate_seconds = time.perf_counter() - t_sim
+    life = mean_life(events, per_cycle)  # training pumps only: nothing is chosen on the test
+    t0 = time.perf_counter()
+    per_seed = []
+    with tempfile.TemporaryDirectory(prefix="twinops-bench-rul-pump-") as tmp:
+        for seed in range(seeds):
+            r = run_seed(frame, readings, test, settings, seed, 1.0, Path(tmp), phm08=False)
+            r["naive"] = score_naive(life, test, per_cycle)
+            per_seed.append(r)
+    summary = summarise(per_seed, PUMP_MODELS, PUMP_METRICS)
+    y = test["rul"].to_numpy(dtype=float)
+    cmd = (f"twinops benchmark rul --asset-type pump --seeds {seeds} --n-train {n_train} "
+           f"--n-test {n_test} --fleet-seed {fleet_seed}"
+           + (f" --max-epochs {max_epochs}" if max_epochs is not None else ""))
+    return _finite_or_none({
+        **summary,
+        "config": {
+            "asset_type": "pump",
+            "rul_unit": settings.type.rul_unit,
+            "seeds": seeds,
+            "fleet_seed": fleet_seed,
+            "n_train_units": int(frame["asset_id"].nunique()),
+            "n_test_units": len(test),
+            "test_life_fraction": [0.3, 0.95],
+            "train_life_hours": {"mean": life,
+                                 "min": float(events["cycle"].min() * per_cycle),
+                                 "max": float(events["cycle"].max() * per_cycle)},
+            "test_rul_hours": {"mean": float(y.mean()), "min": float(y.min()),
+                               "max": float(y.max())},
+            "rul_cap": settings.rul_cap,
+            "horizon": settings.horizon,
+            "interval_level": settings.training.interval_level,
+            "profile": settings.profile,
+            "training": settings.training_settings().model_dump(),  # rul_cap/per_cycle resolved
+            "window": settings.window,
+            "cache_dir": str(cache),
+            "naive": "mean life of the training pumps - age, clipped at 0; no interval",
+            "phm08_score": "left out: its time constants are C-MAPSS cycles",
+        },
+        "machine": machine(),
+        "command": cmd,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "per_seed": per_seed,
+        "simulate_seconds": simulate_seconds,
+        "total_seconds": time.perf_counter() - t0,
+    })
+
+
+def pump_header(result: dict) -> str:
+    cfg = result["config"]
+    return (
+        f"RUL on the ProgPy pump (hours): {cfg['n_train_units']} training pumps run to failure, "
+        f"{cfg['n_test_units']} in-service test pumps at their last reading (fleet seed "
+        f"{cfg['fleet_seed']}, same fleets for every seed), {cfg['seeds']} seed(s); "
+        f"{cfg['interval_level']:.0%} intervals; mean ± std"
+    )
+
+
+PUMP_NOTE = ("naive = mean life of the training pumps - age (h), clipped at 0: no interval, "
+             "so no coverage/width (n/a). PHM08 score left out (a C-MAPSS cycles metric).")
+
+
 def command(
-    data_dir: Annotated[Path, typer.Option(help="Folder with train_/test_/RUL_<subset>.txt.")],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder with train_/test_/RUL_<subset>.txt (C-MAPSS; required for "
+                     "the turbofan)."),
+    ] = None,
     subset: Annotated[str, typer.Option(help="C-MAPSS subset.")] = "FD001",
     seeds: Annotated[int, typer.Option(min=1, help="Seeds 0..N-1; mean and std over them.")] = 5,
     out: Annotated[Path, typer.Option(help="Where to write the JSON figures.")] = Path(
@@ -279,8 +481,55 @@ def command(
             "labelled units only.",
         ),
     ] = False,
+    asset_type: Annotated[
+        str,
+        typer.Option("--asset-type", "-t", help="turbofan (NASA C-MAPSS, --data-dir) or pump "
+                     "(the ProgPy pump simulator, RUL in hours)."),
+    ] = "turbofan",
+    n_train: Annotated[
+        int | None, typer.Option(min=4, help="Pump: training pumps run to failure [20].")
+    ] = None,
+    n_test: Annotated[
+        int | None, typer.Option(min=1, help="Pump: in-service test pumps [20].")
+    ] = None,
+    fleet_seed: Annotated[
+        int | None, typer.Option(help="Pump: simulator seed of both fleets (the same for "
+                                 "every benchmark seed) [7].")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Pump: simulator cache [simulator.cache_dir, else "
+                     "~/.cache/twinops/simulator]."),
+    ] = None,
 ) -> None:
-    """RUL on C-MAPSS: physics-informed model vs data-only baseline (JSON + table)."""
+    """RUL: physics-informed model vs data-only baseline (JSON + table), on C-MAPSS or, with
+    --asset-type pump, on the ProgPy pump (+ a naive predictor)."""
+    pump_opts = {"--n-train": n_train, "--n-test": n_test, "--fleet-seed": fleet_seed,
+                 "--cache-dir": cache_dir}
+    if asset_type == "pump":
+        cmapss_opts = {"--data-dir": data_dir is not None, "--subset": subset != "FD001",
+                       "--train-fraction": train_fraction != 1.0, "--unlabelled": unlabelled}
+        bad = [k for k, given in cmapss_opts.items() if given]
+        if bad:
+            raise typer.BadParameter(f"{', '.join(bad)}: C-MAPSS options, not for the pump")
+        result = run_pump_benchmark(
+            seeds, n_train or 20, n_test or 20, 7 if fleet_seed is None else fleet_seed,
+            max_epochs, cache_dir=cache_dir,
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1))
+        typer.echo(table(result, pump_header(result), PUMP_MODELS, PUMP_METRICS, PUMP_LABELS,
+                         PUMP_NOTE))
+        typer.echo(f"\nwritten: {out}")
+        return
+    if asset_type != "turbofan":
+        raise typer.BadParameter(f"{asset_type!r}: the RUL benchmark runs on turbofan "
+                                 "(C-MAPSS) or pump", param_hint="--asset-type")
+    bad = [k for k, v in pump_opts.items() if v is not None]
+    if bad:
+        raise typer.BadParameter(f"{', '.join(bad)}: pump options (--asset-type pump)")
+    if data_dir is None:
+        raise typer.BadParameter("required for the turbofan (C-MAPSS)", param_hint="--data-dir")
     result = run_benchmark(
         data_dir, subset, seeds, train_fraction, max_epochs, unlabelled=unlabelled
     )

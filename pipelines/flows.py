@@ -83,7 +83,8 @@ def validate_and_store_task(readings, events, settings: Settings, source: str) -
         quarantine_file = None
         if len(quarantined):
             quarantine_file = str(write_quarantine(quarantined, settings, source=source))
-        events_appended = datastore.append_events(settings, events)
+        events_appended = datastore.append_events(
+            settings, events_with_cycles(events, settings.type, datastore.life_starts(settings)))
     reasons = quarantined[QUARANTINE_REASON].value_counts().to_dict() if len(quarantined) else {}
     return IngestSummary(
         source=source,
@@ -99,6 +100,26 @@ def validate_and_store_task(readings, events, settings: Settings, source: str) -
         quarantine_file=quarantine_file,
         data_hash=None,
     )
+
+
+def events_with_cycles(events, asset_type, life_starts):
+    """Events with a cycle: a `timestamp` type's events may give only their time; their cycle
+    is then the age in sampling periods from the asset's life start, as for its readings
+    (features.validation). Events of an unregistered asset keep no cycle and are dropped."""
+    import pandas as pd
+
+    if events is None or not len(events) or asset_type.time_index != "timestamp":
+        return events
+    missing = pd.to_numeric(events["cycle"], errors="coerce").isna()
+    if not missing.any():
+        return events
+    start = pd.to_datetime(events["asset_id"].astype(str).map(
+        {str(k): pd.Timestamp(v) for k, v in life_starts.items()}), utc=True)
+    age = (pd.to_datetime(events["timestamp"], utc=True) - start).dt.total_seconds()
+    derived = (age / asset_type.sampling_period_s).round() + 1
+    out = events.assign(cycle=pd.to_numeric(events["cycle"], errors="coerce").where(~missing,
+                                                                                   derived))
+    return out.dropna(subset=["cycle"]).astype({"cycle": "int64"})
 
 
 def _concat(a, b):

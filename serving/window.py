@@ -51,14 +51,6 @@ def window_frame(readings: Sequence[dict[str, Any]], asset_type) -> pd.DataFrame
             raise ApiError(400, f"reading {i}: unknown field(s) for asset type "
                                 f"{asset_type.name!r}: {', '.join(unknown)}",
                            [{"loc": ["readings", i, f], "msg": "unknown field"} for f in unknown])
-    assets = sorted({str(r.get(ASSET_ID)) for r in readings})
-    if len(assets) != 1:
-        raise ApiError(400, f"readings must be of ONE asset, got {len(assets)}: {assets[:5]}",
-                          [{"loc": ["readings", ASSET_ID], "msg": "more than one asset_id"}])
-    needed = history_length(window)
-    if len(readings) < needed:
-        raise ApiError(400, f"window too short: {len(readings)} readings, need at least "
-                               f"{needed}", [{"loc": ["readings"], "msg": "too short"}])
     result = validate_readings(pd.DataFrame(list(readings)), asset_type)
     if result.missing_columns:
         raise ApiError(400, f"readings lack column(s) of asset type {asset_type.name!r}: "
@@ -68,7 +60,15 @@ def window_frame(readings: Sequence[dict[str, Any]], asset_type) -> pd.DataFrame
     if len(result.quarantined):
         detail = [{"loc": ["readings", int(i)], "msg": str(reason)}
                   for i, reason in result.quarantined[QUARANTINE_REASON].items()]
-        raise ApiError(400, f"{len(detail)} reading(s) rejected", detail)
+        raise ApiError(400, f"{len(detail)} reading(s) rejected: {detail[0]['msg']}", detail)
+    assets = sorted(set(result.valid[ASSET_ID].astype(str)))
+    if len(assets) != 1:
+        raise ApiError(400, f"readings must be of ONE asset, got {len(assets)}: {assets[:5]}",
+                          [{"loc": ["readings", ASSET_ID], "msg": "more than one asset_id"}])
+    needed = history_length(window)
+    if len(readings) < needed:
+        raise ApiError(400, f"window too short: {len(readings)} readings, need at least "
+                               f"{needed}", [{"loc": ["readings"], "msg": "too short"}])
     feats = latest_window_features(result.valid, asset_type)
     feats = feats.rename(columns={TIMESTAMP: FEATURE_TIMESTAMP})
     feats.insert(1, FOUND, True)

@@ -135,6 +135,8 @@ def _tabular_events(path: Path) -> pd.DataFrame:
                 else pd.read_csv(candidate)
             )
             events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
+            if "cycle" not in events:  # a timestamp type's events: ingest derives it
+                events["cycle"] = pd.NA
             return events[EVENT_COLUMNS]
     return _empty_events()
 

@@ -1,10 +1,13 @@
 """`twinops benchmark rul` end to end on a tiny configuration (real data, real training).
 
 Checks the wiring and the output contract (JSON keys, table), not the figures: those are
-measured by the full benchmark (docs/benchmarks.md). The one C-MAPSS test of the suite.
+measured by the full benchmark (docs/benchmarks.md). The one C-MAPSS test of the suite, and
+the pump benchmark (`--asset-type pump`: ProgPy simulator, RUL in hours) on a few pumps.
 """
 
 import json
+import math
+import os
 from pathlib import Path
 
 import pytest
@@ -12,12 +15,16 @@ import pytest
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cmapss"
 NEEDED = ("train_FD001.txt", "test_FD001.txt", "RUL_FD001.txt")
 
-pytestmark = pytest.mark.skipif(
+needs_cmapss = pytest.mark.skipif(
     not all((DATA / f).exists() for f in NEEDED),
     reason=f"C-MAPSS FD001 files not found in {DATA} (NASA data set, not shipped with the repo)",
 )
+#: The tests' shared ProgPy cache (as tests/integration/conftest.py): a pump is simulated once
+#: per machine, not once per run (seconds of CPU each).
+SIMULATOR_CACHE = Path(os.environ.get("TMPDIR", "/tmp")) / "twinops-test-simulator-cache"
 
 
+@needs_cmapss
 def test_benchmark_rul_command_writes_json_and_table(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
@@ -46,3 +53,42 @@ def test_benchmark_rul_command_writes_json_and_table(tmp_path, monkeypatch):
     assert "rmse" in header and "coverage" in header
     assert any(ln.startswith("pinn ") for ln in res.output.splitlines())
     assert any(ln.startswith("baseline ") for ln in res.output.splitlines())
+
+
+def test_benchmark_rul_pump_command_three_models_in_hours(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    monkeypatch.setenv("TWINOPS_PROFILE", "tiny")
+    out = tmp_path / "rul-pump.json"
+    args = ["--state-dir", str(tmp_path / "state"), "benchmark", "rul", "--asset-type", "pump",
+            "--seeds", "1", "--n-train", "4", "--n-test", "2", "--max-epochs", "2",
+            "--cache-dir", str(SIMULATOR_CACHE), "--out", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    result = json.loads(out.read_text())  # strict JSON: no NaN
+    cfg = result["config"]
+    assert cfg["rul_unit"] == "hours" and cfg["asset_type"] == "pump"
+    assert cfg["n_train_units"] == 4 and cfg["n_test_units"] == 2
+    assert cfg["training"]["n_members"] == 2 and cfg["training"]["max_epochs"] == 2
+    # pump lives are hours (6-30 h): a true RUL in cycles (5-min readings) would be 12x larger
+    assert 0 < cfg["test_rul_hours"]["max"] < 40 and 4 < cfg["train_life_hours"]["mean"] < 30
+    for model in ("pinn", "baseline", "naive"):
+        d = result[model]
+        assert math.isfinite(d["rmse_mean"]) and 0 < d["rmse_mean"] < 40, (model, d)
+        assert math.isfinite(d["mae_mean"]) and d["mae_mean"] <= d["rmse_mean"] + 1e-9
+        assert d["rmse_std"] == 0.0  # one seed
+        assert "score_mean" not in d  # PHM08 is a C-MAPSS (cycles) score
+    for model in ("pinn", "baseline"):
+        assert 0.0 <= result[model]["coverage"] <= 1.0 and result[model]["width_mean"] > 0
+    assert result["naive"]["coverage"] is None and result["naive"]["width_mean"] is None
+    assert result["machine"]["cpus"] >= 1 and result["date"]
+    assert result["command"].startswith("twinops benchmark rul --asset-type pump --seeds 1")
+    lines = res.output.splitlines()
+    header, *_ = [ln for ln in lines if ln.startswith("model ")]
+    assert "rmse h" in header and "coverage" in header and "score" not in header
+    for model in ("pinn", "baseline"):
+        assert any(ln.startswith(f"{model} ") and "n/a" not in ln for ln in lines)
+    naive, *_ = [ln for ln in lines if ln.startswith("naive ")]
+    assert naive.count("n/a") == 2  # no interval: coverage and width

@@ -33,7 +33,7 @@ from tests.integration.conftest import (
     state_env,
     with_api_key,
 )
-from tests.layout import FEATURE_COLUMNS, MEASUREMENT_COLUMNS
+from tests.layout import FEATURE_COLUMNS, MEASUREMENT_COLUMNS, TURBOFAN
 
 pytestmark = pytest.mark.integration
 
@@ -154,8 +154,10 @@ def test_api_key_required_except_probes(server, assets):
 # ---------------------------------------------------------------- bad input
 def _reading(asset="a", cycle=1, **over):
 
+    # every channel at the middle of its declared valid range
+    middle = {ch.name: (ch.min + ch.max) / 2 for ch in (*TURBOFAN.settings, *TURBOFAN.sensors)}
     row = {"asset_id": asset, "timestamp": "2026-01-01T00:00:00+00:00", "cycle": cycle,
-           **dict.fromkeys(MEASUREMENT_COLUMNS, 1.0)}
+           **{c: middle[c] for c in MEASUREMENT_COLUMNS}}
     row.update(over)
     return row
 
@@ -219,10 +221,11 @@ def test_predict_answers_every_field_and_unknown_assets_per_item(server, assets,
     assert r.status_code == 200, r.text
     body = r.json()
     good, unknown = body["predictions"]
-    assert unknown == {"asset_id": "no-such-asset", "error": "unknown asset: no online features"}
+    assert unknown == {"asset_id": "no-such-asset", "error": "unknown asset: not in the asset registry"}
     assert good["rul_lower"] <= good["rul"] <= good["rul_upper"]
     assert 0 < good["interval_level"] < 1 and 0 <= good["p_fail"] <= 1 and good["horizon"] == 20
-    assert (good["model_name"], good["model_alias"]) == ("twinops-rul", "champion")
+    assert (good["model_name"], good["model_alias"]) == ("twinops-rul-turbofan", "champion")
+    assert (good["asset_type"], good["rul_unit"]) == ("turbofan", "cycles")
     assert good["model_version"] == body["model_version"]
     # the simulator's history is from 2024: older than the 400-day TTL -> stale
     ts = datetime.fromisoformat(good["feature_timestamp"])
@@ -248,7 +251,7 @@ def test_window_features_equal_offline_features(server, settings, assets):
 
     asset = assets[-1]
     history = readings_of(settings, asset)
-    need = history_length(settings.type)
+    need = history_length(settings.window)
     first = START_READINGS
     cut = len(history) - 5  # a window that ends before the asset's last reading
     assert cut - need > first  # the readings between the two parts are left out
@@ -287,7 +290,7 @@ def test_ingest_stores_rows_pushes_features_and_rejects_with_reasons(server, set
     from features.store import offline_path
     from features.transforms import history_length
 
-    n = history_length(settings.type) + 2
+    n = history_length(settings.window) + 2
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=n)
     good = [_reading("api-0001", c, timestamp=(start + timedelta(minutes=c)).isoformat(),
                      sensor_2=640.0 + 0.01 * c) for c in range(1, n + 1)]
@@ -318,7 +321,7 @@ def test_ingest_stores_rows_pushes_features_and_rejects_with_reasons(server, set
 
     again = post(server, "/ingest", {"readings": good[:3]})  # idempotent re-send
     assert again.status_code == 200 and again.json()["already_stored"] == 3
-    conflict = post(server, "/ingest", {"readings": [{**good[0], "sensor_2": 1.0}]})
+    conflict = post(server, "/ingest", {"readings": [{**good[0], "sensor_2": 641.5}]})
     assert conflict.status_code == 422 and "conflicts" in conflict.text
     assert (datastore.load_readings(settings)["asset_id"] == "api-0001").sum() == n
 
@@ -426,7 +429,7 @@ def test_hot_swap_under_load_then_tampered_version_is_refused(server, settings, 
     # Tamper with v3's weights in the artifact store, then point champion at it.
     from mlflow import MlflowClient
 
-    source = MlflowClient(settings.tracking_uri).get_model_version("twinops-rul", v3).source
+    source = MlflowClient(settings.tracking_uri).get_model_version(settings.model_name, v3).source
     model_id = source.rsplit("/", 1)[-1]  # models:/m-<id>: the logged model's own folder
     weights = [p for p in settings.artifact_root.rglob("weights.safetensors")
                if model_id in p.parts]
