@@ -83,6 +83,17 @@ def test_benchmark_rul_pump_command_three_models_in_hours(tmp_path, monkeypatch)
     for model in ("pinn", "baseline"):
         assert 0.0 <= result[model]["coverage"] <= 1.0 and result[model]["width_mean"] > 0
     assert result["naive"]["coverage"] is None and result["naive"]["width_mean"] is None
+    # the naive figure, recomputed from the same (cached) fleets: the protocol in hours
+    import numpy as np
+
+    from features.sources.pump import simulate_pump_fleet, simulate_pump_live
+
+    _, events = simulate_pump_fleet(4, seed=7, cache_dir=SIMULATOR_CACHE)
+    _, truth = simulate_pump_live(2, seed=7, cache_dir=SIMULATOR_CACHE)
+    hours = 300 / 3600  # one reading every 5 minutes
+    naive = np.clip(events["cycle"].mean() * hours - truth["cycle"] * hours, 0, None)
+    expected = float(np.sqrt(np.mean((naive - truth["rul"]) ** 2)))
+    assert result["naive"]["rmse_mean"] == pytest.approx(expected)
     assert result["machine"]["cpus"] >= 1 and result["date"]
     assert result["command"].startswith("twinops benchmark rul --asset-type pump --seeds 1")
     lines = res.output.splitlines()
