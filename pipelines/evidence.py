@@ -62,7 +62,7 @@ def evaluation_frame(settings: Settings, units: list[str], data) -> pd.DataFrame
     from features import store
     from features.labels import rul_labels
 
-    labels = rul_labels(data.readings, data.events)
+    labels = rul_labels(data.readings, data.events, per_cycle=settings.type.rul_per_cycle)
     features = pd.read_parquet(store.offline_path(settings))
     frame = features.merge(labels[["asset_id", "cycle", "rul"]], on=["asset_id", "cycle"])
     frame = frame[frame["asset_id"].isin(units)]
@@ -80,8 +80,10 @@ def pinned_units(settings: Settings, candidate_run: str) -> list[str]:
     return sorted(load_run_dict(settings, candidate_run, "split.json")["val_assets"])
 
 
-def physics_checks(frame: pd.DataFrame, predictions: pd.DataFrame, cap: float) -> dict[str, float]:
-    """Physics on held-out trajectories: bounds, monotone damage, time consistency."""
+def physics_checks(frame: pd.DataFrame, predictions: pd.DataFrame, cap: float,
+                   per_cycle: float = 1.0) -> dict[str, float]:
+    """Physics on held-out trajectories: bounds, monotone damage, time consistency (RUL
+    falls by the time elapsed: cycles x `per_cycle`, the type's RUL units per cycle)."""
     asset = frame["asset_id"].astype(str).to_numpy()
     cycle = frame["cycle"].to_numpy(dtype=float)
     true = frame["rul"].to_numpy(dtype=float)
@@ -91,7 +93,7 @@ def physics_checks(frame: pd.DataFrame, predictions: pd.DataFrame, cap: float) -
     linear = pair & (true[:-1] <= cap)
     # damage = 1 - health must not fall: health rising by more than 1% is a reversal
     reversal = (health[1:] - health[:-1] > 0.01) & pair
-    residual = rul[:-1] - rul[1:] - (cycle[1:] - cycle[:-1])
+    residual = rul[:-1] - rul[1:] - (cycle[1:] - cycle[:-1]) * per_cycle
     return {
         "min_rul": float(rul.min()),
         "min_health": float(health.min()),
@@ -131,7 +133,7 @@ def model_evidence(settings: Settings, loaded, frame: pd.DataFrame) -> ModelEvid
     served = predictor.predict(frame, horizon=horizon)
     return ModelEvidence(
         version=loaded.version, metrics=metrics, rmse_by_band=bands, calibration=calibration,
-        physics=physics_checks(frame, served, cap), predictions=predictions,
+        physics=physics_checks(frame, served, cap, settings.type.rul_per_cycle), predictions=predictions,
         tags=dict(loaded.tags), run_id=loaded.run_id,
         training_metrics=run_metrics(settings, loaded.run_id),
     )

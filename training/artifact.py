@@ -51,6 +51,9 @@ class ModelSpec:
     calibration: dict
     n_layers: int = 2
     dropout: float = 0.0
+    #: RUL units per cycle of the asset type (features.asset_types.AssetType.rul_per_cycle):
+    #: what one step of the age axis is worth in RUL, for the physics checks.
+    rul_per_cycle: float = 1.0
     n_members: int = 1
     #: Cross-fitting (training.datamodule): member k never trained on the assets of fold
     #: k mod n_folds; `asset_folds` maps each run-to-failure training asset to its fold.

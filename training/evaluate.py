@@ -55,7 +55,8 @@ def evaluate(
     cycle = df["cycle"].to_numpy(dtype=np.float64)
     raw = df["rul"].to_numpy(dtype=np.float64)
     pair = (asset[1:] == asset[:-1]) & (cycle[1:] > cycle[:-1]) & (raw[:-1] <= cap)
-    r = pred[:-1] - pred[1:] - (cycle[1:] - cycle[:-1])
+    per_cycle = float(getattr(predictor.spec, "rul_per_cycle", 1.0))
+    r = pred[:-1] - pred[1:] - (cycle[1:] - cycle[:-1]) * per_cycle
     res["physics_time_residual"] = float(np.sqrt(np.mean(r[pair] ** 2))) if pair.any() else 0.0
     # One prediction per asset at its last observed cycle (C-MAPSS test protocol).
     last = np.r_[asset[1:] != asset[:-1], True]

@@ -151,6 +151,7 @@ def _spec(cols, dm, module, ts, calibration, physics_params):
         scaler_mean=[float(v) for v in dm.scaler.mean],
         scaler_std=[float(v) for v in dm.scaler.std],
         rul_cap=float(ts.rul_cap),
+        rul_per_cycle=float(ts.rul_per_cycle),
         interval_level=float(ts.interval_level),
         calibration=calibration.to_dict(),
         n_layers=module.hparams.n_layers,
