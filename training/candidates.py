@@ -72,6 +72,18 @@ def _quiet_lightning():
             lg.setLevel(lv)
 
 
+#: Optimizer steps per epoch a small training frame still gets (its batches shrink).
+MIN_STEPS_PER_EPOCH = 16
+
+
+def batch_size(n_rows: int, configured: int) -> int:
+    """`configured`, or smaller for a small fleet: every epoch takes at least
+    MIN_STEPS_PER_EPOCH steps (batches of at least 32 rows). Why: with a few hundred rows
+    (a small pump fleet) batches of 256 give a handful of steps in a whole run, and the
+    network ends where it started; a large frame (C-MAPSS FD001, 17k rows) is unchanged."""
+    return int(min(configured, max(32, n_rows // MIN_STEPS_PER_EPOCH)))
+
+
 def build(frame, cols: list[str], ts, virtual_parents=None):
     """The datamodule and the untrained module of one candidate (both deterministic in
     `ts.seed`, so a worker process and this one build the same pair)."""
@@ -80,7 +92,8 @@ def build(frame, cols: list[str], ts, virtual_parents=None):
 
     n_folds = min(ts.n_folds, ts.n_members)
     dm = RULDataModule(
-        frame, cols, ts.rul_cap, n_folds, ts.batch_size, ts.seed, ts.pair_max_gap, virtual_parents,
+        frame, cols, ts.rul_cap, n_folds, batch_size(len(frame), ts.batch_size), ts.seed,
+        ts.pair_max_gap, virtual_parents,
         ts.rul_per_cycle,
     )
     module = RULModule(

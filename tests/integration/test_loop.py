@@ -1,13 +1,15 @@
 """The whole closed loop on a tiny simulated fleet, with the real libraries and servers.
 
     `twinops run --drift bias` (the CLI, in the test process; Feast SQLite + DuckDB,
-    Lightning, MLflow sqlite, Evidently, flows on the session's Prefect server):
+    Lightning, MLflow sqlite, Evidently, flows on the session's Prefect server), for each
+    simulated asset type (the turbofan, and the pump simulated by NASA ProgPy):
         train fleet ─► ingest / features / train / evaluate / promote (demo approval)
         live fleet with a sensor bias and feed faults ─► ingest / features / score
-        monitor ─► drift on the biased sensors ─► retrain ─► new `challenger`
+        monitor ─► drift on the biased sensors ─► retrain ─► new `challenger` (turbofan)
     then a real `bentoml serve` on a free port answers /predict with the champion — exactly
     what the champion loaded straight from MLflow predicts on the same online features —
-    and never with the challenger the monitor trained.
+    and never with the challenger the monitor trained; a batch mixing a turbofan and a pump
+    is answered by each type's champion.
 """
 
 from __future__ import annotations
@@ -85,6 +87,26 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
     direct = model.predictor.predict(feats, horizon=settings.horizon)
     np.testing.assert_allclose(good["rul"], float(direct["rul"].iloc[0]), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(good["p_fail"], float(direct["p_fail"].iloc[0]), atol=1e-6)
+
+    # The pump's loop ran too, with its own model, and one batch mixes the two types.
+    pump = settings.for_type("pump")
+    pumped = json.loads((pump.reports_dir / "last_run.json").read_text())
+    assert pumped["gate"]["passed"], pumped["gate"]
+    assert pumped["promoted"]["version"] == get_alias_version(pump, "champion")
+    pump_asset = pumped["scored_assets"][0]
+    mixed = httpx.post(f"{server.url}/predict", json={"asset_ids": [asset, pump_asset]},
+                       headers=API_KEY_HEADERS, timeout=30).json()
+    turbofan_answer, pump_answer = mixed["predictions"]
+    assert mixed["model_name"] is None  # two models answered
+    assert (turbofan_answer["asset_type"], turbofan_answer["rul_unit"]) == ("turbofan", "cycles")
+    assert (pump_answer["asset_type"], pump_answer["rul_unit"]) == ("pump", "hours")
+    assert pump_answer["model_name"] == "twinops-rul-pump"
+    assert turbofan_answer["model_name"] == "twinops-rul-turbofan"
+    direct_pump = load_by_alias(pump, "champion").predictor.predict(
+        online_features(pump, [pump_asset]), horizon=pump.horizon)
+    np.testing.assert_allclose(pump_answer["rul"], float(direct_pump["rul"].iloc[0]),
+                               rtol=1e-5, atol=1e-4)
+    assert not pump_answer["stale"]  # the live pumps were observed now
 
     bad = httpx.post(f"{server.url}/predict", json={"asset_ids": "not-a-list"},
                      headers=API_KEY_HEADERS, timeout=30)

@@ -43,7 +43,7 @@ def test_a_folder_of_yaml_adds_a_type_and_settings_address_it(tmp_path):
                             data_dir=tmp_path / "d")
     assert settings.type.name == "fan" and settings.model_name == "twinops-rul-fan"
     assert settings.raw_dir == tmp_path / "d" / "raw" / "fan"
-    assert settings.rul_cap == 100 and settings.for_type("pump").rul_cap == 40
+    assert settings.rul_cap == 100 and settings.for_type("pump").rul_cap == 8
 
 
 def test_inline_declarations_in_settings(tmp_path):
