@@ -221,7 +221,8 @@ def test_predict_answers_every_field_and_unknown_assets_per_item(server, assets,
     assert r.status_code == 200, r.text
     body = r.json()
     good, unknown = body["predictions"]
-    assert unknown == {"asset_id": "no-such-asset", "error": "unknown asset: not in the asset registry"}
+    assert unknown == {"asset_id": "no-such-asset",
+                       "error": "unknown asset: not in the asset registry"}
     assert good["rul_lower"] <= good["rul"] <= good["rul_upper"]
     assert 0 < good["interval_level"] < 1 and 0 <= good["p_fail"] <= 1
     assert good["horizon"] == 20
