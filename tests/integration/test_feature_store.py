@@ -37,7 +37,7 @@ def test_state_lives_under_feast_dir(env):
     assert S.offline_path(settings).is_relative_to(fd)
     assert store.config.project == settings.feast.project
     fv = store.get_feature_view("turbofan_window_features")
-    assert [f.name for f in fv.features] == FEATURE_COLUMNS
+    assert [f.name for f in fv.features] == ["cycle", *FEATURE_COLUMNS]  # key, then inputs
     assert fv.ttl.days == settings.feast.ttl_days
     assert fv.tags["asset_type"] == "turbofan"
     svc = store.get_feature_service(S.feature_service_name("turbofan"))
