@@ -47,7 +47,7 @@ from pydantic_settings import (
 #:   still learns; quality is measured by `twinops benchmark rul`, not by tests.
 PROFILES: dict[str, dict] = {
     "demo": {
-        "simulator": {"fleet_sizes": {"pump": 10}},
+        "simulator": {"fleet_sizes": {"pump": 16}},
         "training": {"n_members": 4, "max_epochs": 6, "select_features": False,
                      "time_scale_copies": 1, "max_virtual_assets": 40},
     },

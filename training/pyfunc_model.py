@@ -13,7 +13,7 @@ object, so loading the registered model runs reviewed source, never pickled byte
 The `training` package travels with the model as a code path, which is how
 `import training.artifact` works in a fresh interpreter.
 
-p_fail uses a fixed horizon (the model_config key "horizon", default 30 cycles) because
+p_fail uses a fixed horizon (the model_config key "horizon": the asset type's, in its RUL unit) because
 a pyfunc signature has one input frame; twinops serving calls the predictor directly and
 can pass any horizon.
 """
@@ -34,7 +34,7 @@ class RULPyfuncModel(PythonModel):
 
         self.predictor = load_predictor(context.artifacts["model_dir"])
         config = getattr(context, "model_config", None) or {}
-        self.horizon = int(config.get("horizon", DEFAULT_HORIZON))
+        self.horizon = float(config.get("horizon", DEFAULT_HORIZON))
 
     # Type hints, not strings (no `from __future__ import annotations` here): MLflow reads
     # them at log time, and a DataFrame in and out is what the signature already says.
@@ -42,7 +42,7 @@ class RULPyfuncModel(PythonModel):
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input, columns=self.predictor.feature_columns)
-        horizon = int((params or {}).get("horizon", self.horizon))
+        horizon = float((params or {}).get("horizon", self.horizon))
         out = self.predictor.predict(model_input, horizon=horizon)
         return out[PYFUNC_OUTPUT_COLUMNS]
 

@@ -155,7 +155,7 @@ def log_and_register(
     from mlflow.models import infer_signature
 
     from training.artifact import sha256_of_dir
-    from training.pyfunc_model import DEFAULT_HORIZON, PYFUNC_OUTPUT_COLUMNS
+    from training.pyfunc_model import PYFUNC_OUTPUT_COLUMNS
 
     client = _client(settings)
     exp_id = _experiment_id(settings, client)
@@ -167,8 +167,9 @@ def log_and_register(
     # Input example: a few real held-out rows would need the frame; the scaler mean is a
     # valid, non-identifying row of the right dtype.
     example = _example_frame(predictor, cols, fit_result.feature_dtypes)
-    example_out = predictor.predict(example, horizon=DEFAULT_HORIZON)[PYFUNC_OUTPUT_COLUMNS]
-    signature = infer_signature(example, example_out, params={"horizon": DEFAULT_HORIZON})
+    horizon = float(settings.horizon)  # the type's, in its RUL unit (= the run's `horizon`)
+    example_out = predictor.predict(example, horizon=horizon)[PYFUNC_OUTPUT_COLUMNS]
+    signature = infer_signature(example, example_out, params={"horizon": horizon})
     tags = {
         "dvc_data_hash": dvc_hash or "unknown",
         "feature_service": feature_service,
@@ -205,7 +206,7 @@ def log_and_register(
             signature=signature,
             input_example=example,
             pip_requirements=PIP_REQUIREMENTS,
-            model_config={"horizon": DEFAULT_HORIZON},
+            model_config={"horizon": horizon},
             registered_model_name=settings.model_name,
         )
         run_id = run.info.run_id
