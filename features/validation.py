@@ -204,12 +204,14 @@ def validate_readings(
             v = np.where(np.isfinite(values[:, j]), values[:, j], np.nan)  # inf has its reason
             low = (v < ch.min) if ch.min is not None else np.zeros(n, dtype=bool)
             high = (v > ch.max) if ch.max is not None else np.zeros(n, dtype=bool)
-            if (low | high).any():
-                msg = np.array([f"{ch.name}={x:g} {ch.unit} outside [{ch.min:g}, {ch.max:g}]"
-                                if ch.min is not None and ch.max is not None
-                                else f"{ch.name}={x:g} {ch.unit} out of range" for x in v],
-                               dtype=object)
-                reasons.add(low | high, "out_of_range", msg)
+            outside = low | high
+            if outside.any():
+                bounds = (f"[{'-inf' if ch.min is None else f'{ch.min:g}'}, "
+                          f"{'inf' if ch.max is None else f'{ch.max:g}'}]")
+                msg = np.full(n, "", dtype=object)  # formatted for the rejected rows only
+                for i in np.flatnonzero(outside):
+                    msg[i] = f"{ch.name}={v[i]:g} {ch.unit} outside {bounds}"
+                reasons.add(outside, "out_of_range", msg)
 
     if known_assets is not None:
         known = set(map(str, known_assets))

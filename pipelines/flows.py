@@ -352,10 +352,12 @@ def promote_flow(
 def in_service(readings, events) -> list[str]:
     """Assets not failed at their last reading: a failure at or after it ended the life; a
     maintenance renewed it (the asset is in service again)."""
-    last = readings.groupby(readings["asset_id"].astype(str))["cycle"].max()
+    from features.contract import ASSET_ID, CYCLE, EVENT, EVENT_FAILURE
+
+    last = readings.groupby(readings[ASSET_ID].astype(str))[CYCLE].max()
     if len(events):
-        failures = events[events["event"] == "failure"]
-        failed_at = failures.groupby(failures["asset_id"].astype(str))["cycle"].max()
+        failures = events[events[EVENT] == EVENT_FAILURE]
+        failed_at = failures.groupby(failures[ASSET_ID].astype(str))[CYCLE].max()
         ended = failed_at.reindex(last.index) >= last
         last = last[~ended.fillna(False).to_numpy()]
     return sorted(last.index)
