@@ -55,7 +55,10 @@ from typing import Annotated
 
 import typer
 
-MODELS = ("pinn", "baseline")
+#: pinn (physics on), baseline (off) and shipped: of the two, the one with the lower cut
+#: validation RMSE, which is what `fit` with training.physics "auto" ships (same seed,
+#: same folds, deterministic runs: the winner of both candidate sets is the winner of one).
+MODELS = ("pinn", "baseline", "shipped")
 #: Per-seed metrics, in table order, with how each is printed.
 METRICS = {
     "rmse": "{:.2f}",
@@ -63,18 +66,22 @@ METRICS = {
     "mae": "{:.2f}",
     "coverage": "{:.3f}",
     "width": "{:.1f}",
+    "units_missed": "{:.2f}",
+    "val_cut_rmse": "{:.2f}",
+    "rmse_gap": "{:+.2f}",
     "train_seconds": "{:.0f}",
 }
-#: The pump benchmark (hours): a naive predictor beside the two models, no PHM08 score.
-PUMP_MODELS = ("pinn", "baseline", "naive")
-PUMP_METRICS = {
-    "rmse": "{:.2f}",
-    "mae": "{:.2f}",
-    "coverage": "{:.3f}",
-    "width": "{:.2f}",
-    "train_seconds": "{:.0f}",
-}
-PUMP_LABELS = {"rmse": "rmse h", "mae": "mae h", "width": "width h", "train_seconds": "train s"}
+LABELS = {"val_cut_rmse": "val rmse (cuts)", "rmse_gap": "test - val",
+          "units_missed": "missed", "train_seconds": "train s"}
+#: The pump benchmark (hours): a naive predictor beside the models, no PHM08 score.
+PUMP_MODELS = ("pinn", "baseline", "shipped", "naive")
+PUMP_METRICS = {k: v for k, v in METRICS.items() if k != "score"} | {"width": "{:.2f}"}
+PUMP_LABELS = {**LABELS, "rmse": "rmse h", "mae": "mae h", "width": "width h"}
+#: Coverage per true-RUL band, printed below the table (training.truncation.COVERAGE_BANDS).
+BAND_NOTE = ("coverage by true-RUL band (test, mean over seeds) and 'missed' = share of test "
+             "units outside their interval; val rmse (cuts) = out-of-fold RMSE at random cuts "
+             "of 30-95% of each training unit's life (what fit chooses on); test - val = the "
+             "gap between the two")
 #: Where the pump trajectories are kept between runs unless settings or --cache-dir say.
 DEFAULT_CACHE = Path("~/.cache/twinops/simulator")
 
@@ -137,7 +144,10 @@ def sample_units(frame, fraction: float, seed: int, unlabelled: bool = False):
 def score_model(predictor, test, horizon: int, phm08: bool = True) -> dict[str, float]:
     """Test-protocol metrics of one predictor on the last-cycle test rows (`phm08`: with the
     C-MAPSS score, whose time constants are cycles)."""
+    import numpy as np
+
     from training import metrics as M
+    from training.truncation import band_coverage
 
     out = predictor.predict(test, horizon=horizon)
     y = test["rul"].to_numpy(dtype=float)
@@ -149,6 +159,8 @@ def score_model(predictor, test, horizon: int, phm08: bool = True) -> dict[str, 
         "mae": M.mae(y, pred),
         "coverage": M.interval_coverage(y, lo, hi),
         "width": M.mean_width(lo, hi),
+        "units_missed": float(np.mean((y < lo) | (y > hi))),
+        "coverage_by_band": band_coverage(y, lo, hi),
     }
     if not phm08:
         del m["score"]
@@ -171,8 +183,8 @@ def run_seed(
 
     train = sample_units(frame, fraction, seed, unlabelled)
     out: dict[str, dict] = {}
-    for model in MODELS:
-        ts = settings.training.model_copy(update={"seed": seed})
+    for model in ("pinn", "baseline"):
+        ts = settings.training.model_copy(update={"seed": seed, "physics": "on"})
         if model == "baseline":
             ts = ts.data_only()
         s = settings.model_copy(update={"training": ts})
@@ -186,7 +198,10 @@ def run_seed(
         m = score_model(r.predictor, test, s.horizon, phm08)
         m["train_seconds"] = r.metrics["train_seconds"]
         m["val_rmse"] = r.metrics["val_rmse"]
+        m["val_cut_rmse"] = r.metrics["val_cut_rmse"]
+        m["rmse_gap"] = m["rmse"] - m["val_cut_rmse"]
         m["val_coverage"] = r.metrics["val_coverage"]
+        m["val_cut_coverage"] = r.metrics["val_cut_coverage"]
         m["n_unlabelled_rows"] = r.metrics["n_unlabelled_rows"]
         m["n_virtual_rows"] = r.metrics["n_virtual_rows"]
         # the feature set fit kept (training.candidates.feature_candidates) and each one's score
@@ -198,6 +213,8 @@ def run_seed(
         }
         m["physics"] = {k: v for k, v in r.physics_params.items() if isinstance(v, float)}
         out[model] = m
+    chosen = min(("pinn", "baseline"), key=lambda k: out[k]["val_cut_rmse"])
+    out["shipped"] = {**out[chosen], "chosen": chosen}
     return out
 
 
@@ -215,12 +232,32 @@ def summarise(per_seed: list[dict], models=MODELS, metrics=METRICS) -> dict:
     summary: dict[str, dict] = {}
     for model in models:
         d: dict[str, float | None] = {}
-        for key in (*metrics, "val_rmse"):
+        for key in dict.fromkeys((*metrics, "val_rmse")):
             mean, std = stats([s[model][key] for s in per_seed])
             d[f"{key}_mean"], d[f"{key}_std"] = mean, std
         d["coverage"] = d["coverage_mean"]
+        bands = [s[model].get("coverage_by_band") for s in per_seed]
+        if all(bands):
+            d["coverage_by_band"] = {b: statistics.fmean(x[b] for x in bands) for b in bands[0]}
+        if model == "shipped":
+            d["chosen"] = [s[model]["chosen"] for s in per_seed]
         summary[model] = d
     return summary
+
+
+def band_lines(summary: dict, models) -> str:
+    """Coverage by true-RUL band per model, and which model was shipped per seed."""
+    lines = []
+    for model in models:
+        bands = summary[model].get("coverage_by_band")
+        if bands:
+            cells = ", ".join(f"{b.removeprefix('coverage_')}: "
+                              f"{'n/a' if v is None or math.isnan(v) else f'{v:.2f}'}"
+                              for b, v in bands.items())
+            lines.append(f"{model}: coverage by band {cells}")
+    if "chosen" in summary.get("shipped", {}):
+        lines.append(f"shipped per seed: {', '.join(summary['shipped']['chosen'])}")
+    return "\n".join(lines)
 
 
 def table(summary: dict, header: str, models=MODELS, metrics=METRICS,
@@ -234,7 +271,7 @@ def table(summary: dict, header: str, models=MODELS, metrics=METRICS,
         mean, std = d[f"{c}_mean"], d[f"{c}_std"]
         if mean is None or (isinstance(mean, float) and math.isnan(mean)):
             return "n/a"
-        return f"{metrics[c].format(mean)} ± {metrics[c].format(std)}"
+        return f"{metrics[c].format(mean)} ± {metrics[c].format(std).lstrip('+')}"
 
     for model in models:
         rows.append([model] + [cell(summary[model], c) for c in cols])
@@ -257,8 +294,10 @@ def run_benchmark(
     max_epochs: int | None = None,
     settings=None,
     unlabelled: bool = False,
+    fleet: str | None = None,
 ) -> dict:
-    """Everything but printing: the JSON-able result of the benchmark."""
+    """Everything but printing: the JSON-able result of the benchmark. `fleet`
+    ("simulator:<opts>", benchmarks.simulated_fleet) replaces the C-MAPSS files."""
     import os
     import platform
 
@@ -269,8 +308,15 @@ def run_benchmark(
         settings = settings.model_copy(
             update={"training": settings.training.model_copy(update={"max_epochs": max_epochs})}
         )
-    frame, readings = training_frame(data_dir, subset, settings.type)
-    test = last_cycle_test_rows(data_dir, subset, settings.type)
+    if fleet is not None:
+        from benchmarks import simulated_fleet
+
+        opts = simulated_fleet.parse(fleet)
+        frame, readings, test, settings = simulated_fleet.fleets(settings, opts)
+        subset = simulated_fleet.name(opts)
+    else:
+        frame, readings = training_frame(data_dir, subset, settings.type)
+        test = last_cycle_test_rows(data_dir, subset, settings.type)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="twinops-bench-rul-") as tmp:
         per_seed = [
@@ -353,7 +399,8 @@ def score_naive(life: float, test, per_cycle: float) -> dict:
     pred = naive_predict(life, test["cycle"], per_cycle)
     y = test["rul"].to_numpy(dtype=float)
     return {"rmse": M.rmse(y, pred), "mae": M.mae(y, pred), "coverage": None, "width": None,
-            "train_seconds": time.perf_counter() - t0, "val_rmse": None, "mean_life": life}
+            "train_seconds": time.perf_counter() - t0, "val_rmse": None, "val_cut_rmse": None,
+            "rmse_gap": None, "units_missed": None, "mean_life": life}
 
 
 def _finite_or_none(x):
@@ -481,6 +528,12 @@ def command(
             "labelled units only.",
         ),
     ] = False,
+    fleet: Annotated[
+        str | None,
+        typer.Option(help="simulator:modes=1|2,regimes=1|6,train=N,test=N,seed=N: the "
+                     "turbofan protocol on a simulated fleet (two fault modes like FD003, six "
+                     "operating conditions like FD002/FD004) instead of --data-dir."),
+    ] = None,
     asset_type: Annotated[
         str,
         typer.Option("--asset-type", "-t", help="turbofan (NASA C-MAPSS, --data-dir) or pump "
@@ -519,7 +572,7 @@ def command(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))
         typer.echo(table(result, pump_header(result), PUMP_MODELS, PUMP_METRICS, PUMP_LABELS,
-                         PUMP_NOTE))
+                         f"{PUMP_NOTE}\n{BAND_NOTE}\n{band_lines(result, PUMP_MODELS)}"))
         typer.echo(f"\nwritten: {out}")
         return
     if asset_type != "turbofan":
@@ -528,20 +581,29 @@ def command(
     bad = [k for k, v in pump_opts.items() if v is not None]
     if bad:
         raise typer.BadParameter(f"{', '.join(bad)}: pump options (--asset-type pump)")
-    if data_dir is None:
-        raise typer.BadParameter("required for the turbofan (C-MAPSS)", param_hint="--data-dir")
-    result = run_benchmark(
-        data_dir, subset, seeds, train_fraction, max_epochs, unlabelled=unlabelled
-    )
+    if (data_dir is None) == (fleet is None):
+        raise typer.BadParameter("give one of --data-dir (C-MAPSS) or --fleet simulator:...",
+                                 param_hint="--data-dir")
+    try:
+        result = run_benchmark(data_dir, subset, seeds, train_fraction, max_epochs,
+                               unlabelled=unlabelled, fleet=fleet)
+    except ValueError as exc:
+        if fleet is None or "--fleet" not in str(exc):
+            raise
+        raise typer.BadParameter(str(exc), param_hint="--fleet") from None
+    subset = result["config"]["subset"]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     cfg = result["config"]
     header = (
-        f"RUL on C-MAPSS {subset}: {cfg['n_train_units']} training units "
+        f"RUL on {'C-MAPSS ' if fleet is None else ''}{subset}: {cfg['n_train_units']} "
+        "training units "
         f"(fraction {train_fraction:g}"
         f"{', rest unlabelled in service' if cfg['unlabelled_in_service_units'] else ''}), "
-        f"{cfg['n_test_units']} test units at their last cycle, "
+        f"{cfg['n_test_units']} test units at their last cycle"
+        f"{'' if fleet is None else ' (in service, cut at 30-95% of life)'}, "
         f"{seeds} seed(s); {cfg['interval_level']:.0%} intervals; mean ± std"
     )
-    typer.echo(table(result, header))
+    typer.echo(table(result, header, labels=LABELS,
+                     note=f"{BAND_NOTE}\n{band_lines(result, MODELS)}"))
     typer.echo(f"\nwritten: {out}")

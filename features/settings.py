@@ -144,6 +144,10 @@ class TrainingSettings(BaseModel):
     #: 100-failure fleet (C-MAPSS FD001) 2 copies per asset, where 4 overran the 5-minute
     #: training budget per seed (docs/experiments.md).
     max_virtual_assets: int = Field(default=200, ge=0)
+    #: Physics priors (the loss terms and the virtual assets): "on", "off" (the data-only
+    #: baseline), or "auto": train both and ship the one with the lower cut validation RMSE
+    #: (training.truncation), so the physics is kept on a fleet only where it pays there.
+    physics: Literal["auto", "on", "off"] = "auto"
     interval_level: float = 0.9
     #: The floor gate ("beats constant RUL", pipelines.gates): a version becomes `challenger`
     #: only if its out-of-fold validation RMSE is at most this factor x that of predicting
@@ -158,8 +162,15 @@ class TrainingSettings(BaseModel):
                 "weight_time_consistency": 0.0,
                 "weight_damage_law": 0.0,
                 "time_scale_copies": 0,
+                "physics": "off",
             }
         )
+
+    def physics_variants(self) -> dict[str, TrainingSettings]:
+        """{"pinn" | "baseline": its settings} that `fit` trains and chooses between."""
+        pinn = self.model_copy(update={"physics": "on"})
+        return {"on": {"pinn": pinn}, "off": {"baseline": self.data_only()},
+                "auto": {"pinn": pinn, "baseline": self.data_only()}}[self.physics]
 
 
 class ServingSettings(BaseModel):

@@ -133,7 +133,8 @@ def model_evidence(settings: Settings, loaded, frame: pd.DataFrame) -> ModelEvid
     served = predictor.predict(frame, horizon=horizon)
     return ModelEvidence(
         version=loaded.version, metrics=metrics, rmse_by_band=bands, calibration=calibration,
-        physics=physics_checks(frame, served, cap, settings.type.rul_per_cycle), predictions=predictions,
+        physics=physics_checks(frame, served, cap, settings.type.rul_per_cycle),
+        predictions=predictions,
         tags=dict(loaded.tags), run_id=loaded.run_id,
         training_metrics=run_metrics(settings, loaded.run_id),
     )

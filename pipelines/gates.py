@@ -13,8 +13,11 @@ Rules:
   never trained on, so re-scoring here would only repeat them;
 and, each configurable under `review:` in twinops.yaml:
 - not worse than the champion beyond a tolerance: RMSE <= champion x (1 + rmse_tolerance),
-  PHM08 score <= champion x (1 + score_tolerance) — on the same pinned units;
-- interval coverage within [coverage_min, coverage_max];
+  PHM08 score <= champion x (1 + score_tolerance) — on the same pinned units, scored at
+  random cuts of each unit's life against the uncapped RUL (training.truncation), the
+  validation training chose the model on and the one that mirrors how a test unit or an
+  asset in service is scored;
+- interval coverage (at the same cuts) within [coverage_min, coverage_max];
 - physics: RUL >= 0, health in [0, 1], damage reversals (health rising between cycles)
   at most max_damage_reversal_share, time-consistency residual at most
   max_time_consistency_residual cycles.
@@ -60,15 +63,26 @@ def _not_worse(name: str, cand: float, champ: float, tolerance: float) -> GateCh
 
 
 def floor_gate(training_metrics: dict, max_ratio: float) -> GateCheck:
-    """The floor: training's held-out `val_rmse` <= max_ratio x `val_constant_rmse`."""
-    rmse, base = training_metrics.get("val_rmse"), training_metrics.get("val_constant_rmse")
+    """The floor: training's held-out cut validation RMSE (`val_cut_rmse`, training.truncation)
+    <= max_ratio x a constant predictor's there (`val_cut_constant_rmse`). A run logged
+    before the cut validation existed is judged on its all-rows `val_rmse` instead."""
+    key = "val_cut" if "val_cut_rmse" in training_metrics else "val"
+    rmse, base = training_metrics.get(f"{key}_rmse"), training_metrics.get(
+        f"{key}_constant_rmse")
     if rmse is None or base is None or not (math.isfinite(rmse) and math.isfinite(base)):
-        return GateCheck(FLOOR, False, "the training run has no finite val_rmse and "
-                                       "val_constant_rmse: nothing to compare")
+        return GateCheck(FLOOR, False, f"the training run has no finite {key}_rmse and "
+                                       f"{key}_constant_rmse: nothing to compare")
     limit = max_ratio * base
     ok = rmse <= limit
-    return GateCheck(FLOOR, ok, f"held-out rmse {rmse:.2f} {'<=' if ok else '>'} {limit:.2f} "
-                                f"({max_ratio:g} x constant predictor {base:.2f})")
+    where = "at random cuts of life" if key == "val_cut" else "all rows"
+    return GateCheck(FLOOR, ok, f"held-out rmse {where} {rmse:.2f} {'<=' if ok else '>'} "
+                                f"{limit:.2f} ({max_ratio:g} x constant predictor {base:.2f})")
+
+
+def _cut(metrics: dict, name: str) -> float:
+    """The cut validation figure of `name` (training.evaluate `cut_*`), else the all-rows
+    one (evidence from before the cut validation)."""
+    return metrics[f"cut_{name}"] if f"cut_{name}" in metrics else metrics[name]
 
 
 def review_gates(candidate_metrics: dict, candidate_physics: dict,
@@ -79,11 +93,14 @@ def review_gates(candidate_metrics: dict, candidate_physics: dict,
     if champion_metrics is None:
         checks.append(GateCheck("champion comparison", True, "no champion yet: skipped"))
     else:
-        checks.append(_not_worse("rmse vs champion", candidate_metrics["rmse"],
-                                 champion_metrics["rmse"], rules.rmse_tolerance))
-        checks.append(_not_worse("phm08 score vs champion", candidate_metrics["phm08_score"],
-                                 champion_metrics["phm08_score"], rules.score_tolerance))
-    coverage = candidate_metrics["coverage"]
+        both = "cut_rmse" in candidate_metrics and "cut_rmse" in champion_metrics
+        cut = _cut if both else (lambda m, name: m[name])
+        score = "phm08_per_unit" if both else "phm08_score"
+        checks.append(_not_worse("rmse vs champion", cut(candidate_metrics, "rmse"),
+                                 cut(champion_metrics, "rmse"), rules.rmse_tolerance))
+        checks.append(_not_worse("phm08 score vs champion", cut(candidate_metrics, score),
+                                 cut(champion_metrics, score), rules.score_tolerance))
+    coverage = _cut(candidate_metrics, "coverage")
     checks.append(GateCheck(
         "interval coverage", rules.coverage_min <= coverage <= rules.coverage_max,
         f"{coverage:.3f} in [{rules.coverage_min}, {rules.coverage_max}]"))

@@ -113,8 +113,10 @@ def render_html(ev: Evidence, gates: GateResult, *, model_name: str, run_uri: st
     models = _models(ev)
     header = ["", *[label for label, _ in models]]
     metric_rows = [[k, *[m.metrics.get(k, float("nan")) for _, m in models]]
-                   for k in ("rmse", "phm08_score", "mae", "coverage", "width", "last_rmse",
-                             "n_rows")]
+                   for k in ("cut_rmse", "cut_phm08_per_unit", "cut_coverage", "cut_width",
+                             "cut_units_missed", "cut_coverage_0-25", "cut_coverage_25-50",
+                             "cut_coverage_50-125", "cut_coverage_125+", "rmse", "phm08_score",
+                             "mae", "coverage", "width", "last_rmse", "n_rows")]
     bands = sorted({b for _, m in models for b in m.rmse_by_band},
                    key=lambda b: float(b.split("-")[0]))
     band_rows = [[f"true RUL {b}", *[m.rmse_by_band.get(b, float("nan")) for _, m in models]]
@@ -138,7 +140,13 @@ def render_html(ev: Evidence, gates: GateResult, *, model_name: str, run_uri: st
 <body><h1>Review: {html.escape(model_name)} v{ev.candidate.version}</h1>
 <p>Generated {datetime.now(UTC).isoformat(timespec="seconds")}. Verdict: {verdict}</p>{notes}
 <h2>Gates</h2>{gate_table}
-<h2>Metrics on the same pinned units</h2>{_table(header, metric_rows)}
+<h2>Metrics on the same pinned units</h2>
+<p class="note">cut_*: each unit scored at random cuts of 30-95% of its life against its true
+(uncapped) RUL, every unit weighted equally, as a unit in service is judged: the figures the
+gates read and training chose the model on. cut_phm08_per_unit: mean PHM08 score per unit.
+cut_units_missed: share of units whose interval misses at most of their cuts. The rows below
+them score every row against the capped target. Lower is better for rmse, score, mae, width.
+</p>{_table(header, metric_rows)}
 <h2>RMSE by true-RUL band</h2>{_table(header, band_rows)}
 <h2>Physics checks (served model on the pinned trajectories)</h2>{_table(header, physics_rows)}
 {_plots(ev)}

@@ -86,9 +86,15 @@ def batch_size(n_rows: int, configured: int) -> int:
 
 def build(frame, cols: list[str], ts, virtual_parents=None):
     """The datamodule and the untrained module of one candidate (both deterministic in
-    `ts.seed`, so a worker process and this one build the same pair)."""
+    `ts.seed`, so a worker process and this one build the same pair). A candidate without
+    virtual assets (`ts.time_scale_copies` 0: the data-only baseline) leaves them out of
+    the frame."""
     from training.datamodule import RULDataModule
     from training.module import RULModule
+
+    if virtual_parents and not ts.time_scale_copies:
+        frame = frame[~frame["asset_id"].astype(str).isin(virtual_parents)]
+        virtual_parents = None
 
     n_folds = min(ts.n_folds, ts.n_members)
     dm = RULDataModule(
@@ -192,9 +198,11 @@ def candidate_workers(ts, n_candidates: int, accelerator: str, n_rows: int) -> i
     return max(1, min(wanted, n_candidates))
 
 
-def train_candidates(frame, candidates: dict[str, list[str]], ts, accelerator, parents):
-    """Train every candidate feature set; (name, datamodule, module, epochs, val RMSE of each)
-    of the one with the lowest out-of-fold validation RMSE.
+def train_candidates(frame, candidates: dict[str, tuple[list[str], object]], accelerator,
+                     parents):
+    """Train every candidate {name: (feature columns, its TrainingSettings)}: (name,
+    datamodule, module, epochs, val RMSE of each) of the one with the lowest out-of-fold
+    cut validation RMSE (training.truncation).
 
     The first candidate (all features) trains in this process; with more than one worker
     (`candidate_workers`) the others train at the same time in spawned worker processes.
@@ -210,20 +218,22 @@ def train_candidates(frame, candidates: dict[str, list[str]], ts, accelerator, p
     """
     import torch
 
-    workers = candidate_workers(ts, len(candidates), accelerator, len(frame))
-    (first, first_cols), *rest = candidates.items()
+    (first, (first_cols, first_ts)), *rest = candidates.items()
+    workers = candidate_workers(first_ts, len(candidates), accelerator, len(frame))
     outcomes: dict[str, _Outcome] = {}  # candidates trained in worker processes
     if workers <= 1 or not rest:
-        fits = {name: train_one(frame, c, ts, accelerator, parents, label=name)
-                for name, c in candidates.items()}
+        fits = {name: train_one(frame, c, t, accelerator, parents, label=name)
+                for name, (c, t) in candidates.items()}
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
-            futures = {n: pool.submit(_train_in_worker, frame, c, ts, parents) for n, c in rest}
-            fits = {first: train_one(frame, first_cols, ts, accelerator, parents, label=first)}
+            futures = {n: pool.submit(_train_in_worker, frame, c, t, parents)
+                       for n, (c, t) in rest}
+            fits = {first: train_one(frame, first_cols, first_ts, accelerator, parents,
+                                     label=first)}
             outcomes = {name: f.result() for name, f in futures.items()}
     val_rmse = {name: float(mod.best_rmse) for name, (_, mod, _) in fits.items()}
     val_rmse.update({name: o.best_rmse for name, o in outcomes.items()})
@@ -231,7 +241,7 @@ def train_candidates(frame, candidates: dict[str, list[str]], ts, accelerator, p
     if best in fits:
         return (best, *fits[best], val_rmse)
     won = outcomes[best]
-    dm, module = build(frame, candidates[best], ts, parents)
+    dm, module = build(frame, *candidates[best], parents)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in won.state.items()})
     module.best_rmse, module.best_epoch = won.best_rmse, won.best_epoch
     return best, dm, module, won.epochs, val_rmse

@@ -13,7 +13,8 @@
     labelled, fold, donor_fold, survived (cycles the asset was still seen running after t)
         ▼
     train loader: every row (the module masks each member's held-out fold)
-    val loader:   labelled rows, consecutive pairs (predicted out of fold)
+    val loader:   labelled rows, consecutive pairs (predicted out of fold), each weighted
+                  by training.truncation.cut_weights: the score of a random cut of life
 
 Why folds (cross-fitting) rather than one validation split: ensemble member k of the
 network holds out fold k mod F and trains on the others (training.module masks its loss).
@@ -46,6 +47,8 @@ from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
+
+from training.truncation import cut_weights
 
 ASSET_ID = "asset_id"
 CYCLE = "cycle"
@@ -126,6 +129,9 @@ class PairArrays:
     survived: np.ndarray  # cycles from t to the asset's last reading: a lower bound on RUL(t)
     asset_id: np.ndarray
     cycle: np.ndarray
+    #: float32 weight of the row in the validation RMSE (training.truncation.cut_weights:
+    #: the expected error at a random cut of each unit's life); 1 on training rows
+    weight: np.ndarray | None = None
 
     def tensors(self):
         import torch
@@ -144,6 +150,7 @@ class PairArrays:
                 self.fold,
                 self.donor_fold,
                 self.survived,
+                self.weight if self.weight is not None else np.ones_like(self.y),
             )
         )
 
@@ -282,6 +289,9 @@ class RULDataModule(L.LightningDataModule):
             self.labelled_frame, self.feature_columns, self.scaler, rul_cap, folds=self.folds,
             per_cycle=self.rul_per_cycle,
         )
+        vp = self.val_pairs
+        vp.weight = cut_weights(vp.asset_id, vp.cycle, vp.rul_raw,
+                                self.rul_per_cycle).astype(np.float32)
 
     def _loader(self, pairs: PairArrays, shuffle: bool):
         import torch

@@ -6,7 +6,9 @@
     metrics: rmse, mae, phm08_score (capped target), coverage (uncapped RUL), width,
              brier (p_fail at horizon, uncapped RUL),
              physics_time_residual (RMS of rul(t) - rul(t+dt) - dt, non-plateau pairs),
-             last_* (one prediction per asset at its last cycle: the C-MAPSS test protocol)
+             last_* (one prediction per asset at its last cycle: the C-MAPSS test protocol),
+             cut_* (random cuts of each unit's life, uncapped RUL: training.truncation; what
+             epochs, candidates and the review gates are chosen on)
     constant_rmse(train mean, frame) ─► the floor's baseline (pipelines.gates.floor_gate)
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from training import metrics as M
+from training.truncation import cut_metrics, cut_weights
 
 
 def _capped_target(frame, cap: float) -> np.ndarray:
@@ -62,4 +65,7 @@ def evaluate(
     last = np.r_[asset[1:] != asset[:-1], True]
     res["last_rmse"] = M.rmse(y[last], pred[last])
     res["last_phm08_score"] = M.phm08_score(y[last], pred[last])
+    w = cut_weights(asset, cycle, raw, per_cycle)
+    cut = cut_metrics(asset, raw, pred, lo, hi, w)
+    res.update({f"cut_{k}": v for k, v in cut.items()})
     return res

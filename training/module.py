@@ -11,8 +11,10 @@
          + w_dl * [ mean((D - exp(-alpha rul))^2)               (b) damage law, learnable alpha
                   + mean_pairs(max(0, D_t - D_next)^2) ]        (b') monotone damage
     logs: train/loss, train/data_loss, train/physics_tc, train/physics_dl,
-          val/rmse (cycles, capped target, out of fold: each asset predicted by the members
-          that held it out), val/physics_residual (RMS of (a) in cycles, same predictions)
+          val/rmse (out of fold: each asset predicted by the members that held it out; the
+          expected error at a random cut of its life against the uncapped RUL, the one
+          epochs and candidates are chosen on: training.truncation), val/rmse_all_rows
+          (every row, capped target), val/physics_residual (RMS of (a) in cycles)
 
 Everything is divided by the cap so the data term and the physics terms have the same
 unit (fraction of the cap): a time-consistency violation of k cycles costs as much as a
@@ -80,7 +82,8 @@ class RULModule(L.LightningModule):
         the fleet. Member k sees no row of its held-out fold, in any term. `rul` / `r_tc`
         are the out-of-fold prediction and its residual (what validation reports).
         """
-        x, x_next, y, _y_next, dt, rul_raw, has_next, labelled, fold, donor_fold, survived = batch
+        (x, x_next, y, _y_next, dt, rul_raw, has_next, labelled, fold, donor_fold,
+         survived) = batch[:11]
         rul, health = self.net.members(x)  # (K, n)
         rul_n, health_n = self.net.members(x_next)
         cap = self.cap
@@ -129,27 +132,31 @@ class RULModule(L.LightningModule):
 
     # -------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = torch.zeros(4, dtype=torch.float64)
+        self._val_sums = torch.zeros(6, dtype=torch.float64)
 
     def validation_step(self, batch, batch_idx):
         t = self.losses(batch)
-        y = batch[2]
+        y, rul_raw, weight = batch[2], batch[5], batch[11]
         err = (t["rul"] - y).double()  # validation rows are labelled, each in one fold
+        cut_err = (t["rul"] - rul_raw).double()  # at a cut: against the uncapped truth
         m = t["m_tc"]
         self._val_sums += torch.stack(
             [
-                (err * err).sum(),
-                torch.tensor(float(err.numel()), dtype=torch.float64),
+                (weight.double() * cut_err * cut_err).sum(),
+                weight.double().sum(),
                 (t["r_tc"][m].double() ** 2).sum(),
                 m.sum().double(),
+                (err * err).sum(),
+                torch.tensor(float(err.numel()), dtype=torch.float64),
             ]
         ).cpu()
 
     def on_validation_epoch_end(self) -> None:
         s = self._val_sums
-        rmse = float((s[0] / s[1].clamp_min(1)).sqrt())
+        rmse = float((s[0] / s[1].clamp_min(1e-12)).sqrt())
         phys = float((s[2] / s[3].clamp_min(1)).sqrt())
         self.log("val/rmse", rmse)
+        self.log("val/rmse_all_rows", float((s[4] / s[5].clamp_min(1)).sqrt()))
         self.log("val/physics_residual", phys)
         self.log("physics/alpha", float(self.damage_law.alpha.detach()))
         # Keep the best weights in memory: cheaper than checkpoint files, and the caller

@@ -13,9 +13,9 @@ object, so loading the registered model runs reviewed source, never pickled byte
 The `training` package travels with the model as a code path, which is how
 `import training.artifact` works in a fresh interpreter.
 
-p_fail uses a fixed horizon (the model_config key "horizon": the asset type's, in its RUL unit) because
-a pyfunc signature has one input frame; twinops serving calls the predictor directly and
-can pass any horizon.
+p_fail uses a fixed horizon (the model_config key "horizon": the asset type's, in its RUL
+unit) because a pyfunc signature has one input frame; twinops serving calls the predictor
+directly and can pass any horizon.
 """
 
 from typing import Any

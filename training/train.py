@@ -4,8 +4,10 @@
           ──► + virtual assets: each labelled asset's raw readings worn at the pace of
                 `time_scale_copies` others, through the window transform (training.augment;
                 the damage law's symmetry; needs `readings`)
-          ──► training.candidates: one seeded Lightning run per candidate feature set,
-              early stop and selection on the out-of-fold val/rmse
+          ──► training.candidates: one seeded Lightning run per candidate, physics on or off
+              (training.physics "auto": both) x feature set; epoch and candidate chosen on
+              the cut validation (training.truncation: out-of-fold predictions at random
+              cuts of each unit's life, against the uncapped RUL, as a test unit is scored)
                                                           │ best weights (in memory)
                                                           ▼
              out-of-fold predictions, every labelled asset ──► ConformalCalibration (CV+)
@@ -17,7 +19,9 @@
 The returned predictor is the one *loaded back from the artifact*, so whatever is
 evaluated here is byte-for-byte what the registry stores and serving loads.
 The data-only baseline is the same call with `settings.training.data_only()`: the physics
-weights at 0 and no virtual assets.
+weights at 0 and no virtual assets. With `physics` "auto" (the default) `fit` trains both
+and ships the winner of the cut validation, so a fleet where the physics does not pay gets
+the baseline (metrics `select_val_rmse_<variant>_<feature set>`, param `physics_variant`).
 
 Intervals are calibrated on the uncapped RUL (see training.conformal), the point model on
 the capped target. Every labelled asset is predicted out of fold (by the ensemble members
@@ -81,20 +85,39 @@ def optional_features(asset_type) -> set[str]:
             for c in sensor_features(asset_type.optional_sensors, suffix)}
 
 
-def _loao_coverage(pred, y, assets, level: float) -> tuple[float, float]:
-    """Leave-one-asset-out conformal coverage and mean width over the calibration assets."""
-    covered = widths = n = 0.0
+def _loao_intervals(pred, y, assets, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-asset-out conformal intervals of the calibration rows: each asset's rows
+    get the interval calibrated on the other assets (NaN with fewer than 2 assets)."""
+    lower, upper = np.full_like(pred, np.nan), np.full_like(pred, np.nan)
     uniq = np.unique(assets)
     if uniq.size < 2:
-        return float("nan"), float("nan")
+        return lower, upper
     for a in uniq:
         hold = assets == a
         cal = ConformalCalibration.fit(pred[~hold], y[~hold])
-        lo, hi = cal.interval(pred[hold], level)
-        covered += float(((y[hold] >= lo) & (y[hold] <= hi)).sum())
-        widths += float(np.where(np.isfinite(hi), hi - lo, np.nan).sum())
-        n += hold.sum()
-    return float(covered / n), float(widths / n)
+        lower[hold], upper[hold] = cal.interval(pred[hold], level)
+    return lower, upper
+
+
+def _coverage(y, lower, upper) -> tuple[float, float]:
+    """(coverage, mean width) of intervals; NaN where there are none."""
+    if np.isnan(lower).all():
+        return float("nan"), float("nan")
+    covered = (y >= lower) & (y <= upper)
+    return float(covered.mean()), float(np.nanmean(np.where(np.isfinite(upper),
+                                                           upper - lower, np.nan)))
+
+
+def _cut_validation(val_pairs, pred, lower, upper, train_mean: float, phm08: bool) -> dict:
+    """`val_cut_*`: the out-of-fold predictions scored at random cuts of each unit's life
+    against the uncapped RUL (training.truncation), and a constant predictor's RMSE there."""
+    from training.truncation import cut_metrics
+
+    y, w = val_pairs.rul_raw.astype(np.float64), val_pairs.weight.astype(np.float64)
+    m = cut_metrics(val_pairs.asset_id, y, pred, lower, upper, w, phm08=phm08)
+    constant = cut_metrics(val_pairs.asset_id, y, np.full_like(y, train_mean), lower, upper, w)
+    return {**{f"val_cut_{k}": v for k, v in m.items()},
+            "val_cut_constant_rmse": constant["rmse"]}
 
 
 def default_artifact_dir(settings) -> Path:
@@ -208,15 +231,19 @@ def fit(
     if accelerator == "cuda" and not torch.cuda.is_available():
         accelerator = "cpu"
     t0 = time.perf_counter()
-    candidates = feature_candidates(cols) if ts.select_features else {ALL_FEATURES: cols}
+    feature_sets = feature_candidates(cols) if ts.select_features else {ALL_FEATURES: cols}
+    variants = ts.physics_variants()
+    candidates = {f"{v}/{name}": (c, vts) for v, vts in variants.items()
+                  for name, c in feature_sets.items()}
     dtypes = {c: str(frame[c].dtype) for c in cols}  # of the real rows (the pyfunc signature)
     parents: dict[str, tuple[str, str]] = {}  # virtual id -> (source, donor)
-    if ts.time_scale_copies:
+    if any(vts.time_scale_copies for vts in variants.values()):
         frame, parents = _with_virtual_assets(frame, readings, cols, settings)
-    feature_set, dm, module, epochs, val_rmse = train_candidates(
-        frame, candidates, ts, accelerator, parents
+    chosen, dm, module, epochs, val_rmse = train_candidates(
+        frame, candidates, accelerator, parents
     )
-    cols = candidates[feature_set]
+    cols, ts = candidates[chosen]
+    variant, feature_set = chosen.split("/", 1)
     train_seconds = time.perf_counter() - t0
 
     net, y_true, calibration = _calibrate(dm, module, ts.n_members)
@@ -231,8 +258,9 @@ def fit(
     val_frame = dm.labelled_frame.sort_values(["asset_id", "cycle"], kind="stable")
     m = ev.evaluate(predictor, val_frame, horizon=horizon, out_of_fold=True)
     out = predictor.predict(val_frame, horizon=horizon, out_of_fold=True)
-    cov, width = _loao_coverage(out["rul"].to_numpy(), y_true, dm.val_pairs.asset_id,
-                                ts.interval_level)
+    pred = out["rul"].to_numpy()
+    lower, upper = _loao_intervals(pred, y_true, dm.val_pairs.asset_id, ts.interval_level)
+    cov, width = _coverage(y_true, lower, upper)
     train_mean = float(dm.train_pairs.y[dm.train_pairs.labelled > 0].mean())
     metrics = {f"val_{k}": float(v) for k, v in m.items()}
     metrics.update(
@@ -242,6 +270,8 @@ def fit(
             "val_coverage": cov,
             "val_width": width,
             "val_constant_rmse": ev.constant_rmse(train_mean, val_frame, ts.rul_cap),
+            **_cut_validation(dm.val_pairs, pred, lower, upper, train_mean,
+                              settings.type.rul_unit == "cycles"),
             "alpha": physics_params["alpha"],
             "train_seconds": train_seconds,
             "epochs": float(epochs),
@@ -250,7 +280,7 @@ def fit(
             "n_train_rows": float(len(dm.labelled_frame)),
             "n_unlabelled_rows": float(dm.n_unlabelled_rows),
             "n_virtual_rows": float(dm.n_virtual_rows),
-            **{f"select_val_rmse_{name}": v for name, v in val_rmse.items()},
+            **{f"select_val_rmse_{name.replace('/', '_')}": v for name, v in val_rmse.items()},
         }
     )
     val_predictions = pd.DataFrame(
@@ -266,6 +296,7 @@ def fit(
         **ts.model_dump(),
         "n_features": len(cols),
         "feature_set": feature_set,
+        "physics_variant": variant,
         "n_train_assets": len(dm.labelled_assets),
         "n_folds": dm.n_folds,
         "horizon": horizon,

@@ -61,11 +61,15 @@ def test_tolerances_come_from_config():
 @pytest.mark.parametrize(
     ("training", "ratio", "passed", "detail"),
     [
-        (TRAINING, 0.9, True, "held-out rmse 18.00 <= 36.00 (0.9 x constant predictor 40.00)"),
+        (TRAINING, 0.9, True, "held-out rmse all rows 18.00 <= 36.00 (0.9 x constant predictor 40.00)"),
         ({"val_rmse": 39.0, "val_constant_rmse": 40.0}, 0.9, False,
-         "held-out rmse 39.00 > 36.00 (0.9 x constant predictor 40.00)"),
+         "held-out rmse all rows 39.00 > 36.00 (0.9 x constant predictor 40.00)"),
         ({"val_rmse": 39.0, "val_constant_rmse": 40.0}, 1.0, True,
-         "held-out rmse 39.00 <= 40.00 (1 x constant predictor 40.00)"),
+         "held-out rmse all rows 39.00 <= 40.00 (1 x constant predictor 40.00)"),
+        # the cut validation, where the run has it, decides (all rows would have passed)
+        ({"val_rmse": 10.0, "val_constant_rmse": 40.0, "val_cut_rmse": 39.0,
+          "val_cut_constant_rmse": 40.0}, 0.9, False,
+         "held-out rmse at random cuts of life 39.00 > 36.00"),
         ({"val_rmse": float("nan"), "val_constant_rmse": 40.0}, 0.9, False, "nothing to compare"),
         ({"val_rmse": 10.0}, 0.9, False, "nothing to compare"),
     ],
@@ -82,5 +86,17 @@ def test_a_failing_floor_fails_the_review_with_its_reason_alone():
         result = review_gates(dict(CHAMPION), GOOD_PHYSICS, champion, ReviewSettings(),
                               training=below)
         assert not result.passed and failing(result) == {G.FLOOR}
-        assert result.failures == [f"{G.FLOOR}: held-out rmse 39.00 > 36.00 "
+        assert result.failures == [f"{G.FLOOR}: held-out rmse all rows 39.00 > 36.00 "
                                    "(0.9 x constant predictor 40.00)"]
+
+
+def test_the_champion_comparison_reads_the_cut_validation_when_both_have_it():
+    """Better on every row but worse at random cuts of life (as a unit in service is
+    judged): rejected; without cut figures on both sides the all-rows ones decide."""
+    champion = {**CHAMPION, "cut_rmse": 30.0, "cut_phm08_per_unit": 5.0, "cut_coverage": 0.9}
+    cand = {**CHAMPION, "rmse": CHAMPION["rmse"] * 0.8, "cut_rmse": 36.0,
+            "cut_phm08_per_unit": 5.0, "cut_coverage": 0.9}
+    result = review_gates(cand, GOOD_PHYSICS, champion, ReviewSettings())
+    assert failing(result) == {"rmse vs champion"}
+    assert review_gates({k: v for k, v in cand.items() if not k.startswith("cut_")},
+                        GOOD_PHYSICS, champion, ReviewSettings()).passed

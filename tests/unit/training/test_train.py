@@ -74,8 +74,9 @@ def test_short_run_on_the_simulated_fleet_beats_a_constant_predictor(tmp_path):
         rul_labels(readings, events)[["asset_id", "cycle", "rul"]], on=["asset_id", "cycle"]
     )
     s = get_settings(state_dir=tmp_path, profile="tiny")
-    # both feature-set candidates, and 2 virtual copies of every unit
-    s.training.select_features = True
+    # both feature-set candidates, and 2 virtual copies of every unit (physics on: the
+    # choice between physics and none is test_auto_physics_ships_the_cut_validation_winner)
+    s.training.select_features, s.training.physics = True, "on"
     s.training.time_scale_copies, s.training.max_virtual_assets = 2, 100
     with pytest.raises(ValueError, match="readings"):  # virtual assets need the raw readings
         fit(frame, s, feature_columns=FEATURE_COLUMNS, out_dir=tmp_path / "no-readings")
@@ -88,7 +89,7 @@ def test_short_run_on_the_simulated_fleet_beats_a_constant_predictor(tmp_path):
     # it trained on 2 virtual copies per unit, built from their readings; scored on real ones
     assert r.metrics["n_virtual_rows"] > r.metrics["n_train_rows"] == len(frame)
     # both feature sets were trained; the one kept has the lower out-of-fold RMSE
-    rmse = {k: r.metrics[f"select_val_rmse_{k}"] for k in ("all", "without_vs_start")}
+    rmse = {k: r.metrics[f"select_val_rmse_pinn_{k}"] for k in ("all", "without_vs_start")}
     assert r.params["feature_set"] == min(rmse, key=rmse.get)
     kept = feature_candidates(FEATURE_COLUMNS)[r.params["feature_set"]]
     assert r.predictor.feature_columns == kept
@@ -97,7 +98,8 @@ def test_short_run_on_the_simulated_fleet_beats_a_constant_predictor(tmp_path):
     r1 = fit(
         frame, s, feature_columns=FEATURE_COLUMNS, readings=readings, out_dir=tmp_path / "seq"
     )
-    for k in ("select_val_rmse_all", "select_val_rmse_without_vs_start", "best_epoch", "epochs"):
+    for k in ("select_val_rmse_pinn_all", "select_val_rmse_pinn_without_vs_start",
+              "best_epoch", "epochs"):
         assert r1.metrics[k] == r.metrics[k], k
     assert r1.params["feature_set"] == r.params["feature_set"]
     pred, pred1 = (x.predictor.predict(frame, horizon=30)["rul"].to_numpy() for x in (r, r1))
@@ -128,3 +130,21 @@ def test_feature_candidates_drop_each_optional_group():
     assert len(got["without_vs_start"]) == len(FEATURE_COLUMNS) - len(START_COLUMNS)
     # a frame without the group has nothing to compare
     assert list(feature_candidates(got["without_vs_start"])) == ["all"]
+
+
+def test_auto_physics_ships_the_cut_validation_winner(fitted):
+    """physics "auto" trains the physics-informed model and the data-only baseline and
+    ships the one with the lower cut validation RMSE, reported beside the all-rows one."""
+    frame, s, r = fitted
+    assert s.training.physics == "auto"
+    scores = {k.removeprefix("select_val_rmse_"): v for k, v in r.metrics.items()
+              if k.startswith("select_val_rmse_")}
+    assert {k.split("_", 1)[0] for k in scores} == {"pinn", "baseline"}
+    assert f"{r.params['physics_variant']}_{r.params['feature_set']}" == min(scores,
+                                                                             key=scores.get)
+    assert r.metrics["val_cut_rmse"] == pytest.approx(min(scores.values()), rel=1e-4)
+    assert r.metrics["val_cut_n_units"] == pytest.approx(frame["asset_id"].nunique())
+    assert r.metrics["val_cut_rmse"] < r.metrics["val_cut_constant_rmse"]
+    assert 0 <= r.metrics["val_cut_units_missed"] <= 1
+    if r.params["physics_variant"] == "baseline":
+        assert r.params["weight_time_consistency"] == 0
