@@ -56,10 +56,13 @@ def fleet_settings(settings, readings, regimes: int):
     settings = settings.for_type("turbofan")
     if regimes == 1:
         return settings
-    from features.regimes import declaration_with_regimes
+    from features.asset_types import parse_asset_type
+    from features.regimes import fit_regimes
 
-    decl = declaration_with_regimes(settings.type, readings, REGIME_STEPS,
-                                    name="turbofan_regimes")
+    decl = {**settings.type.model_dump(mode="json"), "name": "turbofan_regimes",
+            "regimes": {"settings": REGIME_STEPS}}
+    fitted = fit_regimes(readings, parse_asset_type(decl, "benchmark --fleet"))
+    decl = fitted.model_dump(mode="json")
     return settings.model_copy(update={"asset_type": "turbofan_regimes",
                                        "asset_types": {**settings.asset_types,
                                                        "turbofan_regimes": decl}})

@@ -21,17 +21,31 @@ and training read one age axis for every type; its RUL is `cycles x period` in h
 
 Units are checked with pint, the units library: a declaration that says `unit: degF` or
 `m^3/s` is fine, `unit: bananas` is an error naming the field.
+
+A fleet flown in several operating conditions (C-MAPSS FD002/FD004) declares `regimes`: the
+settings that identify a condition and, fitted on the training fleet, each condition's
+sensor means and deviations; the window transform z-scores the sensors by them
+(features.regimes).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from features.contract import ASSET_ID, CYCLE, EVENT, TIMESTAMP
 
@@ -83,8 +97,13 @@ class Channel(BaseModel):
 
         try:
             _units().parse_units(unit)
-        except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError,
-                AttributeError, TypeError, ValueError) as exc:
+        except (
+            pint.errors.UndefinedUnitError,
+            pint.errors.DefinitionSyntaxError,
+            AttributeError,
+            TypeError,
+            ValueError,
+        ) as exc:
             raise ValueError(f"unknown unit {unit!r} ({exc})") from None
         return unit
 
@@ -108,6 +127,88 @@ class MissingPolicy(BaseModel):
 
     policy: Literal["carry_forward", "drop"] = "carry_forward"
     limit: int = Field(default=5, ge=0)
+
+
+def _on_grid(value: float, step: float) -> bool:
+    return abs(value / step - round(value / step)) < 1e-6
+
+
+class RegimeLevel(BaseModel):
+    """One operating regime: its key (the settings snapped to the steps, in the order of
+    `Regimes.settings`) and every sensor's mean and standard deviation in it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: tuple[float, ...] = Field(min_length=1)
+    mean: dict[str, float]
+    #: 0 is allowed (a sensor constant in this regime) and divides as 1.
+    std: dict[str, float]
+
+    @model_validator(mode="after")
+    def _finite(self) -> RegimeLevel:
+        for what, values in (("mean", self.mean), ("std", self.std)):
+            bad = sorted(n for n, v in values.items() if not math.isfinite(v))
+            if bad:
+                raise ValueError(f"{what} of {', '.join(bad)} is not a finite number")
+        negative = sorted(n for n, v in self.std.items() if v < 0)
+        if negative:
+            raise ValueError(f"std of {', '.join(negative)} is negative")
+        return self
+
+    def __hash__(self) -> int:  # frozen, but holds dicts: hash their items
+        return hash((self.key, tuple(self.mean.items()), tuple(self.std.items())))
+
+
+class Regimes(BaseModel):
+    """Operating regimes of a multi-condition fleet (features.regimes).
+
+    `settings`: {setting: step}; a reading's regime key is each named setting rounded to
+    its step, in this order. `levels`: the fitted statistics per regime, written by
+    features.regimes.fit_regimes; empty until fitted (the transform refuses to run then).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    settings: dict[str, float] = Field(min_length=1)
+    levels: tuple[RegimeLevel, ...] = ()
+
+    @field_validator("settings")
+    @classmethod
+    def _positive_steps(cls, settings: dict[str, float]) -> dict[str, float]:
+        bad = sorted(n for n, step in settings.items() if not (math.isfinite(step) and step > 0))
+        if bad:
+            raise ValueError(f"the step of {', '.join(bad)} must be a number > 0")
+        return settings
+
+    @model_validator(mode="after")
+    def _keys(self) -> Regimes:
+        steps = list(self.settings.values())
+        seen: dict[tuple[int, ...], int] = {}
+        for i, level in enumerate(self.levels):
+            if len(level.key) != len(steps):
+                raise ValueError(
+                    f"levels.{i}.key {list(level.key)} has {len(level.key)} values for "
+                    f"{len(steps)} settings ({', '.join(self.settings)})"
+                )
+            off = [
+                n
+                for n, v, s in zip(self.settings, level.key, steps, strict=True)
+                if not _on_grid(v, s)
+            ]
+            if off:
+                raise ValueError(
+                    f"levels.{i}.key {list(level.key)} is not on the step grid of {', '.join(off)}"
+                )
+            grid = tuple(round(v / s) for v, s in zip(level.key, steps, strict=True))
+            if grid in seen:
+                raise ValueError(
+                    f"levels.{i}.key {list(level.key)} repeats levels.{seen[grid]}.key"
+                )
+            seen[grid] = i
+        return self
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.settings.items()), self.levels))
 
 
 class AssetType(BaseModel):
@@ -138,6 +239,42 @@ class AssetType(BaseModel):
     #: None = never (needs sampling_period_s).
     stale_after_periods: float | None = Field(default=None, gt=0)
     missing: MissingPolicy = MissingPolicy()
+    #: Operating regimes whose statistics normalise the sensors (features.regimes); None for
+    #: a fleet flown in one condition.
+    regimes: Regimes | None = None
+
+    @field_validator("regimes")
+    @classmethod
+    def _regimes_fit_the_channels(
+        cls, regimes: Regimes | None, info: ValidationInfo
+    ) -> Regimes | None:
+        if regimes is None:
+            return regimes
+        if "settings" in info.data:  # else settings failed and said so
+            declared = [c.name for c in info.data["settings"]]
+            unknown = [n for n in regimes.settings if n not in declared]
+            if unknown:
+                verb = "is not a declared setting" if len(unknown) == 1 else "are not declared"
+                raise ValueError(
+                    f"settings: {', '.join(unknown)} {verb} "
+                    f"(the type's settings: {', '.join(declared) or 'none'})"
+                )
+        if "sensors" in info.data:
+            sensors = [c.name for c in info.data["sensors"]]
+            for i, level in enumerate(regimes.levels):
+                for what, values in (("mean", level.mean), ("std", level.std)):
+                    lacking = [n for n in sensors if n not in values]
+                    extra = [n for n in values if n not in sensors]
+                    if lacking:
+                        raise ValueError(
+                            f"levels.{i} (key {list(level.key)}): {what} lacks {', '.join(lacking)}"
+                        )
+                    if extra:
+                        raise ValueError(
+                            f"levels.{i} (key {list(level.key)}): {what} names "
+                            f"{', '.join(extra)}, not a declared sensor"
+                        )
+        return regimes
 
     @model_validator(mode="after")
     def _consistent(self) -> AssetType:
@@ -181,8 +318,12 @@ class AssetType(BaseModel):
     @property
     def reading_dtypes(self) -> dict[str, str]:
         """Pandas dtypes of this type's readings table (timestamp tz-aware UTC)."""
-        return {ASSET_ID: "string", TIMESTAMP: "datetime64[ns, UTC]", CYCLE: "int64",
-                **{c: "float64" for c in self.measurement_columns}}
+        return {
+            ASSET_ID: "string",
+            TIMESTAMP: "datetime64[ns, UTC]",
+            CYCLE: "int64",
+            **{c: "float64" for c in self.measurement_columns},
+        }
 
     @property
     def feature_columns(self) -> list[str]:
@@ -278,8 +419,9 @@ def _stamp(folder: Path | None) -> tuple:
     return tuple((str(p), p.stat().st_mtime_ns) for p in paths)
 
 
-def load_asset_types(folder: Path | None = None,
-                     inline: dict | None = None) -> dict[str, AssetType]:
+def load_asset_types(
+    folder: Path | None = None, inline: dict | None = None
+) -> dict[str, AssetType]:
     """Every declared type: the built-ins, then `folder`'s files, then inline declarations.
 
     A user's declaration may replace a built-in of the same name (a plant's own turbofan

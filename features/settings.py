@@ -53,7 +53,7 @@ PROFILES: dict[str, dict] = {
     },
     "tiny": {
         "simulator": {"n_assets": 12, "fleet_sizes": {"pump": 6}},
-        "training": {"n_members": 2, "n_folds": 2, "max_epochs": 4, "hidden_size": 32,
+        "training": {"n_members": 2, "n_folds": 2, "max_epochs": 8, "hidden_size": 32,
                      "select_features": False, "time_scale_copies": 1,
                      "max_virtual_assets": 6},
     },

@@ -41,6 +41,10 @@ Missing optional sensors: the type's policy carries a value forward a few readin
 whose own value is still missing gets NaN for that sensor's features (the model imputes
 them), and every window averages the values it has, so one dropout does not blank the
 long window for 90 readings.
+Multi-condition fleets (C-MAPSS FD002/FD004): a type that declares `regimes` has its sensors
+z-scored by the statistics of each reading's operating regime before the windows
+(features.regimes); the statistics are part of the declaration, so this stays a pure
+function of (readings, type) and the feature names do not change.
 Why three scales: degradation is slow next to the sensor noise but speeds up near the end
 (the exponential wear of the C-MAPSS generator). The long window averages 3x more readings,
 so its level and trend are ~sqrt(3) (level) to ~5x (slope) less noisy; the short one lags
@@ -73,6 +77,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import ASSET_ID, CYCLE, EVENT, EVENT_MAINTENANCE, TIMESTAMP
+from features.regimes import normalise
 
 if TYPE_CHECKING:  # pragma: no cover
     from features.asset_types import AssetType
@@ -84,8 +89,15 @@ SHORT_WINDOW_DIVISOR = 3
 #: The first readings of an asset that make its baseline for the `*_vs_start` features.
 START_READINGS = 50
 #: Per-sensor feature suffixes, in the order of the model's input.
-SENSOR_FEATURES = ("mean", "slope", "mean_long", "slope_long", "mean_short", "slope_short",
-                   "vs_start")
+SENSOR_FEATURES = (
+    "mean",
+    "slope",
+    "mean_long",
+    "slope_long",
+    "mean_short",
+    "slope_short",
+    "vs_start",
+)
 #: Feature groups the trainer may leave out, chosen per fleet on out-of-fold validation
 #: (training.candidates.feature_candidates), because some features pay only with enough
 #: failures to learn from: `*_vs_start` helps a fleet of ~100 run-to-failure assets and hurts
@@ -103,8 +115,9 @@ def sensor_features(sensors: list[str], suffix: str) -> list[str]:
 def feature_columns(asset_type: AssetType) -> list[str]:
     """The model's input for an asset type, in order: every sensor's window features, the
     current settings, the age. Static per type: its Feast schema is generated from it."""
-    window_columns = [c for suffix in SENSOR_FEATURES
-                      for c in sensor_features(asset_type.sensor_columns, suffix)]
+    window_columns = [
+        c for suffix in SENSOR_FEATURES for c in sensor_features(asset_type.sensor_columns, suffix)
+    ]
     return [*window_columns, *asset_type.setting_columns, AGE]
 
 
@@ -125,8 +138,10 @@ def last_renewal(readings: pd.DataFrame, events: pd.DataFrame | None) -> np.ndar
     renewals = events[events[EVENT] == EVENT_MAINTENANCE]
     if not len(renewals):
         return out
-    by_asset = {str(a): np.sort(g[CYCLE].to_numpy(dtype=np.float64))
-                for a, g in renewals.groupby(renewals[ASSET_ID].astype(str))}
+    by_asset = {
+        str(a): np.sort(g[CYCLE].to_numpy(dtype=np.float64))
+        for a, g in renewals.groupby(renewals[ASSET_ID].astype(str))
+    }
     ids = readings[ASSET_ID].astype(str).to_numpy()
     cycles = readings[CYCLE].to_numpy(dtype=np.float64)
     for asset, marks in by_asset.items():
@@ -233,8 +248,9 @@ def _carried(df: pd.DataFrame, asset_type: AssetType, life: np.ndarray) -> np.nd
     return y
 
 
-def window_features(readings: pd.DataFrame, asset_type: AssetType,
-                    events: pd.DataFrame | None = None) -> pd.DataFrame:
+def window_features(
+    readings: pd.DataFrame, asset_type: AssetType, events: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One feature row per reading of an asset type, over that asset's trailing
     `asset_type.window` readings (and `short_window` / `history_length` readings for the
     short / long scales), and against the mean of the first START_READINGS readings of the
@@ -245,11 +261,15 @@ def window_features(readings: pd.DataFrame, asset_type: AssetType,
     carry-forward) makes that row's features of the sensor NaN; other rows' windows use the
     values present. Output is sorted by (asset_id, timestamp, cycle) with a fresh index;
     `cycle` is int64, every feature float64. The window counts readings, not cycles.
+
+    A type with `regimes` has its sensors z-scored per regime first (features.regimes.
+    normalise; a reading of an undeclared regime has missing sensors); a type that declares
+    regimes without fitted levels is an error.
     """
     window = asset_type.window
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
-    df = _sorted(readings)
+    df = normalise(_sorted(readings), asset_type)  # per-regime z-scores; as is without regimes
     renewed_at = last_renewal(df, events)
     y = _carried(df, asset_type, renewed_at)  # (n, s)
     c = df[CYCLE].to_numpy(dtype=np.float64)  # (n,)
@@ -274,10 +294,18 @@ def window_features(readings: pd.DataFrame, asset_type: AssetType,
     )
     sensors = asset_type.sensor_columns
     feats = pd.DataFrame(
-        np.hstack([*blocks, df[asset_type.setting_columns].to_numpy(dtype=np.float64),
-                   (c - renewed_at)[:, None]]),
-        columns=[*(c for suffix in SENSOR_FEATURES for c in sensor_features(sensors, suffix)),
-                 *asset_type.setting_columns, AGE],
+        np.hstack(
+            [
+                *blocks,
+                df[asset_type.setting_columns].to_numpy(dtype=np.float64),
+                (c - renewed_at)[:, None],
+            ]
+        ),
+        columns=[
+            *(c for suffix in SENSOR_FEATURES for c in sensor_features(sensors, suffix)),
+            *asset_type.setting_columns,
+            AGE,
+        ],
     )
     out = pd.concat([out, feats], axis=1)
     out[ASSET_ID] = out[ASSET_ID].astype("string")
@@ -291,15 +319,18 @@ def tail_length(asset_type: AssetType) -> int:
     return history_length(asset_type.window) + carry
 
 
-def feature_history(readings: pd.DataFrame, asset_type: AssetType,
-                    events: pd.DataFrame | None = None) -> pd.DataFrame:
+def feature_history(
+    readings: pd.DataFrame, asset_type: AssetType, events: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The readings that the features of each asset's newest reading depend on: the first
     START_READINGS and the last `tail_length` of its current life (sorted; the rest dropped).
     """
     df = _sorted(readings)
     renewed_at = last_renewal(df, events)
-    current = renewed_at >= pd.Series(renewed_at).groupby(df[ASSET_ID].to_numpy()).transform(
-        "max").to_numpy()
+    current = (
+        renewed_at
+        >= pd.Series(renewed_at).groupby(df[ASSET_ID].to_numpy()).transform("max").to_numpy()
+    )
     df = df[current].reset_index(drop=True)
     by_asset = df.groupby(ASSET_ID, sort=False)
     keep = (by_asset.cumcount() < START_READINGS) | (
@@ -308,8 +339,9 @@ def feature_history(readings: pd.DataFrame, asset_type: AssetType,
     return df[keep.to_numpy()].reset_index(drop=True)
 
 
-def latest_window_features(readings: pd.DataFrame, asset_type: AssetType,
-                           events: pd.DataFrame | None = None) -> pd.DataFrame:
+def latest_window_features(
+    readings: pd.DataFrame, asset_type: AssetType, events: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Features of the newest reading of each asset (the online path).
 
     Only `feature_history` is used — all the features need — so serving cost does not grow

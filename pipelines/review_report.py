@@ -115,7 +115,7 @@ def render_html(ev: Evidence, gates: GateResult, *, model_name: str, run_uri: st
     metric_rows = [[k, *[m.metrics.get(k, float("nan")) for _, m in models]]
                    for k in ("cut_rmse", "cut_phm08_per_unit", "cut_coverage", "cut_width",
                              "cut_units_missed", "cut_coverage_0-25", "cut_coverage_25-50",
-                             "cut_coverage_50-125", "cut_coverage_125+", "rmse", "phm08_score",
+                             "cut_coverage_50-125", "cut_coverage_125-inf", "rmse", "phm08_score",
                              "mae", "coverage", "width", "last_rmse", "n_rows")]
     bands = sorted({b for _, m in models for b in m.rmse_by_band},
                    key=lambda b: float(b.split("-")[0]))

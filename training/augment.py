@@ -37,6 +37,10 @@ reading to the next (true of the C-MAPSS generator and of the project's simulato
 
 Paces come from the fleet (`fleet_paces`): lifetime ratios T_u / T_v. On FD001 (lifetimes
 128 to 362 cycles) most lie within 0.64 to 1.49, and up to 362/128 = 2.8 can be drawn.
+Only donors on u's own degradation path (`same_wear_path`: the sensors move the same way)
+lend their pace (an asset without a signature, e.g. a gap in its readings, lends to none):
+the symmetry holds per fault mode, not across modes, and a fleet with two
+modes of different lifetimes otherwise gets virtual units of neither.
 
 Folds (training.datamodule): a copy of u at v's pace is u's path and v's lifetime, so it
 carries labels of both. The ensemble members that hold out u's fold or v's fold never train
@@ -89,7 +93,7 @@ def lifetimes(frame: pd.DataFrame, per_cycle: float = 1.0) -> dict[str, float]:
 
 def fleet_paces(
     frame: pd.DataFrame, copies: int, seed: int, max_assets: int | None = None,
-    per_cycle: float = 1.0,
+    per_cycle: float = 1.0, same_path: Mapping[str, set[str]] | None = None,
 ) -> dict[str, list[tuple[float, str]]]:
     """Per labelled asset u, `copies` (pace T_u / T_v, donor v): u's wear path run at the
     pace of another asset v of the fleet, drawn (seeded) among the distinct lifetimes other
@@ -102,20 +106,104 @@ def fleet_paces(
     cycles) whatever the fleet, simulated or real, and no factor is a tuned constant.
     Why the donor is kept: the copy fails at T_v exactly, so it carries v's label, and the
     ensemble members that hold v out must not train on it (training.datamodule).
+    `same_path` (`same_wear_path`): per asset, the assets whose lifetimes it may take; the
+    symmetry holds along one degradation path, so a unit of one fault mode does not take
+    the pace of a unit of another (None: every asset of the fleet).
     """
     life = lifetimes(frame, per_cycle)
     if max_assets is not None:
         copies = min(copies, max_assets // max(1, len(life)))
-    donor_of: dict[float, str] = {}
-    for asset in sorted(life):
-        donor_of.setdefault(life[asset], asset)
     rng = np.random.default_rng(seed)
     out = {}
     for u in sorted(life):
+        donor_of: dict[float, str] = {}
+        for asset in sorted(life):
+            if same_path is None or asset in same_path.get(u, ()):
+                donor_of.setdefault(life[asset], asset)
         paces = sorted(t for t in donor_of if t != life[u])  # distinct, not u's own
         pick = rng.choice(len(paces), size=min(copies, len(paces)), replace=False)
         out[u] = [(life[u] / paces[i], donor_of[paces[i]]) for i in sorted(pick)]
     return out
+
+
+#: A group of run-to-failure assets is split in two degradation paths when the mean cosine
+#: between the wear signatures (`same_wear_path`) of the two halves is below this. Measured:
+#: the project's simulator with two fault modes (HPC, fan) splits at -0.02, one mode's units
+#: at 0.90, and C-MAPSS FD001 (one fault mode; its core speeds trend up on some units and
+#: down on others) at 0.42: it stays one path.
+SPLIT_MAX_BETWEEN_COSINE = 0.2
+
+
+def _wear_signature(values: np.ndarray) -> np.ndarray | None:
+    """Unit vector of the wear trend's change from first reading to failure, per sensor in
+    units of that sensor's noise; None for a path without change or a gap."""
+    if len(values) <= TREND_DEGREE or not np.isfinite(values).all():
+        return None
+    trend, residuals = wear_trend(values)
+    noise = residuals.std(axis=0)
+    moving = noise > 1e-9
+    change = np.where(moving, (trend[-1] - trend[0]) / np.where(moving, noise, 1.0), 0.0)
+    norm = float(np.linalg.norm(change))
+    return change / norm if norm > 0 else None
+
+
+def _split_paths(ids: list[str], sig: np.ndarray) -> list[list[str]]:
+    """Groups of `ids` by degradation path: spherical 2-means from the two most dissimilar
+    signatures, split again while the halves point apart (SPLIT_MAX_BETWEEN_COSINE).
+    Written out rather than scikit-learn's KMeans: deterministic from the data (no random
+    restarts), on cosines, and a dozen lines."""
+    if len(ids) < 4:
+        return [ids]
+    cos = sig @ sig.T
+    i, j = np.unravel_index(np.argmin(cos), cos.shape)
+    side = cos[:, j] > cos[:, i]
+    for _ in range(50):
+        if side.all() or not side.any():
+            return [ids]
+        new = sig @ sig[side].mean(axis=0) > sig @ sig[~side].mean(axis=0)
+        if (new == side).all():
+            break
+        side = new
+    if side.all() or not side.any() or cos[np.ix_(side, ~side)].mean() >= (
+            SPLIT_MAX_BETWEEN_COSINE):
+        return [ids]
+    return [g for part in (side, ~side)
+            for g in _split_paths([a for a, k in zip(ids, part, strict=True) if k], sig[part])]
+
+
+def same_wear_path(frame: pd.DataFrame, readings: pd.DataFrame, asset_type
+                   ) -> dict[str, set[str]]:
+    """Per run-to-failure asset, the assets on its degradation path (itself included).
+
+    The wear signature is the direction in which the fault moves the sensors: the change of
+    the wear trend from the first reading to the failure, per sensor in units of its noise,
+    as a unit vector. The fleet is split into paths while two halves of it point apart
+    (`_split_paths`). Why: the time-scaling symmetry says a unit of one fault mode run at
+    another pace is another unit *of that mode*; a fleet with two fault modes (C-MAPSS
+    FD003: HPC and fan) has a lifetime distribution per mode, and a copy of an HPC unit at
+    a fan unit's pace exists in neither. Fault modes are rarely labelled, so they are told
+    apart by what they do to the sensors. Where the type declares regimes the sensors are
+    normalised per regime first (features.regimes): a raw level there is the regime's.
+    """
+    if getattr(asset_type, "regimes", None) is not None:
+        from features.regimes import normalise
+
+        readings = normalise(readings, asset_type)
+    by_asset = {str(a): g for a, g in readings.groupby(readings[ASSET_ID].astype(str))}
+    signature: dict[str, np.ndarray] = {}
+    for asset, g in _run_to_failure(frame):
+        if asset not in by_asset:
+            continue
+        own = by_asset[asset].sort_values(CYCLE, kind="stable")
+        own = own[own[CYCLE] <= g[CYCLE].iloc[-1]]
+        s = _wear_signature(own[asset_type.sensor_columns].to_numpy(dtype=np.float64))
+        if s is not None:
+            signature[asset] = s
+    ids = sorted(signature)
+    if not ids:
+        return {}
+    groups = _split_paths(ids, np.array([signature[a] for a in ids]))
+    return {a: set(g) for g in groups for a in g}
 
 
 def wear_trend(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -130,7 +130,7 @@ def _with_virtual_assets(frame, readings, cols: list[str], settings):
     symmetry (training.augment), and {virtual id: (source, donor)}."""
     import pandas as pd
 
-    from training.augment import fleet_paces, virtual_assets
+    from training.augment import fleet_paces, same_wear_path, virtual_assets
 
     ts = settings.training_settings()
     if readings is None:
@@ -139,7 +139,8 @@ def _with_virtual_assets(frame, readings, cols: list[str], settings):
             "readings: pass fit(..., readings=...) or set time_scale_copies=0"
         )
     paces = fleet_paces(frame, ts.time_scale_copies, ts.seed, ts.max_virtual_assets,
-                        settings.type.rul_per_cycle)
+                        settings.type.rul_per_cycle,
+                        same_wear_path(frame, readings, settings.type))
     virtual, parents = virtual_assets(frame, readings, cols, paces, settings.type, ts.seed)
     return pd.concat([frame, virtual], ignore_index=True), parents
 

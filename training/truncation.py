@@ -106,7 +106,7 @@ def units_missed(asset_id, covered, w) -> float:
 
 
 def band_coverage(y, lo, hi, w=None) -> dict[str, float]:
-    """Coverage per true-RUL band of COVERAGE_BANDS ("coverage_0-25", ..., "coverage_125+";
+    """Coverage per true-RUL band of COVERAGE_BANDS ("coverage_0-25", ..., "coverage_125-inf";
     NaN for an empty band), each row weighted by `w` (default 1)."""
     y, lo, hi = np.asarray(y, float), np.asarray(lo, float), np.asarray(hi, float)
     w = np.ones_like(y) if w is None else np.asarray(w, float)
@@ -114,6 +114,6 @@ def band_coverage(y, lo, hi, w=None) -> dict[str, float]:
     out = {}
     for a, b in COVERAGE_BANDS:
         m = (y >= a) & (y < b)
-        name = f"coverage_{a:g}-{b:g}" if np.isfinite(b) else f"coverage_{a:g}+"
+        name = f"coverage_{a:g}-{b:g}"  # "coverage_125-inf": MLflow allows no "+"
         out[name] = float(np.sum(w[m] * covered[m]) / w[m].sum()) if w[m].sum() else float("nan")
     return out

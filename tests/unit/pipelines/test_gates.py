@@ -61,7 +61,8 @@ def test_tolerances_come_from_config():
 @pytest.mark.parametrize(
     ("training", "ratio", "passed", "detail"),
     [
-        (TRAINING, 0.9, True, "held-out rmse all rows 18.00 <= 36.00 (0.9 x constant predictor 40.00)"),
+        (TRAINING, 0.9, True,
+         "held-out rmse all rows 18.00 <= 36.00 (0.9 x constant predictor 40.00)"),
         ({"val_rmse": 39.0, "val_constant_rmse": 40.0}, 0.9, False,
          "held-out rmse all rows 39.00 > 36.00 (0.9 x constant predictor 40.00)"),
         ({"val_rmse": 39.0, "val_constant_rmse": 40.0}, 1.0, True,

@@ -66,6 +66,6 @@ def test_cut_metrics_report_bands_and_the_units_whose_interval_misses():
     m = cut_metrics(ids, y, pred, lo, hi, np.full(4, 0.5))
     assert m["rmse"] == pytest.approx(np.sqrt((1 + 1 + 400 + 400) / 4))
     assert m["coverage"] == 0.5 and m["units_missed"] == 0.5  # unit b: every cut missed
-    assert m["coverage_0-25"] == 1 and m["coverage_50-125"] == 0 and m["coverage_125+"] == 0
+    assert m["coverage_0-25"] == 1 and m["coverage_50-125"] == 0 and m["coverage_125-inf"] == 0
     assert band_coverage(y, lo, hi)["coverage_25-50"] == 1
     assert "phm08_per_unit" not in cut_metrics(ids, y, pred, lo, hi, np.ones(4), phm08=False)
