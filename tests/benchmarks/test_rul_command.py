@@ -99,7 +99,42 @@ def test_benchmark_rul_pump_command_three_models_in_hours(tmp_path, monkeypatch)
     lines = res.output.splitlines()
     header, *_ = [ln for ln in lines if ln.startswith("model ")]
     assert "rmse h" in header and "coverage" in header and "score" not in header
-    for model in ("pinn", "baseline"):
+    for model in ("pinn", "baseline", "shipped"):
         assert any(ln.startswith(f"{model} ") and "n/a" not in ln for ln in lines)
     naive, *_ = [ln for ln in lines if ln.startswith("naive ")]
-    assert naive.count("n/a") == 2  # no interval: coverage and width
+    # no interval (coverage, width, missed units) and no validation (val rmse, gap)
+    assert naive.count("n/a") == 5
+    assert "val rmse (cuts)" in header and "test - val" in header
+    shipped = result["shipped"]["chosen"][0]
+    assert result["shipped"]["rmse_mean"] == result[shipped]["rmse_mean"]
+    other = {"pinn": "baseline", "baseline": "pinn"}[shipped]
+    assert result[shipped]["val_cut_rmse_mean"] <= result[other]["val_cut_rmse_mean"]
+
+
+def test_benchmark_rul_on_a_simulated_two_mode_six_regime_fleet(tmp_path, monkeypatch):
+    """`--fleet simulator:` runs the C-MAPSS protocol on a fleet the models never saw: two
+    fault modes, six operating conditions normalised per regime with statistics of the
+    training units, and prints the validation-test gap."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    monkeypatch.setenv("TWINOPS_PROFILE", "tiny")
+    out = tmp_path / "sim.json"
+    args = ["--state-dir", str(tmp_path / "state"), "benchmark", "rul", "--fleet",
+            "simulator:modes=2,regimes=6,train=8,test=6", "--seeds", "1", "--max-epochs", "2",
+            "--out", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    result = json.loads(out.read_text())
+    assert result["config"]["subset"] == "simulator:modes=2,regimes=6,train=8,test=6,seed=7"
+    assert (result["config"]["n_train_units"], result["config"]["n_test_units"]) == (8, 6)
+    for model in ("pinn", "baseline", "shipped"):
+        d = result[model]
+        assert 0 < d["rmse_mean"] < 400 and d["val_cut_rmse_mean"] > 0
+        assert d["rmse_gap_mean"] == pytest.approx(d["rmse_mean"] - d["val_cut_rmse_mean"])
+        assert set(d["coverage_by_band"]) == {"coverage_0-25", "coverage_25-50",
+                                              "coverage_50-125", "coverage_125-inf"}
+    assert "shipped per seed:" in res.output and "test - val" in res.output
+    bad = CliRunner().invoke(app, ["benchmark", "rul", "--fleet", "simulator:modes=3"])
+    assert bad.exit_code == 2 and "--fleet" in bad.output

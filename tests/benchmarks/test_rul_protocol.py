@@ -37,8 +37,10 @@ def test_sample_units_fraction_and_unlabelled_in_service_units():
 def test_summary_keys_and_table():
     def seed(r):
         m = {"rmse": r, "score": 10 * r, "mae": r / 2, "coverage": 0.9, "width": 30.0,
-             "train_seconds": 5.0, "val_rmse": r}
-        return {"pinn": dict(m), "baseline": {**m, "rmse": r + 1}}
+             "train_seconds": 5.0, "val_rmse": r, "val_cut_rmse": r, "rmse_gap": 0.5,
+             "units_missed": 0.1}
+        return {"pinn": dict(m), "baseline": {**m, "rmse": r + 1},
+                "shipped": {**m, "chosen": "pinn"}}
 
     s = summarise([seed(10.0), seed(12.0)])
     for model in MODELS:
@@ -53,3 +55,4 @@ def test_summary_keys_and_table():
     assert lines[0] == "title" and lines[2].startswith("model")
     assert lines[4].startswith("pinn") and "11.00 ± 1.41" in lines[4]
     assert lines[5].startswith("baseline")
+    assert lines[6].startswith("shipped") and s["shipped"]["chosen"] == ["pinn", "pinn"]
