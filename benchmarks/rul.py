@@ -27,6 +27,13 @@ transform, the labels, `fit`, the stored-and-reloaded predictor). It does not go
 Feast, MLflow or BentoML: that loop is tested in tests/integration/test_loop.py, and here it
 would only add minutes of I/O per seed.
 
+Three rows per fleet: `pinn` (physics on), `baseline` (off) and `shipped`, the one of the two
+with the lower cut validation RMSE (training.truncation), which is what `fit` ships with
+training.physics "auto". Beside the test figures: that validation RMSE, the gap test - val,
+coverage per true-RUL band and the share of test units outside their interval ("missed").
+`--fleet simulator:modes=2,regimes=6,...` runs the protocol on a simulated fleet instead of
+the C-MAPSS files (benchmarks.simulated_fleet).
+
 `--asset-type pump`: the same models on the ProgPy pump (features/sources/pump.py), RUL in hours.
 
     simulate_pump_fleet(n_train, fleet_seed) ─► window_features + rul_labels (hours) ─► frame
