@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from pipelines.evidence import Evidence, ModelEvidence
 from pipelines.gates import GateResult
+from training.truncation import band_names
 
 LINEAGE_TAGS = [
     ("DVC data hash", "dvc_data_hash"),
@@ -114,9 +115,9 @@ def render_html(ev: Evidence, gates: GateResult, *, model_name: str, run_uri: st
     header = ["", *[label for label, _ in models]]
     metric_rows = [[k, *[m.metrics.get(k, float("nan")) for _, m in models]]
                    for k in ("cut_rmse", "cut_phm08_per_unit", "cut_coverage", "cut_width",
-                             "cut_units_missed", "cut_coverage_0-25", "cut_coverage_25-50",
-                             "cut_coverage_50-125", "cut_coverage_125-inf", "rmse", "phm08_score",
-                             "mae", "coverage", "width", "last_rmse", "n_rows")]
+                             "cut_units_missed", *(f"cut_{b}" for b in band_names()),
+                             "rmse", "phm08_score", "mae", "coverage", "width", "last_rmse",
+                             "n_rows")]
     bands = sorted({b for _, m in models for b in m.rmse_by_band},
                    key=lambda b: float(b.split("-")[0]))
     band_rows = [[f"true RUL {b}", *[m.rmse_by_band.get(b, float("nan")) for _, m in models]]

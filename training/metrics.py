@@ -33,14 +33,16 @@ def mae(y_true, y_pred) -> float:
     return float(np.mean(np.abs(d))) if d.size else float("nan")
 
 
-def phm08_score(y_true, y_pred) -> float:
-    """PHM08 score s = Σ exp(-d/13) - 1 (d < 0) + Σ exp(d/10) - 1 (d >= 0), d = pred - true.
-
-    Lower is better; 0 for perfect predictions.
-    """
+def phm08_terms(y_true, y_pred) -> np.ndarray:
+    """Per prediction, its PHM08 term: exp(-d/13) - 1 (d < 0) or exp(d/10) - 1 (d >= 0),
+    d = pred - true (training.truncation weights them per unit)."""
     d = _as_1d(y_pred) - _as_1d(y_true)
-    s = np.where(d < 0, np.exp(-d / 13.0) - 1.0, np.exp(d / 10.0) - 1.0)
-    return float(np.sum(s))
+    return np.where(d < 0, np.exp(-d / 13.0) - 1.0, np.exp(d / 10.0) - 1.0)
+
+
+def phm08_score(y_true, y_pred) -> float:
+    """PHM08 score: the sum of `phm08_terms`. Lower is better; 0 for perfect predictions."""
+    return float(np.sum(phm08_terms(y_true, y_pred)))
 
 
 def interval_coverage(y_true, lower, upper) -> float:

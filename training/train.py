@@ -101,23 +101,29 @@ def _loao_intervals(pred, y, assets, level: float) -> tuple[np.ndarray, np.ndarr
 
 def _coverage(y, lower, upper) -> tuple[float, float]:
     """(coverage, mean width) of intervals; NaN where there are none."""
+    from training import metrics as M
+
     if np.isnan(lower).all():
         return float("nan"), float("nan")
-    covered = (y >= lower) & (y <= upper)
-    return float(covered.mean()), float(np.nanmean(np.where(np.isfinite(upper),
-                                                           upper - lower, np.nan)))
+    return M.interval_coverage(y, lower, upper), float(np.nanmean(np.where(
+        np.isfinite(upper), upper - lower, np.nan)))
 
 
-def _cut_validation(val_pairs, pred, lower, upper, train_mean: float, phm08: bool) -> dict:
-    """`val_cut_*`: the out-of-fold predictions scored at random cuts of each unit's life
-    against the uncapped RUL (training.truncation), and a constant predictor's RMSE there."""
-    from training.truncation import cut_metrics
+#: The cut validation figures that depend on the intervals (training.truncation.cut_metrics).
+CUT_INTERVAL_METRICS = ("coverage", "width", "units_missed")
+
+
+def _cut_intervals(val_pairs, pred, lower, upper, train_mean: float) -> dict:
+    """`val_cut_*` interval figures with leave-one-asset-out intervals (evaluate's use
+    intervals calibrated on the same assets, as `val_coverage` does below), and a constant
+    predictor's RMSE at the cuts: the floor gate's comparator."""
+    from training.truncation import band_names, cut_metrics, weighted_rmse
 
     y, w = val_pairs.rul_raw.astype(np.float64), val_pairs.weight.astype(np.float64)
-    m = cut_metrics(val_pairs.asset_id, y, pred, lower, upper, w, phm08=phm08)
-    constant = cut_metrics(val_pairs.asset_id, y, np.full_like(y, train_mean), lower, upper, w)
-    return {**{f"val_cut_{k}": v for k, v in m.items()},
-            "val_cut_constant_rmse": constant["rmse"]}
+    m = cut_metrics(val_pairs.asset_id, y, pred, lower, upper, w)
+    out = {f"val_cut_{k}": m[k] for k in (*CUT_INTERVAL_METRICS, *band_names())}
+    out["val_cut_constant_rmse"] = weighted_rmse(train_mean - y, w)
+    return out
 
 
 def default_artifact_dir(settings) -> Path:
@@ -271,8 +277,7 @@ def fit(
             "val_coverage": cov,
             "val_width": width,
             "val_constant_rmse": ev.constant_rmse(train_mean, val_frame, ts.rul_cap),
-            **_cut_validation(dm.val_pairs, pred, lower, upper, train_mean,
-                              settings.type.rul_unit == "cycles"),
+            **_cut_intervals(dm.val_pairs, pred, lower, upper, train_mean),
             "alpha": physics_params["alpha"],
             "train_seconds": train_seconds,
             "epochs": float(epochs),

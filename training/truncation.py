@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training import metrics as M
+
 #: Cuts are drawn uniformly among a unit's rows whose share of life lies in this range.
 CUT_LIFE_SHARE: tuple[float, float] = (0.3, 0.95)
 #: True-RUL bands (RUL units of a cycles type) the coverage is also reported in: a pooled
@@ -61,7 +63,9 @@ def cut_weights(asset_id, cycle, rul, per_cycle: float = 1.0,
     return np.where((counts == 0) & last, 1.0, w)
 
 
-def _weighted_rmse(err: np.ndarray, w: np.ndarray) -> float:
+def weighted_rmse(err, w) -> float:
+    """RMSE of `err` with row weights `w` (NaN without weight)."""
+    err, w = np.asarray(err, float), np.asarray(w, float)
     return float(np.sqrt(np.sum(w * err * err) / np.sum(w))) if w.sum() > 0 else float("nan")
 
 
@@ -79,16 +83,14 @@ def cut_metrics(asset_id, true_rul, pred, lower, upper, weights,
     covered = ((y >= lo) & (y <= hi)).astype(float)
     n_units = float(w.sum())
     out = {
-        "rmse": _weighted_rmse(err, w),
+        "rmse": weighted_rmse(err, w),
         "mae": float(np.sum(w * np.abs(err)) / n_units),
         "coverage": float(np.sum(w * covered) / n_units),
         "width": float(np.sum(w * np.where(np.isfinite(hi), hi - lo, np.nan)) / n_units),
         "n_units": n_units,
     }
     if phm08:
-        d = err
-        s = np.where(d < 0, np.exp(-d / 13.0) - 1.0, np.exp(d / 10.0) - 1.0)
-        out["phm08_per_unit"] = float(np.sum(w * s) / n_units)
+        out["phm08_per_unit"] = float(np.sum(w * M.phm08_terms(y, p)) / n_units)
     out.update(band_coverage(y, lo, hi, w))
     out["units_missed"] = units_missed(unit, covered, w)
     return out
@@ -105,6 +107,11 @@ def units_missed(asset_id, covered, w) -> float:
     return float((per_unit < 0.5).mean())
 
 
+def band_names() -> list[str]:
+    """The keys of `band_coverage`, in band order."""
+    return [f"coverage_{a:g}-{b:g}" for a, b in COVERAGE_BANDS]
+
+
 def band_coverage(y, lo, hi, w=None) -> dict[str, float]:
     """Coverage per true-RUL band of COVERAGE_BANDS ("coverage_0-25", ..., "coverage_125-inf";
     NaN for an empty band), each row weighted by `w` (default 1)."""
@@ -112,8 +119,8 @@ def band_coverage(y, lo, hi, w=None) -> dict[str, float]:
     w = np.ones_like(y) if w is None else np.asarray(w, float)
     covered = (y >= lo) & (y <= hi)
     out = {}
-    for a, b in COVERAGE_BANDS:
+    # names like "coverage_125-inf": MLflow allows no "+" in a metric name
+    for (a, b), name in zip(COVERAGE_BANDS, band_names(), strict=True):
         m = (y >= a) & (y < b)
-        name = f"coverage_{a:g}-{b:g}"  # "coverage_125-inf": MLflow allows no "+"
         out[name] = float(np.sum(w[m] * covered[m]) / w[m].sum()) if w[m].sum() else float("nan")
     return out

@@ -17,6 +17,7 @@ from features.regimes import (
     regime_keys,
     regimes_yaml,
 )
+from features.sources.simulator import REGIME_SETTINGS
 from features.transforms import (
     START_READINGS,
     feature_history,
@@ -26,16 +27,7 @@ from features.transforms import (
 )
 
 #: The six operating conditions of C-MAPSS FD002/FD004 (altitude, Mach, throttle angle).
-CONDITIONS = np.array(
-    [
-        [0, 0, 100],
-        [10, 0.25, 100],
-        [20, 0.70, 100],
-        [25, 0.62, 60],
-        [35, 0.84, 100],
-        [42, 0.84, 100],
-    ]
-)
+CONDITIONS = REGIME_SETTINGS
 SETTINGS = ["op_setting_1", "op_setting_2", "op_setting_3"]
 SENSORS = ["t2", "t24", "p30", "nf", "bleed"]
 STEPS = {"op_setting_1": 1, "op_setting_2": 0.01, "op_setting_3": 1}
