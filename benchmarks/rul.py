@@ -27,10 +27,12 @@ transform, the labels, `fit`, the stored-and-reloaded predictor). It does not go
 Feast, MLflow or BentoML: that loop is tested in tests/integration/test_loop.py, and here it
 would only add minutes of I/O per seed.
 
-Three rows per fleet: `pinn` (physics on), `baseline` (off) and `shipped`, the one of the two
+Four rows per fleet: `pinn` (physics on), `baseline` (off), `shipped`, the one of the two
 with the lower cut validation RMSE (training.truncation), which is what `fit` ships with
-training.physics "auto". Beside the test figures: that validation RMSE, the gap test - val,
-coverage per true-RUL band and the share of test units outside their interval ("missed").
+training.physics "auto", and `constant`: the training rows' mean capped RUL for every test
+unit, the floor gate's comparator (a model that does not beat it has learnt nothing).
+Beside the test figures: that validation RMSE, the gap test - val, coverage per true-RUL
+band and the share of test units outside their interval ("missed").
 `--fleet simulator:modes=2,regimes=6,...` runs the protocol on a simulated fleet instead of
 the C-MAPSS files (benchmarks.simulated_fleet).
 
@@ -62,10 +64,11 @@ from typing import Annotated
 
 import typer
 
-#: pinn (physics on), baseline (off) and shipped: of the two, the one with the lower cut
+#: pinn (physics on), baseline (off), shipped: of the two, the one with the lower cut
 #: validation RMSE, which is what `fit` with training.physics "auto" ships (same seed,
-#: same folds, deterministic runs: the winner of both candidate sets is the winner of one).
-MODELS = ("pinn", "baseline", "shipped")
+#: same folds, deterministic runs: the winner of both candidate sets is the winner of one),
+#: and constant: the training mean capped RUL (benchmarks.rul.score_constant).
+MODELS = ("pinn", "baseline", "shipped", "constant")
 #: Per-seed metrics, in table order, with how each is printed.
 METRICS = {
     "rmse": "{:.2f}",
@@ -80,12 +83,14 @@ METRICS = {
 }
 LABELS = {"val_cut_rmse": "val rmse (cuts)", "rmse_gap": "test - val",
           "units_missed": "missed", "train_seconds": "train s"}
-#: The pump benchmark (hours): a naive predictor beside the models, no PHM08 score.
-PUMP_MODELS = ("pinn", "baseline", "shipped", "naive")
+#: The pump benchmark (hours): also a naive predictor, and no PHM08 score.
+PUMP_MODELS = ("pinn", "baseline", "shipped", "constant", "naive")
 PUMP_METRICS = {k: v for k, v in METRICS.items() if k != "score"} | {"width": "{:.2f}"}
 PUMP_LABELS = {**LABELS, "rmse": "rmse h", "mae": "mae h", "width": "width h"}
-#: Coverage per true-RUL band, printed below the table (training.truncation.COVERAGE_BANDS).
-BAND_NOTE = ("coverage by true-RUL band (test, mean over seeds) and 'missed' = share of test "
+#: Coverage per true-RUL band, printed below the table (training.truncation.coverage_bands).
+BAND_NOTE = ("constant = the training rows' mean capped RUL for every unit (the floor "
+             "gate's comparator): no interval (n/a). "
+             "Coverage by true-RUL band (test, mean over seeds) and 'missed' = share of test "
              "units outside their interval; val rmse (cuts) = out-of-fold RMSE at random cuts "
              "of 30-95% of each training unit's life (what fit chooses on); test - val = the "
              "gap between the two")
@@ -148,7 +153,8 @@ def sample_units(frame, fraction: float, seed: int, unlabelled: bool = False):
     return pd.concat([labelled, rest], ignore_index=True)
 
 
-def score_model(predictor, test, horizon: int, phm08: bool = True) -> dict[str, float]:
+def score_model(predictor, test, horizon: int, cap: float,
+                phm08: bool = True) -> dict[str, float]:
     """Test-protocol metrics of one predictor on the last-cycle test rows (`phm08`: with the
     C-MAPSS score, whose time constants are cycles)."""
     from training import metrics as M
@@ -164,7 +170,7 @@ def score_model(predictor, test, horizon: int, phm08: bool = True) -> dict[str, 
         "mae": M.mae(y, pred),
         "coverage": M.interval_coverage(y, lo, hi),
         "width": M.mean_width(lo, hi),
-        "coverage_by_band": band_coverage(y, lo, hi),
+        "coverage_by_band": band_coverage(y, lo, hi, cap),
     }
     m["units_missed"] = 1.0 - m["coverage"]  # one row per test unit
     if not phm08:
@@ -200,13 +206,14 @@ def run_seed(
             readings=readings,
             out_dir=workdir / f"{model}-{seed}",
         )
-        m = score_model(r.predictor, test, s.horizon, phm08)
+        m = score_model(r.predictor, test, s.horizon, s.rul_cap, phm08)
         m["train_seconds"] = r.metrics["train_seconds"]
         m["val_rmse"] = r.metrics["val_rmse"]
         m["val_cut_rmse"] = r.metrics["val_cut_rmse"]
         m["rmse_gap"] = m["rmse"] - m["val_cut_rmse"]
         m["val_coverage"] = r.metrics["val_coverage"]
         m["val_cut_coverage"] = r.metrics["val_cut_coverage"]
+        m["val_cut_constant_rmse"] = r.metrics["val_cut_constant_rmse"]  # the floor gate's
         m["n_unlabelled_rows"] = r.metrics["n_unlabelled_rows"]
         m["n_virtual_rows"] = r.metrics["n_virtual_rows"]
         # the feature set fit kept (training.candidates.feature_candidates) and each one's score
@@ -220,6 +227,7 @@ def run_seed(
         out[model] = m
     chosen = min(("pinn", "baseline"), key=lambda k: out[k]["val_cut_rmse"])
     out["shipped"] = {**out[chosen], "chosen": chosen}
+    out["constant"] = score_constant(train, test, settings.rul_cap, phm08)
     return out
 
 
@@ -308,11 +316,8 @@ def run_benchmark(
 
     from features.settings import get_settings
 
-    settings = (settings or get_settings()).for_type("turbofan")  # C-MAPSS is the turbofan
-    if max_epochs is not None:
-        settings = settings.model_copy(
-            update={"training": settings.training.model_copy(update={"max_epochs": max_epochs})}
-        )
+    # C-MAPSS is the turbofan
+    settings = _resolved_training((settings or get_settings()).for_type("turbofan"), max_epochs)
     if fleet is not None:
         from benchmarks import simulated_fleet
 
@@ -352,12 +357,13 @@ def run_benchmark(
     }
 
 
-def _with_epochs(settings, max_epochs: int | None):
-    if max_epochs is None:
-        return settings
-    return settings.model_copy(
-        update={"training": settings.training.model_copy(update={"max_epochs": max_epochs})}
-    )
+def _resolved_training(settings, max_epochs: int | None):
+    """`settings` with training resolved for its asset type (its by_type overrides applied,
+    so the JSON's config is what ran) and --max-epochs, when given, over them."""
+    ts = settings.training_settings().model_copy(update={"by_type": {}})
+    if max_epochs is not None:
+        ts = ts.model_copy(update={"max_epochs": max_epochs})
+    return settings.model_copy(update={"training": ts})
 
 
 def pump_fleets(n_train: int, n_test: int, fleet_seed: int, asset_type, cache_dir: Path | None):
@@ -396,16 +402,32 @@ def naive_predict(life: float, cycle, per_cycle: float):
     return np.clip(life - np.asarray(cycle, dtype=float) * per_cycle, 0.0, None)
 
 
-def score_naive(life: float, test, per_cycle: float) -> dict:
-    """Test metrics of the naive predictor; it has no interval (coverage/width None)."""
+def score_point(pred, test, phm08: bool = True, **facts) -> dict:
+    """Test metrics of a point predictor without an interval (no coverage/width: None)."""
     from training import metrics as M
 
-    t0 = time.perf_counter()
-    pred = naive_predict(life, test["cycle"], per_cycle)
     y = test["rul"].to_numpy(dtype=float)
-    return {"rmse": M.rmse(y, pred), "mae": M.mae(y, pred), "coverage": None, "width": None,
-            "train_seconds": time.perf_counter() - t0, "val_rmse": None, "val_cut_rmse": None,
-            "rmse_gap": None, "units_missed": None, "mean_life": life}
+    m = {"rmse": M.rmse(y, pred), "mae": M.mae(y, pred), "coverage": None, "width": None,
+         "train_seconds": 0.0, "val_rmse": None, "val_cut_rmse": None, "rmse_gap": None,
+         "units_missed": None, **facts}
+    if phm08:
+        m["score"] = M.phm08_score(y, pred)
+    return m
+
+
+def score_constant(train, test, cap: float, phm08: bool = True) -> dict:
+    """The constant predictor of the floor gate (pipelines.gates): every test unit gets the
+    training rows' mean capped RUL. A model that does not beat it has learnt nothing."""
+    import numpy as np
+
+    mean = float(np.minimum(train["rul"].dropna().to_numpy(dtype=float), cap).mean())
+    return score_point(np.full(len(test), mean), test, phm08, constant=mean)
+
+
+def score_naive(life: float, test, per_cycle: float) -> dict:
+    """Test metrics of the naive predictor (mean life - age)."""
+    return score_point(naive_predict(life, test["cycle"], per_cycle), test, False,
+                       mean_life=life)
 
 
 def _finite_or_none(x):
@@ -441,7 +463,7 @@ def run_pump_benchmark(
 
     from features.settings import get_settings
 
-    settings = _with_epochs((settings or get_settings()).for_type("pump"), max_epochs)
+    settings = _resolved_training((settings or get_settings()).for_type("pump"), max_epochs)
     cache = Path(cache_dir or settings.simulator.cache_dir or DEFAULT_CACHE).expanduser()
     per_cycle = settings.type.rul_per_cycle
     t_sim = time.perf_counter()
@@ -505,8 +527,8 @@ def pump_header(result: dict) -> str:
     )
 
 
-PUMP_NOTE = ("naive = mean life of the training pumps - age (h), clipped at 0: no interval, "
-             "so no coverage/width (n/a). PHM08 score left out (a C-MAPSS cycles metric).")
+PUMP_NOTE = ("naive = mean life of the training pumps - age (h), clipped at 0: no interval "
+             "(n/a). PHM08 score left out (a C-MAPSS cycles metric).")
 
 
 def command(

@@ -91,7 +91,7 @@ def propose(settings: Settings, version: str, *, decide: bool = True) -> dict:
     gates = review_gates(ev.candidate.metrics, ev.candidate.physics,
                          ev.champion.metrics if ev.champion else None, settings.review,
                          training_metrics=ev.candidate.training_metrics,
-                         max_rmse_ratio=settings.training.gate_max_rmse_ratio_to_constant)
+                         max_rmse_ratio=settings.training_settings().gate_max_rmse_ratio_to_constant)
     report = atomic.write_text(
         settings.reports_dir / f"review-v{version}.html",
         render_html(ev, gates, model_name=settings.model_name,

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 
 from pipelines.evidence import Evidence, ModelEvidence
 from pipelines.gates import GateResult
-from training.truncation import band_names
 
 LINEAGE_TAGS = [
     ("DVC data hash", "dvc_data_hash"),
@@ -113,9 +112,12 @@ def _table(header: list[str], rows: list[list]) -> str:
 def render_html(ev: Evidence, gates: GateResult, *, model_name: str, run_uri: str = "") -> str:
     models = _models(ev)
     header = ["", *[label for label, _ in models]]
+    # the bands follow the target cap (training.truncation.coverage_bands): read them off
+    cut_bands = sorted({k for _, m in models for k in m.metrics if k.startswith("cut_coverage_")},
+                       key=lambda k: float(k.removeprefix("cut_coverage_").split("-")[0]))
     metric_rows = [[k, *[m.metrics.get(k, float("nan")) for _, m in models]]
                    for k in ("cut_rmse", "cut_phm08_per_unit", "cut_coverage", "cut_width",
-                             "cut_units_missed", *(f"cut_{b}" for b in band_names()),
+                             "cut_units_missed", *cut_bands,
                              "rmse", "phm08_score", "mae", "coverage", "width", "last_rmse",
                              "n_rows")]
     bands = sorted({b for _, m in models for b in m.rmse_by_band},

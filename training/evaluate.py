@@ -66,6 +66,6 @@ def evaluate(
     res["last_rmse"] = M.rmse(y[last], pred[last])
     res["last_phm08_score"] = M.phm08_score(y[last], pred[last])
     w = cut_weights(asset, cycle, raw, per_cycle)
-    cut = cut_metrics(asset, raw, pred, lo, hi, w)
+    cut = cut_metrics(asset, raw, pred, lo, hi, w, cap)
     res.update({f"cut_{k}": v for k, v in cut.items()})
     return res

@@ -113,15 +113,15 @@ def _coverage(y, lower, upper) -> tuple[float, float]:
 CUT_INTERVAL_METRICS = ("coverage", "width", "units_missed")
 
 
-def _cut_intervals(val_pairs, pred, lower, upper, train_mean: float) -> dict:
+def _cut_intervals(val_pairs, pred, lower, upper, train_mean: float, cap: float) -> dict:
     """`val_cut_*` interval figures with leave-one-asset-out intervals (evaluate's use
     intervals calibrated on the same assets, as `val_coverage` does below), and a constant
     predictor's RMSE at the cuts: the floor gate's comparator."""
     from training.truncation import band_names, cut_metrics, weighted_rmse
 
     y, w = val_pairs.rul_raw.astype(np.float64), val_pairs.weight.astype(np.float64)
-    m = cut_metrics(val_pairs.asset_id, y, pred, lower, upper, w)
-    out = {f"val_cut_{k}": m[k] for k in (*CUT_INTERVAL_METRICS, *band_names())}
+    m = cut_metrics(val_pairs.asset_id, y, pred, lower, upper, w, cap)
+    out = {f"val_cut_{k}": m[k] for k in (*CUT_INTERVAL_METRICS, *band_names(cap))}
     out["val_cut_constant_rmse"] = weighted_rmse(train_mean - y, w)
     return out
 
@@ -277,7 +277,7 @@ def fit(
             "val_coverage": cov,
             "val_width": width,
             "val_constant_rmse": ev.constant_rmse(train_mean, val_frame, ts.rul_cap),
-            **_cut_intervals(dm.val_pairs, pred, lower, upper, train_mean),
+            **_cut_intervals(dm.val_pairs, pred, lower, upper, train_mean, ts.rul_cap),
             "alpha": physics_params["alpha"],
             "train_seconds": train_seconds,
             "epochs": float(epochs),

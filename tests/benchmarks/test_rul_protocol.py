@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.rul import MODELS, sample_units, summarise, table
+from benchmarks.rul import MODELS, sample_units, score_constant, summarise, table
 
 
 def _frame(n_units=10, life=50):
@@ -40,7 +40,8 @@ def test_summary_keys_and_table():
              "train_seconds": 5.0, "val_rmse": r, "val_cut_rmse": r, "rmse_gap": 0.5,
              "units_missed": 0.1}
         return {"pinn": dict(m), "baseline": {**m, "rmse": r + 1},
-                "shipped": {**m, "chosen": "pinn"}}
+                "shipped": {**m, "chosen": "pinn"},
+                "constant": {**m, "rmse": 40.0, "coverage": None, "width": None}}
 
     s = summarise([seed(10.0), seed(12.0)])
     for model in MODELS:
@@ -56,3 +57,13 @@ def test_summary_keys_and_table():
     assert lines[4].startswith("pinn") and "11.00 ± 1.41" in lines[4]
     assert lines[5].startswith("baseline")
     assert lines[6].startswith("shipped") and s["shipped"]["chosen"] == ["pinn", "pinn"]
+    assert lines[7].startswith("constant") and "40.00" in lines[7] and "n/a" in lines[7]
+
+
+def test_the_constant_row_predicts_the_mean_capped_training_rul():
+    train = pd.DataFrame({"rul": [0.0, 10.0, 200.0, np.nan]})  # NaN: an unlabelled row
+    test = pd.DataFrame({"rul": [5.0, 15.0]})
+    m = score_constant(train, test, cap=20)
+    assert m["constant"] == pytest.approx(10.0)  # (0 + 10 + 20) / 3: capped, NaN left out
+    assert m["rmse"] == pytest.approx(5.0) and m["coverage"] is None and "score" in m
+    assert "score" not in score_constant(train, test, cap=20, phm08=False)

@@ -59,3 +59,19 @@ def test_a_profile_sits_above_the_defaults_and_below_everything_set(monkeypatch,
     monkeypatch.setenv("TWINOPS_PROFILE", "nope")
     with pytest.raises(ValidationError, match="profile"):
         get_settings()
+
+
+def test_training_overrides_apply_to_their_asset_type_only(tmp_path):
+    from pydantic import ValidationError
+
+    settings = get_settings(state_dir=tmp_path, training={
+        "max_epochs": 6, "by_type": {"pump": {"max_epochs": 30, "rul_cap": 10}}})
+    pump = settings.for_type("pump")
+    assert pump.training_settings().max_epochs == 30 and pump.rul_cap == 10.0
+    assert pump.training_settings().n_folds == settings.training.n_folds  # the rest inherited
+    turbofan = settings.for_type("turbofan")
+    assert turbofan.training_settings().max_epochs == 6 and turbofan.rul_cap == 125.0
+    with pytest.raises(ValidationError, match="by_type.pump: not a training setting: epochs"):
+        get_settings(state_dir=tmp_path, training={"by_type": {"pump": {"epochs": 3}}})
+    with pytest.raises(ValidationError, match="n_members"):
+        get_settings(state_dir=tmp_path, training={"by_type": {"pump": {"n_members": 1}}})

@@ -4,7 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.truncation import CUT_LIFE_SHARE, band_coverage, cut_metrics, cut_weights
+from training.truncation import (
+    CUT_LIFE_SHARE,
+    band_coverage,
+    band_names,
+    cut_metrics,
+    cut_weights,
+)
 
 
 def _units(lives=(10, 40, 200), shuffle=True):
@@ -63,9 +69,20 @@ def test_cut_metrics_report_bands_and_the_units_whose_interval_misses():
     y = np.array([10.0, 30.0, 60.0, 150.0])
     pred = y + np.array([1.0, -1.0, 20.0, 20.0])
     lo, hi = pred - 5, pred + 5
-    m = cut_metrics(ids, y, pred, lo, hi, np.full(4, 0.5))
+    m = cut_metrics(ids, y, pred, lo, hi, np.full(4, 0.5), cap=125)
     assert m["rmse"] == pytest.approx(np.sqrt((1 + 1 + 400 + 400) / 4))
     assert m["coverage"] == 0.5 and m["units_missed"] == 0.5  # unit b: every cut missed
     assert m["coverage_0-25"] == 1 and m["coverage_50-125"] == 0 and m["coverage_125-inf"] == 0
-    assert band_coverage(y, lo, hi)["coverage_25-50"] == 1
-    assert "phm08_per_unit" not in cut_metrics(ids, y, pred, lo, hi, np.ones(4), phm08=False)
+    assert band_coverage(y, lo, hi, 125)["coverage_25-50"] == 1
+    assert "phm08_per_unit" not in cut_metrics(ids, y, pred, lo, hi, np.ones(4), 125,
+                                               phm08=False)
+
+
+def test_the_bands_are_the_same_stages_of_life_at_any_cap():
+    assert band_names(125) == ["coverage_0-25", "coverage_25-50", "coverage_50-125",
+                               "coverage_125-inf"]  # the C-MAPSS bands
+    assert band_names(8) == ["coverage_0-1.6", "coverage_1.6-3.2", "coverage_3.2-8",
+                             "coverage_8-inf"]  # a pump capped at 8 h
+    y = np.array([1.0, 2.0, 5.0, 9.0])
+    cov = band_coverage(y, y - 0.5, y + 0.5, 8)
+    assert all(cov[b] == 1 for b in band_names(8))  # each band holds one row, covered
