@@ -423,13 +423,20 @@ def run(
         typer.echo(where_to_look(settings, summary))
 
 
-@app.command("asset-types")
+asset_types_app = typer.Typer(rich_markup_mode=None)
+app.add_typer(asset_types_app, name="asset-types")
+
+
+@asset_types_app.callback(invoke_without_command=True)
 def asset_types(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Full declarations as JSON.")] = False,
 ) -> None:
     """The declared asset types with their settings, sensors and units."""
     from features.asset_types import AssetTypeError
 
+    if ctx.invoked_subcommand is not None:
+        return
     settings = _settings()
     try:
         types = settings.declared_types()
@@ -451,6 +458,44 @@ def asset_types(
                 optional = " optional" if ch.optional else ""
                 typer.echo(f"  {kind:<8} {ch.name:<14} {ch.unit:<22} {rng}{optional}")
         typer.echo(f"  failure modes: {', '.join(t.failure_modes)}")
+
+
+@asset_types_app.command("fit-regimes")
+def fit_regimes(
+    asset_type: AssetTypeOption = None,
+    readings: Annotated[
+        Path | None,
+        typer.Option(help="CSV or Parquet readings of the training fleet; default: the "
+                     "type's stored readings."),
+    ] = None,
+) -> None:
+    """Fit the per-regime sensor statistics of a type that declares `regimes: {settings:
+    ...}` and print its `regimes` block (YAML) to put in the declaration, then retrain."""
+    import pandas as pd
+
+    from features import datastore
+    from features.asset_types import AssetTypeError
+    from features.regimes import fit_regimes as fit, regimes_yaml
+
+    settings = _one_type(asset_type)
+    if readings is None:
+        frame = datastore.load_readings(settings)
+    elif not readings.exists():
+        _fail(f"--readings {readings}: no such file")
+    else:
+        frame = pd.read_parquet(readings) if readings.suffix == ".parquet" else pd.read_csv(
+            readings)
+    if frame.empty:
+        _fail(f"no {settings.asset_type} readings to fit regimes on: ingest the training "
+              "fleet first, or pass --readings")
+    missing = [c for c in (settings.type.regimes.settings if settings.type.regimes else {})
+               if c not in frame.columns]
+    if missing:
+        _fail(f"the readings lack the regime settings {', '.join(missing)}")
+    try:
+        typer.echo(regimes_yaml(fit(frame, settings.type)), nl=False)
+    except AssetTypeError as exc:
+        _fail(str(exc))
 
 
 def _review_call(fn, *args, **kwargs):

@@ -255,3 +255,33 @@ def test_every_bad_regimes_block_names_its_field(regimes, field, message):
     text = str(err.value)
     assert text.startswith("jet.yaml: asset type 'jet'")
     assert f"{field}:" in text and message in text, text
+
+
+def test_the_cli_prints_the_fitted_block_for_the_declaration(tmp_path, monkeypatch):
+    import os
+
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    readings, _ = _fleet()
+    path = tmp_path / "fleet.parquet"
+    readings.to_parquet(path)
+    cfg = tmp_path / "twinops.yaml"
+    cfg.write_text(yaml.safe_dump({"asset_types": {"jet": DECLARATION}}))
+    monkeypatch.setenv("TWINOPS_CONFIG", str(cfg))
+    saved = dict(os.environ)  # the CLI's runtime.prepare points library homes into state
+    try:
+        base = ["--state-dir", str(tmp_path / "state"), "asset-types"]
+        out = CliRunner().invoke(app, [*base, "fit-regimes", "-t", "jet", "--readings", str(path)])
+        listing = CliRunner().invoke(app, base)
+        empty = CliRunner().invoke(app, [*base, "fit-regimes", "-t", "jet"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert out.exit_code == 0, out.output
+    assert out.output == regimes_yaml(fit_regimes(readings, JET))
+    pasted = parse_asset_type({**DECLARATION, **yaml.safe_load(out.output)}, "test")
+    assert len(pasted.regimes.levels) == len(CONDITIONS)
+    assert listing.exit_code == 0 and "jet" in listing.output  # the group still lists
+    assert empty.exit_code == 2 and "ingest the training fleet first" in empty.output
