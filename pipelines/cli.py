@@ -475,7 +475,8 @@ def fit_regimes(
 
     from features import datastore
     from features.asset_types import AssetTypeError
-    from features.regimes import fit_regimes as fit, regimes_yaml
+    from features.regimes import fit_regimes as fit
+    from features.regimes import regimes_yaml
 
     settings = _one_type(asset_type)
     if readings is None:
