@@ -311,8 +311,9 @@ def run_benchmark(
 ) -> dict:
     """Everything but printing: the JSON-able result of the benchmark. `fleet`
     ("simulator:<opts>", benchmarks.simulated_fleet) replaces the C-MAPSS files."""
-    import os
-    import platform
+    import shlex
+    import sys
+    from datetime import UTC, datetime
 
     from features.settings import get_settings
 
@@ -347,11 +348,9 @@ def run_benchmark(
             "training": settings.training.model_dump(),
             "window": settings.window,
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
+        "command": shlex.join(["twinops", *sys.argv[1:]]),  # as typed (or the caller's argv)
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "per_seed": per_seed,
         "total_seconds": time.perf_counter() - t0,
     }
