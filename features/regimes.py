@@ -27,6 +27,7 @@ a condition it was never shown, and guessing a neighbour's statistics would feed
 on a scale it never saw. Its sensors are then missing like an optional sensor's dropout: the
 type's `missing` policy carries the last readable z-scores forward for up to `limit`
 readings, then (or at once with `drop`) those features are NaN and the model imputes them.
+Ingest keeps such readings and counts them (features.validation: `unknown_regime`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def regime_keys(readings: pd.DataFrame, regimes: Regimes) -> np.ndarray:
     return np.round(_grid(readings, regimes) * steps, 12) + 0.0  # + 0.0: no -0.0
 
 
-def _level_index(readings: pd.DataFrame, regimes: Regimes) -> np.ndarray:
+def level_index(readings: pd.DataFrame, regimes: Regimes) -> np.ndarray:
     """Per reading, the index of its regime in `regimes.levels`; -1 where none matches."""
     grid = _grid(readings, regimes)
     steps = np.array(list(regimes.settings.values()))
@@ -154,7 +155,7 @@ def normalise(readings: pd.DataFrame, asset_type: AssetType) -> pd.DataFrame:
     # One extra row of NaN statistics for the readings of no declared regime.
     mean = np.vstack([mean, np.full(len(sensors), np.nan)])
     std = np.vstack([std, np.ones(len(sensors))])
-    level = _level_index(readings, regimes)  # -1 picks the NaN row
+    level = level_index(readings, regimes)  # -1 picks the NaN row
     y = readings[sensors].to_numpy(dtype=np.float64)
     out = readings.copy()
     out[sensors] = (y - mean[level]) / std[level]

@@ -41,6 +41,8 @@ class IngestSummary:
     reasons: dict[str, int]
     #: NaN values of optional sensors kept in the valid rows, per sensor.
     missing_optional: dict[str, int]
+    #: Valid rows in an operating regime without fitted levels (refit: fit-regimes).
+    unknown_regime: int
     events_appended: int
     quarantine_file: str | None
     data_hash: str | None
@@ -96,6 +98,7 @@ def validate_and_store_task(readings, events, settings: Settings, source: str) -
         rows_quarantined=len(quarantined),
         reasons={str(k): int(v) for k, v in reasons.items()},
         missing_optional=result.missing_optional,
+        unknown_regime=result.unknown_regime,
         events_appended=events_appended,
         quarantine_file=quarantine_file,
         data_hash=None,
@@ -144,6 +147,9 @@ def ingest_flow(source: str = "simulator", settings: Settings | None = None) -> 
     summary.data_hash = track_data_task(settings)
     gaps = f"; optional sensors missing {summary.missing_optional}" if (
         summary.missing_optional) else ""
+    if summary.unknown_regime:
+        gaps += (f"; {summary.unknown_regime} row(s) in a regime without fitted levels (their "
+                 f"sensors read as missing: `twinops asset-types fit-regimes`, then retrain)")
     print(
         f"ingested {summary.rows_appended}/{summary.rows_in} {settings.asset_type} rows from "
         f"{source}; quarantined {summary.rows_quarantined} {summary.reasons or ''}{gaps}; "

@@ -163,7 +163,8 @@ def ingest_readings(settings: Settings, readings: Sequence[dict[str, Any]], *,
     return IngestResponse(accepted=accepted, appended=sum(p.appended for _, p in parts),
                           already_stored=sum(p.already_stored for _, p in parts),
                           rejected=rejected,
-                          features_pushed=sorted(a for _, p in parts for a in p.features_pushed))
+                          features_pushed=sorted(a for _, p in parts for a in p.features_pushed),
+                          unknown_regime=sum(p.unknown_regime for _, p in parts))
 
 
 def _ingest_type(settings: Settings, readings: Sequence[dict[str, Any]], push) -> IngestResponse:
@@ -225,7 +226,8 @@ def _ingest_type(settings: Settings, readings: Sequence[dict[str, Any]], push) -
                                    f"pushed ({type(exc).__name__}: {exc}); retrying is safe"
                               ) from exc
     return IngestResponse(accepted=accepted, appended=appended, already_stored=same,
-                          rejected=rejected, features_pushed=stored_assets)
+                          rejected=rejected, features_pushed=stored_assets,
+                          unknown_regime=result.unknown_regime)
 
 
 def record_events(settings: Settings, events: Sequence[dict[str, Any]]) -> FeedbackResponse:

@@ -170,6 +170,9 @@ class IngestResponse(BaseModel):
     already_stored: int
     rejected: list[RejectedRow]
     features_pushed: list[str] = Field(description="Assets whose online features were updated.")
+    unknown_regime: int = Field(0, description=(
+        "Valid rows taken in an operating regime the asset type has no fitted levels for: "
+        "their sensors read as missing until the regimes are refitted."))
 
 
 EventKind = Literal["failure", "maintenance"]

@@ -285,3 +285,15 @@ def test_the_cli_prints_the_fitted_block_for_the_declaration(tmp_path, monkeypat
     assert len(pasted.regimes.levels) == len(CONDITIONS)
     assert listing.exit_code == 0 and "jet" in listing.output  # the group still lists
     assert empty.exit_code == 2 and "ingest the training fleet first" in empty.output
+
+
+def test_a_reading_in_a_regime_without_levels_is_kept_and_counted_at_ingest():
+    from features.validation import validate_readings
+
+    readings, cond = _fleet(n_assets=2)
+    fitted = fit_regimes(readings[cond != 5], JET)  # condition 5 never seen in training
+    res = validate_readings(readings, fitted)
+    assert len(res.valid) == len(readings) and res.counts["quarantined"] == 0
+    assert res.unknown_regime == int((cond == 5).sum()) > 0
+    assert validate_readings(readings, fit_regimes(readings, JET)).unknown_regime == 0
+    assert validate_readings(readings, PLAIN).unknown_regime == 0  # no regimes declared
