@@ -165,7 +165,7 @@ class TrainingSettings(BaseModel):
     @classmethod
     def _valid_overrides(cls, by_type: dict[str, dict]) -> dict[str, dict]:
         for name, fields in by_type.items():
-            unknown = sorted(set(fields) - set(cls.model_fields) | set(fields) & {"by_type"})
+            unknown = sorted(set(fields) - (set(cls.model_fields) - {"by_type"}))
             if unknown:
                 raise ValueError(f"by_type.{name}: not a training setting: {', '.join(unknown)}")
             cls.model_validate(fields)  # a bad value fails here, naming its field

@@ -471,28 +471,24 @@ def fit_regimes(
 ) -> None:
     """Fit the per-regime sensor statistics of a type that declares `regimes: {settings:
     ...}` and print its `regimes` block (YAML) to put in the declaration, then retrain."""
-    import pandas as pd
-
     from features import datastore
     from features.asset_types import AssetTypeError
     from features.regimes import fit_regimes as fit
     from features.regimes import regimes_yaml
+    from features.sources.tabular import read_tabular
+    from features.validation import validate_readings
 
     settings = _one_type(asset_type)
-    if readings is None:
-        frame = datastore.load_readings(settings)
-    elif not readings.exists():
-        _fail(f"--readings {readings}: no such file")
-    else:
-        frame = pd.read_parquet(readings) if readings.suffix == ".parquet" else pd.read_csv(
-            readings)
+    try:
+        # a file goes through the ingest checks first: a sentinel or a unit mix-up in the
+        # statistics would shift every z-score of its regime
+        frame = (datastore.load_readings(settings) if readings is None else
+                 validate_readings(read_tabular(readings, settings.type), settings.type).valid)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(f"--readings {readings}: {exc}")
     if frame.empty:
-        _fail(f"no {settings.asset_type} readings to fit regimes on: ingest the training "
+        _fail(f"no valid {settings.asset_type} readings to fit regimes on: ingest the training "
               "fleet first, or pass --readings")
-    missing = [c for c in (settings.type.regimes.settings if settings.type.regimes else {})
-               if c not in frame.columns]
-    if missing:
-        _fail(f"the readings lack the regime settings {', '.join(missing)}")
     try:
         typer.echo(regimes_yaml(fit(frame, settings.type)), nl=False)
     except AssetTypeError as exc:

@@ -266,7 +266,8 @@ def test_the_cli_prints_the_fitted_block_for_the_declaration(tmp_path, monkeypat
 
     readings, _ = _fleet()
     path = tmp_path / "fleet.parquet"
-    readings.to_parquet(path)
+    sentinel = readings.iloc[[0]].assign(p30=1e6)  # a re-sent row, corrupted: quarantined
+    pd.concat([readings, sentinel], ignore_index=True).to_parquet(path)
     cfg = tmp_path / "twinops.yaml"
     cfg.write_text(yaml.safe_dump({"asset_types": {"jet": DECLARATION}}))
     monkeypatch.setenv("TWINOPS_CONFIG", str(cfg))
@@ -276,6 +277,8 @@ def test_the_cli_prints_the_fitted_block_for_the_declaration(tmp_path, monkeypat
         out = CliRunner().invoke(app, [*base, "fit-regimes", "-t", "jet", "--readings", str(path)])
         listing = CliRunner().invoke(app, base)
         empty = CliRunner().invoke(app, [*base, "fit-regimes", "-t", "jet"])
+        absent = CliRunner().invoke(app, [*base, "fit-regimes", "-t", "jet", "--readings",
+                                          str(tmp_path / "nope.csv")])
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -285,6 +288,7 @@ def test_the_cli_prints_the_fitted_block_for_the_declaration(tmp_path, monkeypat
     assert len(pasted.regimes.levels) == len(CONDITIONS)
     assert listing.exit_code == 0 and "jet" in listing.output  # the group still lists
     assert empty.exit_code == 2 and "ingest the training fleet first" in empty.output
+    assert absent.exit_code == 2 and "nope.csv" in absent.output
 
 
 def test_a_reading_in_a_regime_without_levels_is_kept_and_counted_at_ingest():
