@@ -2,13 +2,14 @@
 
     fit ─► train_candidates(frame, {name: columns}, ts)
               ├─ first candidate: this process ─┐
-              └─ the others: spawned workers ───┼─► lowest out-of-fold val/rmse
-                 (one per core, large frames)   ┘       (name, datamodule, module, epochs)
+              └─ the others: spawned workers ───┼─► lowest out-of-fold cut val/rmse at
+                 (one per core, large frames)   ┘   each one's epoch (chosen on all rows):
+                                                    (name, datamodule, module, epochs)
 
 Why compare feature sets per fleet: some features pay only with enough failures (the
 `*_vs_start` group of features.transforms helps a fleet with many run-to-failure assets and
-hurts a small one). Which side a fleet is on is answered on the same out-of-fold
-predictions that pick the epoch (settings.training.select_features; off = every feature,
+hurts a small one). Which side a fleet is on is answered on the out-of-fold
+cut validation (settings.training.select_features; off = every feature,
 half the CPU time).
 """
 
@@ -134,7 +135,7 @@ def train_one(frame, cols: list[str], ts, accelerator: str, virtual_parents=None
     torch.set_num_threads(1)
     L.seed_everything(ts.seed, workers=True, verbose=False)
     dm, module = build(frame, cols, ts, virtual_parents)
-    callbacks = [EarlyStopping("val/rmse", patience=8, min_delta=0.01, mode="min")]
+    callbacks = [EarlyStopping("val/rmse_all_rows", patience=8, min_delta=0.01, mode="min")]
     if progress:
         callbacks.append(EpochBar(f"train {label} ({ts.n_members} members)", ts.max_epochs))
     try:

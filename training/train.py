@@ -5,9 +5,11 @@
                 `time_scale_copies` others, through the window transform (training.augment;
                 the damage law's symmetry; needs `readings`)
           ──► training.candidates: one seeded Lightning run per candidate, physics on or off
-              (training.physics "auto": both) x feature set; epoch and candidate chosen on
-              the cut validation (training.truncation: out-of-fold predictions at random
-              cuts of each unit's life, against the uncapped RUL, as a test unit is scored)
+              (training.physics "auto": both) x feature set; each one's epoch chosen on the
+              all-rows out-of-fold RMSE, the candidate on the cut validation at that epoch
+              (training.truncation: out-of-fold predictions at random cuts of each unit's
+              life, against the uncapped RUL, as a test unit is scored; training.module
+              says why the two jobs read two figures)
                                                           │ best weights (in memory)
                                                           ▼
              out-of-fold predictions, every labelled asset ──► ConformalCalibration (CV+)

@@ -194,3 +194,29 @@ def test_a_member_never_learns_from_its_held_out_fold(by):
     t = m.losses(b)
     torch.testing.assert_close(t["rul"][:3], rul[0, :3])
     torch.testing.assert_close(t["rul"][3:], rul[1, 3:])
+
+
+def test_the_epoch_is_kept_on_all_rows_and_the_candidate_scored_by_its_cut_figure(monkeypatch):
+    """The kept weights follow the all-rows RMSE; `best_rmse` (what candidates are compared
+    on) is the cut RMSE of that same epoch, not the lowest cut RMSE of the run."""
+    from types import SimpleNamespace
+
+    from training.module import RULModule
+
+    m = RULModule(n_features=2, hidden_size=8, n_members=2)
+    trainer = SimpleNamespace(sanity_checking=False, current_epoch=0)
+    m._trainer = trainer
+    monkeypatch.setattr(m, "log", lambda *a, **k: None)
+    # (cut RMSE, all-rows RMSE) per epoch: epoch 1 has the best cut figure, epoch 2 the
+    # best all-rows one
+    for epoch, (cut, all_rows) in enumerate([(10.0, 5.0), (8.0, 6.0), (12.0, 4.0), (9.0, 4.5)]):
+        trainer.current_epoch = epoch
+        m._val_sums = torch.tensor([cut**2, 1.0, 0.0, 0.0, all_rows**2, 1.0], dtype=torch.float64)
+        with torch.no_grad():
+            next(m.net.parameters()).fill_(float(epoch))  # marks the weights of this epoch
+        m.on_validation_epoch_end()
+    assert m.best_epoch == 2
+    first = next(iter(k for k in m.best_state if k.startswith("net.")))
+    assert float(m.best_state[first].flatten()[0]) == 2.0
+    assert m.best_rmse == pytest.approx(12.0)
+    assert m.best_rmse_all_rows == pytest.approx(4.0)
