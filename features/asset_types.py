@@ -48,6 +48,7 @@ from pydantic import (
 )
 
 from features.contract import ASSET_ID, CYCLE, EVENT, TIMESTAMP
+from features.maintenance import MaintenanceProfile
 
 #: Built-in declarations, shipped with the package (YAML like any user's).
 BUILTIN_DIR = Path(__file__).parent / "declarations"
@@ -242,6 +243,9 @@ class AssetType(BaseModel):
     #: Operating regimes whose statistics normalise the sensors (features.regimes); None for
     #: a fleet flown in one condition.
     regimes: Regimes | None = None
+    #: Defaults of every asset of the type for maintenance decisions (criticality, costs,
+    #: downtimes, parts lead time); an asset overrides them by `twinops assets import`.
+    maintenance: MaintenanceProfile = MaintenanceProfile()
 
     @field_validator("regimes")
     @classmethod
@@ -335,6 +339,12 @@ class AssetType(BaseModel):
     def rul_per_cycle(self) -> float:
         """RUL units per cycle of age: 1 for cycles, the sampling period in hours for hours."""
         return 1.0 if self.rul_unit == "cycles" else float(self.sampling_period_s) / 3600.0
+
+    @property
+    def seconds_per_rul_unit(self) -> float | None:
+        """Seconds in one unit of RUL (an hour, or a cycle's sampling period; None for a
+        cycle type without one): what turns a decision's "in 30 cycles" into a date."""
+        return 3600.0 if self.rul_unit == "hours" else self.sampling_period_s
 
     @property
     def stale_after_s(self) -> float | None:

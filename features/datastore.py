@@ -5,8 +5,9 @@
                register_assets ─────────► data/raw/assets.parquet  (the asset registry)
 
 Readings and events live per asset type, because their columns are the type's. The asset
-registry holds one row per asset: its id, its type, when its life started, and metadata
-(site, criticality) that planners and later work read; serving learns an asset's type
+registry holds one row per asset: its id, its type, when its life started, its site and
+the maintenance figures it overrides its type's defaults with (criticality, costs, lead
+time: features.maintenance, `twinops assets import`); serving learns an asset's type
 from it, and an id that arrives as another type than it is registered with is refused.
 
 Readings already stored are the baseline for re-ingest: an identical row is not
@@ -31,12 +32,14 @@ import pandas as pd
 
 from features import atomic
 from features.contract import ASSET_ID, ASSET_TYPE, CYCLE, EVENT_COLUMNS, TIMESTAMP
+from features.maintenance import PROFILE_FIELDS
 from features.settings import Settings
 
 READINGS_FILE = "readings.parquet"
 ASSETS_FILE = "assets.parquet"
-#: Columns of the asset registry.
-ASSET_COLUMNS = [ASSET_ID, ASSET_TYPE, "life_start", "site", "criticality"]
+#: Columns of the asset registry: identity, life start, site and the maintenance profile
+#: fields an asset overrides its type's defaults with (features.maintenance).
+ASSET_COLUMNS = [ASSET_ID, ASSET_TYPE, "life_start", "site", *PROFILE_FIELDS]
 #: Lock files this thread holds (write_lock is re-entrant per thread).
 _held = threading.local()
 EVENTS_FILE = "events.parquet"
@@ -143,13 +146,31 @@ def append_events(settings: Settings, new: pd.DataFrame) -> int:
 # ---- the asset registry ---------------------------------------------------------------
 
 
+def _registry_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with exactly the registry's columns and dtypes (a file written before a
+    column existed gets it empty; an old text criticality that is not a number, NaN)."""
+    out = frame.copy()
+    for col in ASSET_COLUMNS:
+        if col not in out.columns:
+            out[col] = pd.NA
+    out = out[ASSET_COLUMNS]
+    for col in PROFILE_FIELDS:
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
+    out["life_start"] = pd.to_datetime(out["life_start"], utc=True)
+    return out.astype({ASSET_ID: "string", ASSET_TYPE: "string", "site": "string"})
+
+
 def load_assets(settings: Settings) -> pd.DataFrame:
     """The asset registry: one row per asset (ASSET_COLUMNS), every type."""
     path = Path(settings.raw_root) / ASSETS_FILE
-    if not path.exists():
-        return pd.DataFrame({c: pd.Series(dtype="string") for c in ASSET_COLUMNS}).astype(
-            {"life_start": "datetime64[ns, UTC]"})
-    return pd.read_parquet(path)
+    return _registry_frame(pd.read_parquet(path) if path.exists()
+                           else pd.DataFrame(columns=ASSET_COLUMNS))
+
+
+def _write_assets(settings: Settings, assets: pd.DataFrame) -> None:
+    atomic.write_parquet(
+        _registry_frame(assets).sort_values(ASSET_ID, kind="stable").reset_index(drop=True),
+        Path(settings.raw_root) / ASSETS_FILE)
 
 
 def asset_types_of(settings: Settings, asset_ids) -> dict[str, str]:
@@ -159,13 +180,12 @@ def asset_types_of(settings: Settings, asset_ids) -> dict[str, str]:
     return {str(a): known[str(a)] for a in asset_ids if str(a) in known}
 
 
-def register_assets(settings: Settings, readings: pd.DataFrame,
-                    metadata: pd.DataFrame | None = None) -> pd.Series:
+def register_assets(settings: Settings, readings: pd.DataFrame) -> pd.Series:
     """Register the assets of valid `readings` as settings' type; return the mask of rows
     whose asset is registered as another type (the caller quarantines them).
 
-    New assets get their first reading's time as life start; `metadata` (asset_id + site
-    / criticality) updates those fields. Hold `write_lock`.
+    New assets get their first reading's time as life start, and so does an asset
+    registered by a metadata import before it ever reported. Hold `write_lock`.
     """
     kind = settings.asset_type
     assets = load_assets(settings)
@@ -173,33 +193,69 @@ def register_assets(settings: Settings, readings: pd.DataFrame,
                           strict=True))
     ids = readings[ASSET_ID].astype(str)
     other = ids.map(lambda a: a in registered and registered[a] != kind).astype(bool)
-    fresh = readings[~other.to_numpy() & ~ids.isin(registered).to_numpy()]
-    new = pd.DataFrame()
-    if len(fresh):
-        first = fresh.groupby(ASSET_ID, sort=True)[TIMESTAMP].min()
-        new = pd.DataFrame({ASSET_ID: first.index.astype(str), ASSET_TYPE: kind,
-                            "life_start": pd.to_datetime(first.to_numpy(), utc=True),
-                            "site": pd.NA, "criticality": pd.NA})
-    merged = pd.concat([assets, new], ignore_index=True) if len(new) else assets
-    if metadata is not None and len(metadata):
-        meta = metadata.drop_duplicates(ASSET_ID, keep="last").set_index(ASSET_ID)
-        merged = merged.set_index(ASSET_ID)
-        for col in ("site", "criticality"):
-            if col in meta:
-                mine = meta.index.intersection(merged.index[merged[ASSET_TYPE] == kind])
-                merged.loc[mine, col] = meta.loc[mine, col]
-        merged = merged.reset_index()
-    if len(new) or metadata is not None:
-        merged = merged[ASSET_COLUMNS].astype({ASSET_ID: "string", ASSET_TYPE: "string",
-                                               "site": "string", "criticality": "string"})
-        atomic.write_parquet(merged.sort_values(ASSET_ID, kind="stable").reset_index(drop=True),
-                             Path(settings.raw_root) / ASSETS_FILE)
+    mine = readings[~other.to_numpy()]
+    if not len(mine):
+        return other.to_numpy()
+    first = mine.groupby(mine[ASSET_ID].astype(str), sort=True)[TIMESTAMP].min()
+    first = pd.Series(pd.to_datetime(first.to_numpy(), utc=True), index=first.index)
+    unstarted = assets[ASSET_ID].astype(str).isin(first.index) & assets["life_start"].isna()
+    fresh = first[~first.index.isin(registered)]
+    if len(fresh) or unstarted.any():
+        assets.loc[unstarted, "life_start"] = (
+            assets.loc[unstarted, ASSET_ID].astype(str).map(first).to_numpy())
+        new = pd.DataFrame({ASSET_ID: fresh.index, ASSET_TYPE: kind,
+                            "life_start": fresh.to_numpy()})
+        _write_assets(settings, pd.concat([assets, _registry_frame(new)], ignore_index=True)
+                      if len(new) else assets)
     return other.to_numpy()
+
+
+def import_asset_metadata(settings: Settings, rows: pd.DataFrame) -> dict[str, int]:
+    """Write validated metadata rows (features.maintenance.read_metadata_file) into the
+    registry: a row's non-empty fields replace the asset's; an unregistered asset is
+    registered (its `asset_type` is then required). Every row is checked against the
+    registry and the declared types before anything is written: a bad row refuses the
+    whole import (MetadataError naming each). Returns {"updated": n, "registered": n}."""
+    from features.maintenance import MetadataError
+
+    declared = settings.declared_types()
+    with write_lock(settings):
+        assets = load_assets(settings).set_index(ASSET_ID)
+        errors, fresh = [], []
+        for i, row in enumerate(rows.to_dict("records"), start=1):
+            asset, kind = str(row[ASSET_ID]), row.get(ASSET_TYPE)
+            stored = assets[ASSET_TYPE].get(asset)
+            if kind is not None and not pd.isna(kind) and kind not in declared:
+                errors.append(f"row {i} (asset_id {asset!r}): asset_type: {kind!r} is not a "
+                              f"declared type ({', '.join(sorted(declared))})")
+            elif stored is not None and kind is not None and not pd.isna(kind) \
+                    and kind != stored:
+                errors.append(f"row {i} (asset_id {asset!r}): asset_type: registered as "
+                              f"{stored!r}, not {kind!r}")
+            elif stored is None and (kind is None or pd.isna(kind)):
+                errors.append(f"row {i} (asset_id {asset!r}): asset_type: required for an "
+                              "asset not in the registry yet")
+            elif stored is None:
+                fresh.append(asset)
+        if errors:
+            raise MetadataError(f"{len(errors)} problem(s), nothing imported:\n  "
+                                + "\n  ".join(errors))
+        new = rows[rows[ASSET_ID].isin(fresh)][[ASSET_ID, ASSET_TYPE]]
+        assets = pd.concat([assets.reset_index(), _registry_frame(new)], ignore_index=True)
+        assets = assets.set_index(ASSET_ID)
+        for row in rows.to_dict("records"):
+            for col in ("site", *PROFILE_FIELDS):
+                value = row.get(col)
+                if value is not None and not pd.isna(value):
+                    assets.loc[str(row[ASSET_ID]), col] = value
+        _write_assets(settings, assets.reset_index())
+    return {"updated": len(rows) - len(fresh), "registered": len(fresh)}
 
 
 def life_starts(settings: Settings) -> dict[str, pd.Timestamp]:
     """{asset_id: life start} of settings' type (the age origin of a timestamp type)."""
     assets = load_assets(settings)
-    mine = assets[assets[ASSET_TYPE].astype(str) == settings.asset_type]
+    mine = assets[(assets[ASSET_TYPE].astype(str) == settings.asset_type)
+                  & assets["life_start"].notna()]  # registered by an import, never reported
     return dict(zip(mine[ASSET_ID].astype(str), pd.to_datetime(mine["life_start"], utc=True),
                     strict=True))

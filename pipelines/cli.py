@@ -1,6 +1,7 @@
 """`twinops` command line: a thin Typer layer over the Prefect flows.
 
     twinops simulate | ingest | features | train | evaluate | promote | serve | monitor | run
+    twinops assets | fleet | recommend (pipelines.decisions_cli)
         │
         └─► runtime.prepare(settings) ─► pipelines.flows.<stage>_flow(...)
 
@@ -22,6 +23,7 @@ from typing import Annotated
 import typer
 
 from benchmarks.cli import benchmark_app
+from pipelines import decisions_cli
 
 app = typer.Typer(
     help="twinops: predictive-maintenance MLOps — features, physics-informed RUL models, "
@@ -41,6 +43,9 @@ app.add_typer(benchmark_app, name="benchmark")
 review_app = typer.Typer(help="Promotion reviews: evidence, gates, four-eyes approval, rollback.",
                          no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(review_app, name="review")
+app.add_typer(decisions_cli.assets_app, name="assets")
+app.command("fleet")(decisions_cli.fleet)
+app.command("recommend")(decisions_cli.recommend)
 
 
 def _settings():
@@ -421,6 +426,7 @@ def run(
     for settings in _types_with(asset_type, lambda s: s.asset_type in SIMULATED_TYPES):
         summary = run_flow(settings, live_drift=drift)
         typer.echo(where_to_look(settings, summary))
+        typer.echo(decisions_cli.decision_lines(settings))
 
 
 asset_types_app = typer.Typer(rich_markup_mode=None)

@@ -258,7 +258,9 @@ def predict_assets(
 @dataclass
 class Lane:
     """What serving holds per asset type: its champion (`holder.current`, hot-swapped), the
-    online reader of its feature view, its staleness limit and its default horizon."""
+    online reader of its feature view, its staleness limit and its default horizon; for
+    decisions (serving.fleet) the RUL units per age cycle and the seconds per RUL unit
+    (None: a cycle type without a time per cycle, so no dates)."""
 
     asset_type: str
     rul_unit: str
@@ -266,6 +268,18 @@ class Lane:
     fetch: Callable[[Sequence[str]], Any]
     stale_after: timedelta | None
     horizon: float
+    rul_per_cycle: float = 1.0
+    seconds_per_unit: float | None = None
+
+
+def make_lane(typed, holder, reader) -> Lane:
+    """The Lane of one type: `typed` its Settings, `holder` what holds its champion
+    (`.current`), `reader` its online reader (features.online.make_online_reader)."""
+    stale = typed.type.stale_after_s
+    return Lane(asset_type=typed.asset_type, rul_unit=typed.type.rul_unit, holder=holder,
+                fetch=reader, stale_after=timedelta(seconds=stale) if stale else reader.ttl,
+                horizon=typed.horizon, rul_per_cycle=typed.type.rul_per_cycle,
+                seconds_per_unit=typed.type.seconds_per_rul_unit)
 
 
 def predict_fleet(

@@ -12,6 +12,8 @@
     POST /predict_window {"readings": [...], "horizon"?}   ─► serving.window.predict_window
     POST /ingest         {"readings": [...]}                ─► serving.ingest.ingest_readings
     POST /feedback       {"events": [...]}                  ─► serving.ingest.record_events
+    POST /fleet/risk     {"asset_type"?, "page"?, ...}      ─► serving.fleet.fleet_risk
+    POST /recommend      {"asset_ids": [...]}               ─► serving.fleet.recommend_assets
     GET /metrics (BentoML's Prometheus endpoint), GET /docs.json (OpenAPI)
 
 Run (from the repository root, or anywhere with --working-dir):
@@ -41,11 +43,16 @@ import functools
 import logging
 import sqlite3
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import bentoml
 
+from serving.decision_schemas import (
+    FleetRiskRequest,
+    FleetRiskResponse,
+    RecommendRequest,
+    RecommendResponse,
+)
 from serving.guard import RequestGuard
 from serving.health import HealthzMiddleware
 from serving.schemas import (
@@ -85,7 +92,7 @@ class TwinService:
         from features.store import get_store
         from serving.hot_swap import ModelHolder
         from serving.log_writer import BackgroundLogWriter
-        from serving.predict import Lane
+        from serving.predict import Lane, make_lane
         from training.registry import get_alias_version
 
         torch.set_num_threads(1)
@@ -104,12 +111,7 @@ class TwinService:
                 on_swap=self._publish_model,
                 on_refused=lambda _version, _exc: self._swaps.labels("refused").inc(),
             )
-            reader = make_online_reader(typed, store)
-            stale = typed.type.stale_after_s
-            self.lanes[name] = Lane(
-                asset_type=name, rul_unit=typed.type.rul_unit, holder=holder, fetch=reader,
-                stale_after=timedelta(seconds=stale) if stale else reader.ttl,
-                horizon=typed.horizon)
+            self.lanes[name] = make_lane(typed, holder, make_online_reader(typed, store))
         if not self.lanes:
             raise RuntimeError(f"no asset type has a {ALIAS!r} model to serve: promote one first")
         self.registry = AssetRegistry(settings)
@@ -232,6 +234,30 @@ class TwinService:
         request = FeedbackRequest.model_validate(params)
         return self._answer(len(request.events), "events", lambda: record_events(
             self.settings, [e.model_dump() for e in request.events]))
+
+    @bentoml.api(route="/fleet/risk", input_spec=FleetRiskRequest)
+    def fleet_risk(self, **params: Any) -> FleetRiskResponse:
+        from features.datastore import load_assets
+        from features.maintenance import criticality_of
+        from serving.errors import ApiError
+        from serving.fleet import fleet_risk
+
+        request = FleetRiskRequest.model_validate(params)
+        if request.asset_type and request.asset_type not in self.lanes:
+            return ApiError(400, f"no model of asset type {request.asset_type!r} is being "
+                            "served", [{"loc": ["asset_type"], "msg": "not served"}]).response()
+        assets = load_assets(self.settings)
+        return fleet_risk(request, lanes=self.lanes, assets=assets,
+                          criticality=criticality_of(self.settings, assets))
+
+    @bentoml.api(route="/recommend", input_spec=RecommendRequest)
+    def recommend(self, **params: Any) -> RecommendResponse:
+        from features.maintenance import profiles_of
+        from serving.fleet import recommend_assets
+
+        request = RecommendRequest.model_validate(params)
+        return recommend_assets(request, lanes=self.lanes, type_of=self.registry.types,
+                                profiles=profiles_of(self.settings, request.asset_ids))
 
     def _answer(self, n_rows: int, field: str, call: Callable[[], Any]) -> Any:
         """Row limit, then `call()`; a ApiError becomes its JSON 4xx (never a 500)."""

@@ -123,6 +123,20 @@ class ConformalCalibration:
                 out[sel] = np.searchsorted(r, horizon - pred[sel], side="right") / max(r.size, 1)
         return np.clip(out, 0.0, 1.0)
 
+    def samples(self, pred: np.ndarray, n: int = 200) -> np.ndarray:
+        """(len(pred), n) draws of the RUL from the same predictive distribution pred + r
+        (n evenly spaced quantiles of the bin's residuals, clipped at 0), sorted per row:
+        what a decision that needs the whole distribution (serving.decisions) integrates."""
+        pred = np.asarray(pred, dtype=np.float64).reshape(-1)
+        out = np.empty((pred.size, n))
+        bins = self._bins(pred)
+        q = (np.arange(n) + 0.5) / n
+        for b, r in enumerate(self.residuals):
+            sel = bins == b
+            if sel.any():
+                out[sel] = pred[sel, None] + np.quantile(r, q)[None, :]
+        return np.maximum(out, 0.0)
+
     # ---------------------------------------------------------- serialisation
     def to_dict(self, max_per_bin: int = 2000) -> dict:
         """JSON-able form; very large bins are thinned to evenly spaced order statistics."""

@@ -20,6 +20,7 @@ import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -182,6 +183,13 @@ BAD = [
     ("/feedback", {"events": [{"asset_id": "a", "event": "failure"}]}, 400, "cycle"),
     ("/feedback", {"events": []}, 400, "events"),
     ("/ingest", {"rows": []}, 400, "readings"),
+    ("/fleet/risk", {"page": 0}, 400, "page"),
+    ("/fleet/risk", {"page_size": 5000}, 400, "page_size"),
+    ("/fleet/risk", {"asset_type": "rocket"}, 400, "asset_type"),
+    ("/fleet/risk", {"horizon": "soon"}, 400, "horizon"),
+    ("/recommend", {"asset_ids": []}, 400, "asset_ids"),
+    ("/recommend", {"asset_ids": ["a"], "horizon": 0}, 400, "horizon"),
+    ("/recommend", {"asset_ids": ["a"], "when": 1}, 400, "when"),
 ]
 
 
@@ -455,3 +463,51 @@ def test_hot_swap_under_load_then_tampered_version_is_refused(server, settings, 
     metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
     assert f'model_version="{v2}"' in metrics and "twinops_model_info" in metrics
     assert 'twinops_model_swaps_total{outcome="refused"}' in metrics
+
+
+# ---------------------------------------------------------------- decisions
+def test_fleet_risk_ranks_every_registered_asset_as_predict_scores_it(server, settings):
+    from features import datastore
+    from features.maintenance import read_metadata_file
+
+    registered = datastore.load_assets(settings)
+    first = post(server, "/fleet/risk", {"page_size": 4})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["total"] == len(registered)
+    rest = post(server, "/fleet/risk", {"page_size": 4, "page": 2}).json()["items"]
+    assert not {i["asset_id"] for i in body["items"]} & {i["asset_id"] for i in rest}
+    risks = [i["risk"] for i in body["items"] + rest if i["risk"] is not None]
+    assert risks == sorted(risks, reverse=True)
+    top = body["items"][0]
+    pred = post(server, "/predict", {"asset_ids": [top["asset_id"]]}).json()["predictions"][0]
+    assert top["p_fail"] == pytest.approx(pred["p_fail"]) and top["rul"] == pytest.approx(
+        pred["rul"])
+    assert top["data_quality"] == ("stale" if pred["stale"] else "ok")
+    # at a horizon every asset fails within (p_fail 1), the ranking is the criticality's:
+    # one imported for the last ranked asset moves it to the top
+    long = {"horizon": 100_000, "page_size": 1000}
+    scored = [i for i in post(server, "/fleet/risk", long).json()["items"] if i["risk"]]
+    assert len(scored) >= 2
+    last = scored[-1]["asset_id"]
+    path = Path(settings.state_dir) / "criticality.csv"
+    path.write_text(f"asset_id,criticality\n{last},1000\n")
+    datastore.import_asset_metadata(settings, read_metadata_file(path))
+    now_first = post(server, "/fleet/risk", long).json()["items"][0]
+    assert now_first["asset_id"] == last and now_first["criticality"] == 1000
+
+
+def test_recommend_prices_each_asset_and_answers_the_others_per_item(server, settings):
+    ranked = post(server, "/fleet/risk", {"page_size": 3}).json()["items"]
+    ids = [i["asset_id"] for i in ranked]
+    r = post(server, "/recommend", {"asset_ids": [*ids, "nobody"]})
+    assert r.status_code == 200, r.text
+    *answers, nobody = r.json()["recommendations"]
+    assert "not in the asset registry" in nobody["error"]
+    for item, rec in zip(ranked, answers, strict=True):
+        assert rec["asset_id"] == item["asset_id"] and rec["reasons"]
+        if item["data_quality"] == "stale":
+            assert rec["action"] == "inspect"
+        else:
+            assert rec["action"] in {"run", "plan_maintenance", "stop_now"}
+            assert rec["cost_rate"] <= rec["cost_rate_run_to_failure"]

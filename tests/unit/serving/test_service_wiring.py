@@ -59,7 +59,8 @@ def test_healthz_before_the_service_exists_is_503():
 def test_service_definition():
     from serving.service import TwinService
 
-    assert set(TwinService.apis) == {"predict", "predict_window", "ingest", "feedback"}
+    assert set(TwinService.apis) == {"predict", "predict_window", "ingest", "feedback",
+                                     "fleet_risk", "recommend"}
     api = TwinService.apis["predict"]
     assert api.route == "/predict"
     assert set(api.input_spec.model_fields) == {"asset_ids", "horizon"}

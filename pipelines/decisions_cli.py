@@ -1,0 +1,190 @@
+"""`twinops assets import | list`, `twinops fleet`, `twinops recommend`: decisions from the CLI.
+
+    twinops assets import FILE  ─► features.maintenance.read_metadata_file ─► the registry
+    twinops fleet               ─► serving.fleet.fleet_risk        (local champions, no server)
+    twinops recommend ID...     ─► serving.fleet.recommend_assets  (same answers as the API)
+
+The commands answer from the champions and the online store directly, the same functions
+as POST /fleet/risk and /recommend, so a planner needs no running server.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+assets_app = typer.Typer(help="The asset registry: metadata for decisions (criticality, "
+                         "costs, downtimes, parts lead time).", no_args_is_help=True,
+                         rich_markup_mode=None)
+
+HorizonOption = Annotated[
+    float | None,
+    typer.Option(min=0.0, help="In each type's RUL unit; default: the type's horizon."),
+]
+
+
+def _settings():
+    from pipelines.cli import _settings as settings
+
+    return settings()
+
+
+def _fail(message: str) -> None:
+    from pipelines.cli import _fail as fail
+
+    fail(message)
+
+
+def _lanes(settings) -> dict:
+    from serving.fleet import local_lanes
+
+    lanes = local_lanes(settings)
+    if not lanes:
+        _fail("no asset type has a champion yet: approve a model first (twinops review)")
+    return lanes
+
+
+def decision_lines(settings) -> str:
+    """The top at-risk asset of settings' type and what is recommended for it (the end of
+    `twinops run`): the loop ends in a decision, not only a number."""
+    from features.datastore import load_assets
+    from features.maintenance import criticality_of, profiles_of
+    from serving.decision_schemas import FleetRiskRequest, RecommendRequest
+    from serving.fleet import fleet_risk, local_lanes, recommend_assets
+
+    kind = settings.asset_type
+    lanes = local_lanes(settings, [kind])
+    if not lanes:
+        return f"decision            none: no {kind} champion serves (nothing is recommended)"
+    assets = load_assets(settings)
+    top = fleet_risk(FleetRiskRequest(asset_type=kind, page_size=1), lanes=lanes,
+                     assets=assets, criticality=criticality_of(settings, assets)).items
+    if not top or top[0].risk is None:
+        return f"decision            none: no {kind} asset has current features"
+    item = top[0]
+    rec = recommend_assets(RecommendRequest(asset_ids=[item.asset_id]), lanes=lanes,
+                           type_of=lambda ids: {a: kind for a in ids},
+                           profiles=profiles_of(settings, [item.asset_id])).recommendations[0]
+    action = (f"{rec.action}" + (f" in {rec.due_in:.3g} {rec.rul_unit}" if rec.due_in else "")
+              + f": {rec.reasons[0]}") if hasattr(rec, "action") else rec.error
+    return "\n".join([
+        f"top at-risk asset   {item.asset_id}  risk {item.risk:.2f} (p_fail within "
+        f"{item.horizon:g} {item.rul_unit}), RUL {item.rul:.1f} [{item.rul_lower:.1f}, "
+        f"{item.rul_upper:.1f}]  (twinops fleet -t {kind})",
+        f"recommendation      {action}",
+        f"                    a proposal for a person: nothing is scheduled "
+        f"(twinops recommend {item.asset_id})"])
+
+
+@assets_app.command("import")
+def assets_import(file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON: asset_id, "
+                                                       "and any of asset_type, site, "
+                                                       "criticality, failure_cost, ...")]
+                  ) -> None:
+    """Set assets' maintenance figures (docs/decisions.md); all rows or none."""
+    from features.datastore import import_asset_metadata
+    from features.maintenance import MetadataError, read_metadata_file
+
+    settings = _settings()
+    try:
+        counts = import_asset_metadata(settings, read_metadata_file(file))
+    except MetadataError as exc:
+        _fail(str(exc))
+    typer.echo(f"imported {file}: {counts['updated']} asset(s) updated, "
+               f"{counts['registered']} registered")
+
+
+@assets_app.command("list")
+def assets_list(asset_type: Annotated[str | None, typer.Option("--asset-type", "-t")] = None
+                ) -> None:
+    """The registry with each asset's effective maintenance profile (its own values over
+    its type's defaults), as JSON lines."""
+    from features.datastore import load_assets
+    from features.maintenance import profiles_of
+
+    settings = _settings()
+    assets = load_assets(settings)
+    if asset_type:
+        assets = assets[assets["asset_type"].astype(str) == asset_type]
+    profiles = profiles_of(settings, assets["asset_id"].astype(str))
+    for row in assets.to_dict("records"):
+        profile = profiles.get(str(row["asset_id"]))
+        typer.echo(json.dumps({"asset_id": row["asset_id"], "asset_type": row["asset_type"],
+                               "site": None if row["site"] is None or str(row["site"]) == "<NA>"
+                               else row["site"],
+                               **(profile.model_dump() if profile else {})}, default=str))
+
+
+def fleet(
+    asset_type: Annotated[str | None, typer.Option("--asset-type", "-t")] = None,
+    horizon: HorizonOption = None,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    page_size: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fleet risk: assets ranked by probability of failure within the horizon x
+    criticality, with the RUL interval and the age of the last reading."""
+    from features.datastore import load_assets
+    from features.maintenance import criticality_of
+    from serving.decision_schemas import FleetRiskRequest
+    from serving.fleet import fleet_risk
+
+    settings = _settings()
+    lanes = _lanes(settings)
+    if asset_type and asset_type not in lanes:
+        _fail(f"--asset-type: no champion of {asset_type!r} (served: {', '.join(lanes)})")
+    assets = load_assets(settings)
+    answer = fleet_risk(FleetRiskRequest(asset_type=asset_type, horizon=horizon, page=page,
+                                         page_size=page_size),
+                        lanes=lanes, assets=assets, criticality=criticality_of(settings, assets))
+    if as_json:
+        typer.echo(answer.model_dump_json(indent=2))
+        return
+    typer.echo(f"{answer.total} assets, page {answer.page} "
+               f"(rank, asset, type, risk = p_fail x criticality, RUL [interval], last reading)")
+    for item in answer.items:
+        if item.risk is None:
+            typer.echo(f"{item.rank:>5}  {item.asset_id:<16} {item.asset_type:<10} "
+                       f"{item.data_quality}")
+            continue
+        typer.echo(f"{item.rank:>5}  {item.asset_id:<16} {item.asset_type:<10} "
+                   f"risk {item.risk:6.3f} (p_fail {item.p_fail:.2f} in {item.horizon:g} "
+                   f"{item.rul_unit}, x{item.criticality:g})  RUL {item.rul:7.1f} "
+                   f"[{item.rul_lower:.1f}, {item.rul_upper:.1f}]  "
+                   f"{item.last_reading_age_s / 3600:.1f} h ago"
+                   + ("" if item.data_quality == "ok" else f"  {item.data_quality}"))
+
+
+def recommend(
+    asset_ids: Annotated[list[str], typer.Argument(help="Assets to recommend for.")],
+    horizon: HorizonOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Maintenance recommendations: the action, when, its expected cost against
+    run-to-failure, and why. A proposal for a person: nothing is scheduled."""
+    from features.maintenance import profiles_of
+    from serving.decision_schemas import RecommendRequest
+    from serving.fleet import recommend_assets
+
+    settings = _settings()
+    lanes = _lanes(settings)
+    from features.datastore import asset_types_of
+
+    answer = recommend_assets(RecommendRequest(asset_ids=asset_ids, horizon=horizon),
+                              lanes=lanes, type_of=lambda ids: asset_types_of(settings, ids),
+                              profiles=profiles_of(settings, asset_ids))
+    if as_json:
+        typer.echo(answer.model_dump_json(indent=2))
+        return
+    for r in answer.recommendations:
+        if not hasattr(r, "action"):
+            typer.echo(f"{r.asset_id}: {r.error}")
+            continue
+        when = f" in {r.due_in:.3g} {r.rul_unit}" if r.due_in is not None else ""
+        typer.echo(f"{r.asset_id} ({r.asset_type}): {r.action}{when}"
+                   + (f" (by {r.due_date})" if r.due_date and r.action != "run" else ""))
+        for reason in r.reasons:
+            typer.echo(f"  - {reason}")
