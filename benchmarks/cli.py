@@ -26,3 +26,7 @@ benchmark_app.command("rul")(_rul)
 from benchmarks.serve import command as _serve  # noqa: E402  (light: heavy imports inside)
 
 benchmark_app.command("serve")(_serve)
+
+from benchmarks.maintenance import command as _maintenance  # noqa: E402  (light: heavy inside)
+
+benchmark_app.command("maintenance")(_maintenance)
