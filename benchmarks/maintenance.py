@@ -22,16 +22,20 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def policy_cost(lives: np.ndarray, planned_at: np.ndarray, planned: float,
                 failure: float) -> dict:
     """Realised figures of maintaining unit i at `planned_at[i]` (np.inf: never) when it
     fails at `lives[i]`: cost rate, cost per life, share of failures, mean life run."""
+    import numpy as np
+
     fails = planned_at >= lives
     run = np.where(fails, lives, planned_at)
     cost = np.where(fails, failure, planned)
@@ -42,6 +46,8 @@ def policy_cost(lives: np.ndarray, planned_at: np.ndarray, planned: float,
 def best_fixed_interval(lives: np.ndarray, planned: float, failure: float) -> float:
     """The age at which maintaining every unit gives the lowest realised cost rate on
     `lives` (the training fleet's): the plant's best fixed interval."""
+    import numpy as np
+
     grid = np.unique(np.concatenate([lives, lives - 1]))
     grid = grid[grid > 0]
     rates = [policy_cost(lives, np.full_like(lives, t), planned, failure)["cost_rate"]
@@ -77,6 +83,8 @@ def run_maintenance_benchmark(n_train: int = 40, n_test: int = 40, fleet_seed: i
                               max_epochs: int | None = None, settings=None) -> dict:
     """Everything but printing: the JSON-able result, on the simulated turbofan fleet."""
     from datetime import UTC, datetime
+
+    import numpy as np
 
     from benchmarks.rul import _resolved_training, machine
     from features.labels import rul_labels

@@ -38,6 +38,8 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
     done = CliRunner().invoke(app, ["run", "--drift", "bias"])  # the CLI, in this process
     assert done.exit_code == 0, done.output[-4000:]
     assert "curl -s -X POST" in done.output
+    # the loop ends in a decision: the top at-risk asset and what is recommended for it
+    assert "top at-risk asset" in done.output and "recommendation      " in done.output
 
     from features.settings import get_settings
     from training.registry import get_alias_version, version_tags

@@ -24,7 +24,8 @@ def test_help_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "pipelines.cli", "--help"],
                          capture_output=True, text=True, check=True).stdout
     for command in ("simulate", "ingest", "features", "train", "evaluate", "promote", "serve",
-                    "feedback", "monitor", "benchmark", "review", "run"):
+                    "feedback", "monitor", "benchmark", "review", "run", "assets", "fleet",
+                    "recommend"):
         assert f"  {command} " in out, command
 
 
