@@ -158,11 +158,11 @@ def table(result: dict) -> str:
              f"failure {cfg['failure_total']:,.0f}, lead time "
              f"{cfg['profile']['parts_lead_time']:g} cycles, decisions every "
              f"{cfg['every_cycles']} cycles)", "",
-             "policy          | cost / cycle | × run-to-failure | cost / life | failures | "
-             "life run", "-" * 86]
+             "policy               | cost / cycle | × run-to-failure | cost / life | failures "
+             "| life run", "-" * 91]
     for name, p in result["policies"].items():
         label = name + (f" ({p['interval']:g})" if "interval" in p else "")
-        lines.append(f"{label:<15} | {p['cost_rate']:12,.0f} | {p['vs_run_to_failure']:16.3f} "
+        lines.append(f"{label:<20} | {p['cost_rate']:12,.0f} | {p['vs_run_to_failure']:16.3f} "
                      f"| {p['cost_per_life']:11,.0f} | {p['failures']:8.2f} | "
                      f"{p['mean_life_run']:8.1f}")
     return "\n".join(lines)
