@@ -110,6 +110,26 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
                                rtol=1e-5, atol=1e-4)
     assert not pump_answer["stale"]  # the live pumps were observed now
 
+    # Decisions: the fleet ranking and a recommendation over HTTP, and the CLI agrees
+    ranked = httpx.post(f"{server.url}/fleet/risk", json={"asset_type": "pump"},
+                        headers=API_KEY_HEADERS, timeout=60).json()
+    cli = CliRunner().invoke(app, ["fleet", "-t", "pump", "--json"])
+    assert cli.exit_code == 0, cli.output[-2000:]
+    assert [i["asset_id"] for i in json.loads(cli.output)["items"]] == [
+        i["asset_id"] for i in ranked["items"]]
+    top = ranked["items"][0]
+    assert top["data_quality"] == "ok" and top["risk"] is not None
+    rec = httpx.post(f"{server.url}/recommend", json={"asset_ids": [top["asset_id"]]},
+                     headers=API_KEY_HEADERS, timeout=60).json()["recommendations"][0]
+    assert rec["action"] in {"run", "plan_maintenance", "stop_now"}, rec
+    assert rec["cost_rate"] <= rec["cost_rate_run_to_failure"] and rec["reasons"]
+    said = CliRunner().invoke(app, ["recommend", top["asset_id"]])
+    assert said.exit_code == 0 and f"{top['asset_id']} (pump): {rec['action']}" in said.output
+    bad_file = Path(settings.state_dir) / "bad-assets.csv"
+    bad_file.write_text(f"asset_id,failure_cost\n{top['asset_id']},-1\n")
+    refused = CliRunner().invoke(app, ["assets", "import", str(bad_file)])
+    assert refused.exit_code == 2
+
     bad = httpx.post(f"{server.url}/predict", json={"asset_ids": "not-a-list"},
                      headers=API_KEY_HEADERS, timeout=30)
     assert 400 <= bad.status_code < 500, bad.text
