@@ -115,7 +115,7 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
                         headers=API_KEY_HEADERS, timeout=60).json()
     cli = CliRunner().invoke(app, ["fleet", "-t", "pump", "--json"])
     assert cli.exit_code == 0, cli.output[-2000:]
-    assert [i["asset_id"] for i in json.loads(cli.output)["items"]] == [
+    assert [i["asset_id"] for i in json.loads(cli.stdout)["items"]] == [
         i["asset_id"] for i in ranked["items"]]
     top = ranked["items"][0]
     assert top["data_quality"] == "ok" and top["risk"] is not None
