@@ -46,6 +46,7 @@ app.add_typer(review_app, name="review")
 app.add_typer(decisions_cli.assets_app, name="assets")
 app.command("fleet")(decisions_cli.fleet)
 app.command("recommend")(decisions_cli.recommend)
+app.add_typer(decisions_cli.report_app, name="report")
 
 
 def _settings():

@@ -1,8 +1,9 @@
-"""`twinops assets import | list`, `twinops fleet`, `twinops recommend`: decisions from the CLI.
+"""`twinops assets`, `fleet`, `recommend`, `report fleet`: decisions from the CLI.
 
     twinops assets import FILE  ─► features.maintenance.read_metadata_file ─► the registry
     twinops fleet               ─► serving.fleet.fleet_risk        (local champions, no server)
     twinops recommend ID...     ─► serving.fleet.recommend_assets  (same answers as the API)
+    twinops report fleet        ─► pipelines.fleet_report (HTML page, logged to MLflow)
 
 The commands answer from the champions and the online store directly, the same functions
 as POST /fleet/risk and /recommend, so a planner needs no running server.
@@ -18,6 +19,9 @@ import typer
 
 assets_app = typer.Typer(help="The asset registry: metadata for decisions (criticality, "
                          "costs, downtimes, parts lead time).", no_args_is_help=True,
+                         rich_markup_mode=None)
+
+report_app = typer.Typer(help="Pages people look at.", no_args_is_help=True,
                          rich_markup_mode=None)
 
 HorizonOption = Annotated[
@@ -188,3 +192,16 @@ def recommend(
                    + (f" (by {r.due_date})" if r.due_date and r.action != "run" else ""))
         for reason in r.reasons:
             typer.echo(f"  - {reason}")
+
+
+@report_app.command("fleet")
+def report_fleet(top: Annotated[int, typer.Option(min=1, max=1000, help="Assets per type.")]
+                 = 20) -> None:
+    """The fleet page (HTML): per type the highest risks with their recommended action and
+    why, and the planned maintenance on a timeline; logged to MLflow."""
+    from pipelines.fleet_report import write_fleet_report
+
+    settings = _settings()
+    _lanes(settings)  # a clear error when nothing is served yet
+    path, run_id = write_fleet_report(settings, top)
+    typer.echo(f"fleet page: {path}\nMLflow run: {run_id} (folder fleet)")

@@ -129,3 +129,27 @@ def start_server(tmp_path):
     yield _start
     for server in servers:
         server.stop()
+
+
+def chromium_screenshot(page: Path, shot: Path, size: tuple[int, int]) -> int:
+    """Render `page` in headless Chromium into `shot`; the number of colours of the image
+    (a blank page has a handful). Skips without Chromium, fails on CI (.ci/run installs it)."""
+    import shutil
+
+    from PIL import Image
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run must apt-get install it")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={shot.parent / 'chromium-profile'}",
+         "--hide-scrollbars", f"--window-size={size[0]},{size[1]}", f"--screenshot={shot}",
+         page.as_uri()],
+        check=True, capture_output=True, timeout=120)
+    image = Image.open(shot).convert("RGB")
+    assert image.size == size
+    return len(set(image.resize((size[0] // 4, size[1] // 4)).getdata()))

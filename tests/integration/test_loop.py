@@ -130,6 +130,18 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
     refused = CliRunner().invoke(app, ["assets", "import", str(bad_file)])
     assert refused.exit_code == 2
 
+    # The fleet page: both types ranked with their actions, logged to MLflow, rendered
+    from tests.integration.conftest import chromium_screenshot
+
+    paged = CliRunner().invoke(app, ["report", "fleet", "--top", "5"])
+    assert paged.exit_code == 0, paged.output[-2000:]
+    page = Path(paged.stdout.split("fleet page: ")[1].split("\n")[0])
+    text = page.read_text()
+    assert "turbofan: the 5 highest risks" in text and "pump: the 5 highest risks" in text
+    assert top["asset_id"] in text and rec["action"] in text
+    colours = chromium_screenshot(page, page.with_suffix(".png"), (1200, 1600))
+    assert colours > 50, f"the fleet page looks blank ({colours} colours)"
+
     bad = httpx.post(f"{server.url}/predict", json={"asset_ids": "not-a-list"},
                      headers=API_KEY_HEADERS, timeout=30)
     assert 400 <= bad.status_code < 500, bad.text

@@ -209,15 +209,8 @@ def _paused_runs(api: str) -> list:
 
 def test_report_renders_with_plots_in_headless_chromium(world, tmp_path):
     """The reviewer's HTML report renders in a real browser, plots included (screenshot kept)."""
-    import shutil
+    from tests.integration.conftest import chromium_screenshot
 
-    from PIL import Image
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed: .ci/run must apt-get install it")
-        pytest.skip("chromium not installed (apt-get install chromium)")
     report = world["settings"].reports_dir / f"review-v{world['v1']}.html"
     html = report.read_text()
     assert html.count('src="data:image/png;base64,') == 3  # scatter, calibration, trajectories
@@ -225,14 +218,6 @@ def test_report_renders_with_plots_in_headless_chromium(world, tmp_path):
                     "Physics checks", "Data lineage", "dvc_data_hash" and "DVC data hash"):
         assert section in html
     shot = tmp_path / "review-report.png"
-    subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
-         "--window-size=1200,2600", f"--screenshot={shot}", report.as_uri()],
-        check=True, capture_output=True, timeout=120)
-    image = Image.open(shot).convert("RGB")
-    assert image.size == (1200, 2600)
-    colours = len(set(image.resize((300, 650)).getdata()))
+    colours = chromium_screenshot(report, shot, (1200, 2600))
     assert colours > 200, f"screenshot looks blank ({colours} colours): {shot}"
     print(f"review report screenshot: {shot}")

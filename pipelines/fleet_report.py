@@ -1,0 +1,120 @@
+"""The fleet page: one self-contained HTML page a maintenance planner looks at.
+
+    every served type ─► serving.fleet.fleet_risk (ranked) ─► the top N per type
+                                 └► serving.fleet.recommend_assets (their proposals)
+    ─► render_fleet_html ─► reports/fleet-<UTC time>.html ─► MLflow run (experiment
+                                                             `<prefix>-fleet`, folder "fleet")
+
+Sections per asset type: the risk ranking (risk, p_fail, RUL interval, last reading,
+data quality, the recommended action and why) and the maintenance windows on a timeline
+(from now to the planned time, the latest safe time marked). The timeline is a PNG
+inlined as a data URI, so the file opens anywhere, the MLflow artifact viewer included.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipelines.review_report import _CSS, _png, _table
+
+ACTION_CLASS = {"stop_now": "fail", "plan_maintenance": "warn", "inspect": "warn",
+                "run": "pass"}
+
+
+def _timeline(kind: str, unit: str, recs: list) -> str:
+    """Horizontal bars: now -> due_in per asset with a plan; a tick at latest_safe_in."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    planned = [r for r in recs if getattr(r, "due_in", None) is not None]
+    if not planned:
+        return f"<p>No {html.escape(kind)} asset has a planned maintenance.</p>"
+    planned = sorted(planned, key=lambda r: r.due_in)
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(planned) + 1.2))
+    colour = {"stop_now": "#b00020", "plan_maintenance": "#f0b400", "run": "#0a7d28"}
+    for y, r in enumerate(planned):
+        ax.barh(y, r.due_in, color=colour.get(r.action, "#888"), alpha=0.8)
+        if r.latest_safe_in is not None:
+            ax.plot([max(r.latest_safe_in, 0)], [y], "k|", markersize=14)
+    ax.set_yticks(range(len(planned)), [f"{r.asset_id} ({r.action})" for r in planned],
+                  fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel=f"{unit} from the last reading", title=f"{kind}: planned maintenance "
+           "(bar: due; tick: latest safe, 5% risk of failing first)")
+    return _png(fig)
+
+
+def render_fleet_html(sections: list[dict], generated: datetime) -> str:
+    """`sections`: per type {"asset_type", "rul_unit", "total", "items" (RiskItem),
+    "recommendations" {asset_id: Recommendation | PredictionError}}."""
+    parts = []
+    for sec in sections:
+        kind, unit = sec["asset_type"], sec["rul_unit"]
+        rows, recs = [], []
+        for it in sec["items"]:
+            rec = sec["recommendations"].get(it.asset_id)
+            action = getattr(rec, "action", None)
+            if action:
+                recs.append(rec)
+            why = rec.reasons[0] if action else (rec.error if rec is not None else "")
+            rows.append([it.rank, it.asset_id,
+                         "—" if it.risk is None else f"{it.risk:.3f}",
+                         "—" if it.p_fail is None else f"{it.p_fail:.2f}",
+                         "—" if it.rul is None else
+                         f"{it.rul:.1f} [{it.rul_lower:.1f}, {it.rul_upper:.1f}]",
+                         "—" if it.last_reading_age_s is None else
+                         f"{it.last_reading_age_s / 3600:.1f} h ago",
+                         it.data_quality, action or "—", why])
+        table = _table(["rank", "asset", "risk", f"p_fail ({sec['horizon']:g} {unit})",
+                        f"RUL [{unit}]", "last reading", "data", "action", "why"], rows)
+        for action, css in ACTION_CLASS.items():
+            table = table.replace(f"<td>{action}</td>", f'<td class="{css}">{action}</td>')
+        parts.append(f"<h2>{html.escape(kind)}: the {len(rows)} highest risks of "
+                     f"{sec['total']} assets</h2>{table}{_timeline(kind, unit, recs)}")
+    body = "".join(parts) or "<p>No asset type has a champion: nothing to rank.</p>"
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Fleet</title>
+<style>{_CSS}.warn{{color:#8a6d00;font-weight:600}}td:last-child{{text-align:left}}</style></head><body><h1>Fleet</h1>
+<p>Generated {generated.isoformat(timespec="seconds")}. Risk = probability of failure
+within the horizon x the asset's criticality. Actions are proposals for a person: nothing
+is scheduled.</p>{body}</body></html>"""
+
+
+def write_fleet_report(settings, top: int = 20) -> tuple[Path, str]:
+    """Rank every served type, recommend for its top `top`, write the page and log it to
+    MLflow. Returns (the HTML file, the MLflow run id)."""
+    from features.datastore import asset_types_of, load_assets
+    from features.maintenance import criticality_of, profiles_of
+    from serving.decision_schemas import FleetRiskRequest, RecommendRequest
+    from serving.fleet import fleet_risk, local_lanes, recommend_assets
+    from training.registry import log_run
+
+    lanes = local_lanes(settings)
+    assets = load_assets(settings)
+    criticality = criticality_of(settings, assets)
+    sections = []
+    for kind, lane in lanes.items():
+        ranked = fleet_risk(FleetRiskRequest(asset_type=kind, page_size=top), lanes=lanes,
+                            assets=assets, criticality=criticality)
+        ids = [i.asset_id for i in ranked.items]
+        recs = recommend_assets(RecommendRequest(asset_ids=ids), lanes=lanes,
+                                type_of=lambda a: asset_types_of(settings, a),
+                                profiles=profiles_of(settings, ids)).recommendations if ids \
+            else []
+        sections.append({"asset_type": kind, "rul_unit": lane.rul_unit, "horizon": lane.horizon,
+                         "total": ranked.total, "items": ranked.items,
+                         "recommendations": {r.asset_id: r for r in recs}})
+    now = datetime.now(UTC)
+    path = Path(settings.reports_dir) / f"fleet-{now:%Y%m%dT%H%M%SZ}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_fleet_html(sections, now))
+    counts = {f"{s['asset_type']}_{a}": sum(getattr(r, "action", None) == a
+                                            for r in s["recommendations"].values())
+              for s in sections for a in ACTION_CLASS}
+    run_id = log_run(settings, f"{settings.model_prefix}-fleet", f"fleet {now:%Y-%m-%d %H:%M}",
+                     params={"top": top, "types": ",".join(lanes)}, metrics=counts,
+                     artifacts={"fleet": [path]})
+    return path, run_id
