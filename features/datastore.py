@@ -252,6 +252,20 @@ def import_asset_metadata(settings: Settings, rows: pd.DataFrame) -> dict[str, i
     return {"updated": len(rows) - len(fresh), "registered": len(fresh)}
 
 
+def last_failures(settings: Settings) -> dict[str, float]:
+    """{asset_id: epoch seconds of its last recorded failure}, over every declared type:
+    what tells an asset that failed and is out of service from one still running."""
+    out: dict[str, float] = {}
+    for kind in settings.declared_types():
+        events = load_events(settings.for_type(kind))
+        failures = events[events["event"].astype(str) == "failure"]
+        if len(failures):
+            last = pd.to_datetime(failures[TIMESTAMP], utc=True).groupby(
+                failures[ASSET_ID].astype(str)).max()
+            out.update({a: t.timestamp() for a, t in last.items()})
+    return out
+
+
 def life_starts(settings: Settings) -> dict[str, pd.Timestamp]:
     """{asset_id: life start} of settings' type (the age origin of a timestamp type)."""
     assets = load_assets(settings)

@@ -54,7 +54,7 @@ def _lanes(settings) -> dict:
 def decision_lines(settings) -> str:
     """The top at-risk asset of settings' type and what is recommended for it (the end of
     `twinops run`): the loop ends in a decision, not only a number."""
-    from features.datastore import load_assets
+    from features.datastore import last_failures, load_assets
     from features.maintenance import criticality_of, profiles_of
     from serving.decision_schemas import FleetRiskRequest, RecommendRequest
     from serving.fleet import fleet_risk, local_lanes, recommend_assets
@@ -65,7 +65,8 @@ def decision_lines(settings) -> str:
         return f"decision            none: no {kind} champion serves (nothing is recommended)"
     assets = load_assets(settings)
     top = fleet_risk(FleetRiskRequest(asset_type=kind, page_size=1), lanes=lanes,
-                     assets=assets, criticality=criticality_of(settings, assets)).items
+                     assets=assets, criticality=criticality_of(settings, assets),
+                     failed_at=last_failures(settings)).items
     if not top or top[0].risk is None:
         return f"decision            none: no {kind} asset has current features"
     item = top[0]
@@ -131,7 +132,7 @@ def fleet(
 ) -> None:
     """Fleet risk: assets ranked by probability of failure within the horizon x
     criticality, with the RUL interval and the age of the last reading."""
-    from features.datastore import load_assets
+    from features.datastore import last_failures, load_assets
     from features.maintenance import criticality_of
     from serving.decision_schemas import FleetRiskRequest
     from serving.fleet import fleet_risk
@@ -143,11 +144,13 @@ def fleet(
     assets = load_assets(settings)
     answer = fleet_risk(FleetRiskRequest(asset_type=asset_type, horizon=horizon, page=page,
                                          page_size=page_size),
-                        lanes=lanes, assets=assets, criticality=criticality_of(settings, assets))
+                        lanes=lanes, assets=assets, criticality=criticality_of(settings, assets),
+                        failed_at=last_failures(settings))
     if as_json:
         typer.echo(answer.model_dump_json(indent=2))
         return
-    typer.echo(f"{answer.total} assets, page {answer.page} "
+    typer.echo(f"{answer.total} assets in service ({answer.out_of_service} failed and out of "
+               f"service left out), page {answer.page} "
                f"(rank, asset, type, risk = p_fail x criticality, RUL [interval], last reading)")
     for item in answer.items:
         if item.risk is None:

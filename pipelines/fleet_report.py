@@ -74,7 +74,9 @@ def render_fleet_html(sections: list[dict], generated: datetime) -> str:
         for action, css in ACTION_CLASS.items():
             table = table.replace(f"<td>{action}</td>", f'<td class="{css}">{action}</td>')
         parts.append(f"<h2>{html.escape(kind)}: the {len(rows)} highest risks of "
-                     f"{sec['total']} assets</h2>{table}{_timeline(kind, unit, recs)}")
+                     f"{sec['total']} assets in service</h2><p>{sec.get('out', 0)} failed and "
+                     f"out of service (not reported since), left out.</p>"
+                     f"{table}{_timeline(kind, unit, recs)}")
     body = "".join(parts) or "<p>No asset type has a champion: nothing to rank.</p>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Fleet</title>
 <style>{_CSS}.warn{{color:#8a6d00;font-weight:600}}td:last-child{{text-align:left}}</style></head><body><h1>Fleet</h1>
@@ -86,7 +88,7 @@ is scheduled.</p>{body}</body></html>"""
 def write_fleet_report(settings, top: int = 20) -> tuple[Path, str]:
     """Rank every served type, recommend for its top `top`, write the page and log it to
     MLflow. Returns (the HTML file, the MLflow run id)."""
-    from features.datastore import asset_types_of, load_assets
+    from features.datastore import asset_types_of, last_failures, load_assets
     from features.maintenance import criticality_of, profiles_of
     from serving.decision_schemas import FleetRiskRequest, RecommendRequest
     from serving.fleet import fleet_risk, local_lanes, recommend_assets
@@ -95,17 +97,19 @@ def write_fleet_report(settings, top: int = 20) -> tuple[Path, str]:
     lanes = local_lanes(settings)
     assets = load_assets(settings)
     criticality = criticality_of(settings, assets)
+    failed_at = last_failures(settings)
     sections = []
     for kind, lane in lanes.items():
         ranked = fleet_risk(FleetRiskRequest(asset_type=kind, page_size=top), lanes=lanes,
-                            assets=assets, criticality=criticality)
+                            assets=assets, criticality=criticality, failed_at=failed_at)
         ids = [i.asset_id for i in ranked.items]
         recs = recommend_assets(RecommendRequest(asset_ids=ids), lanes=lanes,
                                 type_of=lambda a: asset_types_of(settings, a),
                                 profiles=profiles_of(settings, ids)).recommendations if ids \
             else []
         sections.append({"asset_type": kind, "rul_unit": lane.rul_unit, "horizon": lane.horizon,
-                         "total": ranked.total, "items": ranked.items,
+                         "total": ranked.total, "out": ranked.out_of_service,
+                         "items": ranked.items,
                          "recommendations": {r.asset_id: r for r in recs}})
     now = datetime.now(UTC)
     path = Path(settings.reports_dir) / f"fleet-{now:%Y%m%dT%H%M%SZ}.html"

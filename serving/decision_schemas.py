@@ -55,7 +55,9 @@ class RiskItem(BaseModel):
 
 
 class FleetRiskResponse(BaseModel):
+    #: Assets ranked (in service), and those left out: failed, not reported since.
     total: int
+    out_of_service: int = 0
     page: int
     page_size: int
     items: list[RiskItem]

@@ -86,13 +86,18 @@ def _maybe(value) -> float | None:
 
 
 def fleet_risk(request: FleetRiskRequest, *, lanes: dict[str, Lane], assets,
-               criticality: dict[str, float], now: datetime | None = None
-               ) -> FleetRiskResponse:
+               criticality: dict[str, float], failed_at: dict[str, float] | None = None,
+               now: datetime | None = None) -> FleetRiskResponse:
     """The ranked page of every registered asset of the served types (or of one).
 
-    `assets`: the asset registry frame; `criticality`: {asset_id: weight} (1 if absent).
+    `assets`: the asset registry frame; `criticality`: {asset_id: weight} (1 if absent);
+    `failed_at`: {asset_id: epoch seconds of its last recorded failure}. An asset that
+    failed and has not reported since is out of service (a failed run-to-failure unit, a
+    pump awaiting its replacement): it is left out of the ranking and counted.
     Raises KeyError(asset type) when the requested type has no served model.
     """
+    failed_at = failed_at or {}
+    out_of_service = 0
     now = now or datetime.now(UTC)
     kinds = [request.asset_type] if request.asset_type else sorted(lanes)
     rows: list[RiskRow] = []
@@ -104,6 +109,10 @@ def fleet_risk(request: FleetRiskRequest, *, lanes: dict[str, Lane], assets,
         scored = score_lane(lane, ids, horizon, now)
         out = scored.outputs
         for i, asset in enumerate(ids):
+            read_at = now.timestamp() - scored.feature_age_s[i]  # NaN without features
+            if asset in failed_at and not read_at > failed_at[asset]:
+                out_of_service += 1
+                continue
             crit = float(criticality.get(asset, 1.0))
             ok = bool(scored.found[i]) and np.isfinite(out["rul"][i])
             value = {k: _maybe(out[k][i]) if ok else None
@@ -118,7 +127,8 @@ def fleet_risk(request: FleetRiskRequest, *, lanes: dict[str, Lane], assets,
     first = (request.page - 1) * request.page_size
     page = ranked[first:first + request.page_size]
     return FleetRiskResponse(
-        total=len(ranked), page=request.page, page_size=request.page_size,
+        total=len(ranked), out_of_service=out_of_service, page=request.page,
+        page_size=request.page_size,
         items=[RiskItem(rank=first + k + 1, **asdict(r)) for k, r in enumerate(page)])
 
 

@@ -237,7 +237,7 @@ class TwinService:
 
     @bentoml.api(route="/fleet/risk", input_spec=FleetRiskRequest)
     def fleet_risk(self, **params: Any) -> FleetRiskResponse:
-        from features.datastore import load_assets
+        from features.datastore import last_failures, load_assets
         from features.maintenance import criticality_of
         from serving.errors import ApiError
         from serving.fleet import fleet_risk
@@ -248,7 +248,8 @@ class TwinService:
                             "served", [{"loc": ["asset_type"], "msg": "not served"}]).response()
         assets = load_assets(self.settings)
         return fleet_risk(request, lanes=self.lanes, assets=assets,
-                          criticality=criticality_of(self.settings, assets))
+                          criticality=criticality_of(self.settings, assets),
+                          failed_at=last_failures(self.settings))
 
     @bentoml.api(route="/recommend", input_spec=RecommendRequest)
     def recommend(self, **params: Any) -> RecommendResponse:

@@ -117,10 +117,11 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
     assert cli.exit_code == 0, cli.output[-2000:]
     assert [i["asset_id"] for i in json.loads(cli.stdout)["items"]] == [
         i["asset_id"] for i in ranked["items"]]
-    # the training pumps (failed, last read long ago) rank as stale; the live ones are current
-    assert {i["data_quality"] for i in ranked["items"]} >= {"ok", "stale"}
-    top = next(i for i in ranked["items"] if i["data_quality"] == "ok")
-    assert top["risk"] is not None
+    # the training pumps failed and never reported again: out of service, not ranked
+    pumps = pumped["scored_assets"]
+    assert ranked["out_of_service"] > 0 and {i["asset_id"] for i in ranked["items"]} <= set(pumps)
+    top = ranked["items"][0]
+    assert top["data_quality"] == "ok" and top["risk"] is not None
     rec = httpx.post(f"{server.url}/recommend", json={"asset_ids": [top["asset_id"]]},
                      headers=API_KEY_HEADERS, timeout=60).json()["recommendations"][0]
     assert rec["action"] in {"run", "plan_maintenance", "stop_now"}, rec

@@ -474,7 +474,9 @@ def test_fleet_risk_ranks_every_registered_asset_as_predict_scores_it(server, se
     first = post(server, "/fleet/risk", {"page_size": 4})
     assert first.status_code == 200, first.text
     body = first.json()
-    assert body["total"] == len(registered)
+    # every registered asset is ranked or counted out of service (failed, silent since)
+    assert body["total"] + body["out_of_service"] == len(registered)
+    assert body["out_of_service"] > 0  # the simulated training fleet ran to failure
     rest = post(server, "/fleet/risk", {"page_size": 4, "page": 2}).json()["items"]
     assert not {i["asset_id"] for i in body["items"]} & {i["asset_id"] for i in rest}
     risks = [i["risk"] for i in body["items"] + rest if i["risk"] is not None]

@@ -101,3 +101,13 @@ def test_recommend_answers_per_asset_and_never_fails_the_batch(lane):
     assert old.action == "inspect"
     assert "no maintenance costs for 'c'" in c.error
     assert "no online features" in gone.error and "not in the asset registry" in nobody.error
+
+
+def test_an_asset_that_failed_and_has_not_reported_since_is_out_of_service(lane):
+    failed_at = {"old": (NOW - timedelta(hours=48)).timestamp(),  # its last reading: 48 h ago
+                 "gone": (NOW - timedelta(days=9)).timestamp(),   # no features at all
+                 "b": (NOW - timedelta(hours=2)).timestamp()}     # renewed: read 1 h ago
+    answer = fleet.fleet_risk(FleetRiskRequest(page_size=10), lanes={"turbofan": lane},
+                              assets=ASSETS, criticality={}, failed_at=failed_at, now=NOW)
+    assert [i.asset_id for i in answer.items] == ["b", "c", "a"]
+    assert answer.total == 3 and answer.out_of_service == 2
