@@ -488,9 +488,17 @@ def test_fleet_risk_ranks_every_registered_asset_as_predict_scores_it(server, se
     assert top["data_quality"] == ("stale" if pred["stale"] else "ok")
     # at a horizon every asset fails within (p_fail 1), the ranking is the criticality's:
     # one imported for the last ranked asset moves it to the top
+    from features.transforms import history_length
+
+    n = history_length(settings.window) + 2
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=n)
+    for asset in ("risk-a", "risk-b"):  # two assets in service, reporting now
+        rows = [_reading(asset, c, timestamp=(start + timedelta(minutes=c)).isoformat())
+                for c in range(1, n + 1)]
+        assert post(server, "/ingest", {"readings": rows}).status_code == 200
     long = {"horizon": 100_000, "page_size": 1000}
     scored = [i for i in post(server, "/fleet/risk", long).json()["items"] if i["risk"]]
-    assert len(scored) >= 2
+    assert {"risk-a", "risk-b"} <= {i["asset_id"] for i in scored}
     last = scored[-1]["asset_id"]
     path = Path(settings.state_dir) / "criticality.csv"
     path.write_text(f"asset_id,criticality\n{last},1000\n")
