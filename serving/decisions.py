@@ -97,23 +97,25 @@ def recommend(draws: np.ndarray, age: float, profile, horizon: float, unit: str,
     rates = cost_rate(draws, age, grid, planned, failure)
     best = int(np.argmin(rates))
     t_best, r_best = float(grid[best]), float(rates[best])
-    u = unit
+    u, per = unit, unit.removesuffix("s")  # "in 10 cycles", "per cycle of life"
     if r_best >= rtf * (1 - MIN_SAVING):
         return Plan("run", None, latest_safe, rtf, rtf, fixed, p_before_parts, [
-            f"running to failure costs least ({rtf:.4g} per {u} of life); planned "
+            f"running to failure costs least ({rtf:.4g} per {per} of life); planned "
             f"maintenance ({planned:.4g}) does not pay against a failure ({failure:.4g}) "
             "at this risk"])
     saving = 1.0 - r_best / rtf
-    reasons = [f"planned maintenance in {t_best:.3g} {u} costs {r_best:.4g} per {u} of life, "
+    reasons = [f"planned maintenance in {t_best:.3g} {u} costs {r_best:.4g} per {per} of life, "
                f"{saving:.0%} less than running to failure ({rtf:.4g})"]
     if p_before_parts >= stop_probability:
         return Plan("stop_now", lead, latest_safe, r_best, rtf, fixed, p_before_parts, [
             f"failure within the parts lead time ({lead:.3g} {u}) has probability "
             f"{p_before_parts:.0%}: stop the asset and order the parts", *reasons])
     if t_best - lead <= horizon:
-        if latest_safe < t_best:
+        if latest_safe <= 0:
+            reasons.append(f"the risk of failing first is already above {risk_tolerance:.0%}")
+        elif latest_safe < t_best:
             reasons.append(f"the risk of failure passes {risk_tolerance:.0%} in "
-                           f"{max(latest_safe, 0.0):.3g} {u}: the latest safe time")
+                           f"{latest_safe:.3g} {u}: the latest safe time")
         return Plan("plan_maintenance", t_best, latest_safe, r_best, rtf, fixed,
                     p_before_parts, [*reasons, f"order the parts now (lead time {lead:.3g} {u})"])
     return Plan("run", t_best, latest_safe, r_best, rtf, fixed, p_before_parts, [
