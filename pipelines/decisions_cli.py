@@ -172,14 +172,13 @@ def recommend(
 ) -> None:
     """Maintenance recommendations: the action, when, its expected cost against
     run-to-failure, and why. A proposal for a person: nothing is scheduled."""
+    from features.datastore import asset_types_of
     from features.maintenance import profiles_of
     from serving.decision_schemas import RecommendRequest
     from serving.fleet import recommend_assets
 
     settings = _settings()
     lanes = _lanes(settings)
-    from features.datastore import asset_types_of
-
     answer = recommend_assets(RecommendRequest(asset_ids=asset_ids, horizon=horizon),
                               lanes=lanes, type_of=lambda ids: asset_types_of(settings, ids),
                               profiles=profiles_of(settings, asset_ids))

@@ -123,26 +123,8 @@ def recommend(draws: np.ndarray, age: float, profile, horizon: float, unit: str,
         "and re-check"])
 
 
-@dataclass
-class RiskRow:
-    """One asset of a fleet risk ranking (None where it has no current features)."""
-
-    asset_id: str
-    asset_type: str
-    rul_unit: str
-    horizon: float
-    #: p_fail x criticality: what the ranking orders by
-    risk: float | None
-    p_fail: float | None
-    criticality: float
-    rul: float | None
-    rul_lower: float | None
-    rul_upper: float | None
-    last_reading_age_s: float | None
-    #: ok | stale | no_features
-    data_quality: str
-
-
-def rank_fleet(rows: list[RiskRow]) -> list[RiskRow]:
-    """Highest risk first; assets without a prediction last (by id, stable)."""
-    return sorted(rows, key=lambda r: (r.risk is None, -(r.risk or 0.0), r.asset_id))
+def rank_fleet(rows: list[dict]) -> list[dict]:
+    """Rows with `risk` (None: no current prediction) and `asset_id` (the fields of
+    serving.decision_schemas.RiskItem but its rank): highest risk first, assets without a
+    prediction last, ties by id."""
+    return sorted(rows, key=lambda r: (r["risk"] is None, -(r["risk"] or 0.0), r["asset_id"]))

@@ -26,8 +26,16 @@ from serving.decision_schemas import (
     RecommendResponse,
     RiskItem,
 )
-from serving.decisions import RiskRow, rank_fleet, recommend
-from serving.predict import NOT_FINITE, UNKNOWN_ASSET, UNREGISTERED_ASSET, Lane, _run_model
+from serving.decisions import rank_fleet, recommend
+from serving.predict import (
+    NOT_FINITE,
+    UNKNOWN_ASSET,
+    UNREGISTERED_ASSET,
+    Lane,
+    _run_model,
+    rows_from_frame,
+    unserved,
+)
 from serving.schemas import PredictionError
 
 #: Assets per online read: SQLite binds one parameter per id, and old builds cap a
@@ -37,9 +45,8 @@ READ_BATCH = 900
 
 @dataclass
 class Scored:
-    """A lane's answers for `ids` (arrays aligned with ids; NaN where not found)."""
+    """A lane's answers for a list of ids (arrays aligned with it; NaN where not found)."""
 
-    ids: list[str]
     found: np.ndarray
     outputs: dict[str, np.ndarray]
     feature_age_s: np.ndarray
@@ -49,34 +56,32 @@ class Scored:
 
 def score_lane(lane: Lane, ids: list[str], horizon: float, now: datetime) -> Scored:
     """Every id of one type through the lane's champion in one model call."""
-    from serving.predict import rows_from_frame
+    from features.online import OnlineRows
+    from features.transforms import AGE
 
     parts = []
     for start in range(0, len(ids), READ_BATCH):
-        got = lane.fetch(ids[start:start + READ_BATCH])
-        parts.append(got if hasattr(got, "found") else rows_from_frame(got, ids[start:start +
-                                                                                READ_BATCH]))
-    found = np.concatenate([p.found for p in parts]) if parts else np.zeros(0, bool)
+        batch = ids[start:start + READ_BATCH]
+        got = lane.fetch(batch)
+        parts.append(got if isinstance(got, OnlineRows) else rows_from_frame(got, batch))
     columns = parts[0].columns if parts else []
-    values = np.concatenate([p.values for p in parts]) if parts else np.zeros((0, 0))
-    feature_ts = np.concatenate([p.feature_ts for p in parts]) if parts else np.zeros(0)
-    from features.online import OnlineRows
-
-    rows = OnlineRows(list(ids), found, feature_ts, values, list(columns))
-    pick = np.flatnonzero(found)
+    rows = OnlineRows(list(ids),
+                      np.concatenate([p.found for p in parts]) if parts else np.zeros(0, bool),
+                      np.concatenate([p.feature_ts for p in parts]) if parts else np.zeros(0),
+                      np.concatenate([p.values for p in parts]) if parts else np.zeros((0, 0)),
+                      list(columns))
+    pick = np.flatnonzero(rows.found)
     model_out = _run_model(lane.holder.current, rows, pick, horizon) if len(pick) else {}
     outputs = {}
     for key in ("rul", "rul_lower", "rul_upper", "p_fail"):
-        full = np.full(len(ids), np.nan)
+        outputs[key] = np.full(len(ids), np.nan)
         if len(pick):
-            full[pick] = np.asarray(model_out[key], dtype=np.float64)
-        outputs[key] = full
-    feature_age = now.timestamp() - feature_ts
+            outputs[key][pick] = np.asarray(model_out[key], dtype=np.float64)
+    feature_age = now.timestamp() - rows.feature_ts
     limit = lane.stale_after.total_seconds() if lane.stale_after else np.inf
-    age_col = columns.index("age") if "age" in columns else None
-    age = (values[:, age_col] * lane.rul_per_cycle if age_col is not None
+    age = (rows.values[:, columns.index(AGE)] * lane.rul_per_cycle if AGE in columns
            else np.zeros(len(ids)))
-    return Scored(list(ids), found, outputs, feature_age, found & (feature_age > limit),
+    return Scored(rows.found, outputs, feature_age, rows.found & (feature_age > limit),
                   np.nan_to_num(age, nan=0.0))
 
 
@@ -100,7 +105,7 @@ def fleet_risk(request: FleetRiskRequest, *, lanes: dict[str, Lane], assets,
     out_of_service = 0
     now = now or datetime.now(UTC)
     kinds = [request.asset_type] if request.asset_type else sorted(lanes)
-    rows: list[RiskRow] = []
+    rows: list[dict] = []
     for kind in kinds:
         lane = lanes[kind]  # KeyError: the caller answers 4xx naming asset_type
         horizon = request.horizon or lane.horizon
@@ -117,19 +122,20 @@ def fleet_risk(request: FleetRiskRequest, *, lanes: dict[str, Lane], assets,
             ok = bool(scored.found[i]) and np.isfinite(out["rul"][i])
             value = {k: _maybe(out[k][i]) if ok else None
                      for k in ("p_fail", "rul", "rul_lower", "rul_upper")}
-            rows.append(RiskRow(
-                asset, kind, lane.rul_unit, horizon,
-                risk=value["p_fail"] * crit if ok else None, criticality=crit,
-                last_reading_age_s=_maybe(scored.feature_age_s[i]) if ok else None,
-                data_quality="no_features" if not ok else "stale" if scored.stale[i] else "ok",
-                **value))
+            rows.append({
+                "asset_id": asset, "asset_type": kind, "rul_unit": lane.rul_unit,
+                "horizon": horizon, "risk": value["p_fail"] * crit if ok else None,
+                "criticality": crit,
+                "last_reading_age_s": _maybe(scored.feature_age_s[i]) if ok else None,
+                "data_quality": ("no_features" if not ok else
+                                 "stale" if scored.stale[i] else "ok"), **value})
     ranked = rank_fleet(rows)
     first = (request.page - 1) * request.page_size
     page = ranked[first:first + request.page_size]
     return FleetRiskResponse(
         total=len(ranked), out_of_service=out_of_service, page=request.page,
         page_size=request.page_size,
-        items=[RiskItem(rank=first + k + 1, **asdict(r)) for k, r in enumerate(page)])
+        items=[RiskItem(rank=first + k + 1, **r) for k, r in enumerate(page)])
 
 
 def _date(start_s: float, later: float | None, seconds_per_unit: float | None) -> str | None:
@@ -153,14 +159,14 @@ def recommend_assets(request: RecommendRequest, *, lanes: dict[str, Lane], type_
         ids = [a for a in asked if kinds.get(a) == kind]
         lane = lanes.get(kind)
         if lane is None:
-            answers.update({a: PredictionError(
-                asset_id=a, error=f"no model of asset type {kind!r} is being served")
-                for a in ids})
+            answers.update(unserved(kind, ids))
             continue
         horizon = request.horizon or lane.horizon
         model = lane.holder.current
         scored = score_lane(lane, ids, horizon, now)
         calibration = getattr(model.predictor, "calibration", None)
+        rul_known = np.nan_to_num(scored.outputs["rul"], nan=0.0)
+        draws = calibration.samples(rul_known) if calibration is not None else None
         for i, asset in enumerate(ids):
             profile = profiles.get(asset)
             rul = scored.outputs["rul"][i]
@@ -177,8 +183,7 @@ def recommend_assets(request: RecommendRequest, *, lanes: dict[str, Lane], type_
                     f"planned_cost in asset type {kind!r} (maintenance:) or import them "
                     "(twinops assets import)"))
             else:
-                draws = calibration.samples(np.array([rul]))[0]
-                plan = recommend(draws, float(scored.age[i]), profile, horizon, lane.rul_unit,
+                plan = recommend(draws[i], float(scored.age[i]), profile, horizon, lane.rul_unit,
                                  stale=bool(scored.stale[i]))
                 start = now.timestamp() - float(scored.feature_age_s[i])
                 answers[asset] = Recommendation(

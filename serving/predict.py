@@ -272,6 +272,12 @@ class Lane:
     seconds_per_unit: float | None = None
 
 
+def unserved(kind: str, ids: Sequence[str]) -> dict[str, PredictionError]:
+    """The per-item answer of assets whose type has no served champion."""
+    return {a: PredictionError(asset_id=a, error=f"no model of asset type {kind!r} is being "
+                               "served") for a in ids}
+
+
 def make_lane(typed, holder, reader) -> Lane:
     """The Lane of one type: `typed` its Settings, `holder` what holds its champion
     (`.current`), `reader` its online reader (features.online.make_online_reader)."""
@@ -304,9 +310,7 @@ def predict_fleet(
         ids = [a for a in dict.fromkeys(asked) if kinds.get(a) == kind]
         lane = lanes.get(kind)
         if lane is None:
-            answers.update({a: PredictionError(
-                asset_id=a, error=f"no model of asset type {kind!r} is being served")
-                for a in ids})
+            answers.update(unserved(kind, ids))
             continue
         model = lane.holder.current  # read ONCE: this part comes from one version
         part = predict_assets(

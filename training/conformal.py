@@ -131,9 +131,10 @@ class ConformalCalibration:
         out = np.empty((pred.size, n))
         bins = self._bins(pred)
         q = (np.arange(n) + 0.5) / n
+        out[:] = pred[:, None]  # a bin without residuals: the point prediction itself
         for b, r in enumerate(self.residuals):
             sel = bins == b
-            if sel.any():
+            if sel.any() and r.size:
                 out[sel] = pred[sel, None] + np.quantile(r, q)[None, :]
         return np.maximum(out, 0.0)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from features.maintenance import MaintenanceProfile
-from serving.decisions import RiskRow, cost_rate, rank_fleet, recommend
+from serving.decisions import cost_rate, rank_fleet, recommend
 
 
 def _uniform_draws(n=4000, high=1.0):
@@ -77,8 +77,7 @@ def test_fixed_interval_and_downtime_enter_the_cost():
 
 def test_fleet_ranking_puts_the_highest_weighted_risk_first_and_unknowns_last():
     def row(a, risk):
-        return RiskRow(a, "pump", "hours", 4.0, risk, risk, 1.0, None, None, None, None,
-                       "ok" if risk is not None else "no_features")
+        return {"asset_id": a, "risk": risk}
 
     ranked = rank_fleet([row("a", 0.1), row("b", None), row("c", 0.9), row("d", 0.1)])
-    assert [r.asset_id for r in ranked] == ["c", "a", "d", "b"]
+    assert [r["asset_id"] for r in ranked] == ["c", "a", "d", "b"]
