@@ -30,3 +30,7 @@ benchmark_app.command("serve")(_serve)
 from benchmarks.maintenance import command as _maintenance  # noqa: E402  (light: heavy inside)
 
 benchmark_app.command("maintenance")(_maintenance)
+
+from benchmarks.fleet_risk import command as _fleet_risk  # noqa: E402  (light: heavy inside)
+
+benchmark_app.command("fleet-risk")(_fleet_risk)
