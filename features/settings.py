@@ -314,6 +314,75 @@ class ReviewSettings(BaseModel):
     wait_seconds: int = 7 * 24 * 3600
 
 
+class WorkOrderSettings(BaseModel):
+    """Work-order proposals to a CMMS (serving.work_orders; docs/work-orders.md).
+
+    A proposal is a work *request* for a planner to approve in the CMMS, never a scheduled
+    job. The bearer token is read from the environment variable named here, so no secret
+    is ever written in twinops.yaml.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The CMMS webhook proposals are POSTed to; None = proposals are kept in the outbox
+    #: and listed (`twinops work-orders list`), nothing is posted.
+    cmms_url: str | None = None
+    #: Name of the environment variable holding the CMMS token (sent as
+    #: `Authorization: Bearer <token>`); None = no auth header.
+    token_env: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+    #: A failed delivery waits backoff_base_s x 2^(attempts-1), at most backoff_max_s, before
+    #: the next try; it is retried until delivered or rejected (never dropped).
+    backoff_base_s: float = Field(default=60.0, gt=0)
+    backoff_max_s: float = Field(default=6 * 3600.0, gt=0)
+    #: Assets ranked below this risk (p_fail x criticality) are not priced. 0: every asset in
+    #: service with a prediction, up to max_assets, because the cost policy decides what pays.
+    min_risk: float = Field(default=0.0, ge=0.0)
+    #: The highest-risk assets per type priced per run (a bound on the monitor run's work).
+    max_assets: int = Field(default=256, ge=1, le=1000)
+    #: The recommended actions that become a proposal (`run` never does).
+    actions: tuple[Literal["inspect", "plan_maintenance", "stop_now"], ...] = (
+        "inspect", "plan_maintenance", "stop_now")
+
+
+class AlertSettings(BaseModel):
+    """Alerts of the monitor flow: risk, sensor health, drift (monitoring.alerts; docs/alerts.md).
+
+    Unknown keys are errors, as under `monitoring:`: a threshold under a misspelt name must
+    not leave the alerts at their defaults in silence.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: Alert when an asset's risk (p_fail within the horizon x criticality, the ranking of
+    #: `twinops fleet`) is at or above this: 0.5 = even odds of failing within the horizon
+    #: for a criticality-1 asset.
+    risk_threshold: float = Field(default=0.5, ge=0.0)
+    #: The last readings per asset the sensor rules read: dead = missing in all of them,
+    #: frozen = one value in all of them (where the sensor moves in the fleet's history),
+    #: out of range = any of them outside the declared range.
+    readings_window: int = Field(default=10, ge=2)
+    #: Saved Prefect notification blocks, `<block-type-slug>/<document name>` (e.g.
+    #: "slack-webhook/ops"); none = alerts are stored and listed (`twinops alerts`) only.
+    notify: list[str] = []
+    #: At most max_notifications alerts are notified per throttle_minutes; the rest stay
+    #: pending for a later run (a flood must not bury the channel).
+    max_notifications: int = Field(default=20, ge=1)
+    throttle_minutes: float = Field(default=60.0, gt=0)
+
+    @field_validator("notify")
+    @classmethod
+    def _block_slugs(cls, names: list[str]) -> list[str]:
+        import re
+
+        for name in names:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]*/[^/\s]+", name):
+                raise ValueError(f"{name!r} is not '<block-type-slug>/<block name>' "
+                                 "(e.g. 'slack-webhook/ops', 'custom-webhook/ops')")
+        return names
+
+
 class Settings(BaseSettings):
     """Typed configuration; read `twinops.yaml` and `TWINOPS_*` env vars."""
 
@@ -349,6 +418,8 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     review: ReviewSettings = ReviewSettings()
+    alerts: AlertSettings = AlertSettings()
+    work_orders: WorkOrderSettings = WorkOrderSettings()
 
     @classmethod
     def settings_customise_sources(

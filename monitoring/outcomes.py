@@ -197,8 +197,12 @@ def outcomes_of(settings, now=None) -> list[dict[str, Any]]:
     events = load_events(settings)
     alerts = load_alerts(settings)
     alerts = alerts[alerts["asset_type"].astype(str) == settings.asset_type]
-    alerts = alerts.assign(at=alerts["observed_at"].fillna(alerts["raised_at"])
-                           if "observed_at" in alerts else alerts["raised_at"])
+    # the plant's clock: when the reading behind a risk alert was taken (raised_at is the
+    # monitor's wall clock, which a replayed or late feed puts far from the reading)
+    age_s = pd.to_numeric(alerts["evidence"].map(
+        lambda e: (e or {}).get("last_reading_age_s")), errors="coerce").fillna(0.0)
+    alerts = alerts.assign(at=pd.to_datetime(alerts["raised_at"], utc=True)
+                           - pd.to_timedelta(age_s, unit="s"))
     predictions = pd.DataFrame(columns=["asset_id", "at", "model_version"])
     if settings.prediction_log_path.exists():
         log = PredictionLog(settings.prediction_log_path)

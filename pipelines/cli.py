@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 
 from benchmarks.cli import benchmark_app
-from pipelines import decisions_cli
+from pipelines import alerts_cli, decisions_cli, whatif_cli, work_orders_cli
 
 app = typer.Typer(
     help="twinops: predictive-maintenance MLOps — features, physics-informed RUL models, "
@@ -47,6 +47,9 @@ app.add_typer(decisions_cli.assets_app, name="assets")
 app.command("fleet")(decisions_cli.fleet)
 app.command("recommend")(decisions_cli.recommend)
 app.add_typer(decisions_cli.report_app, name="report")
+app.add_typer(alerts_cli.app, name="alerts")
+app.add_typer(work_orders_cli.app, name="work-orders")
+app.command("whatif")(whatif_cli.whatif)
 
 
 def _settings():
@@ -343,12 +346,16 @@ def monitor_errors(
     bucket: Annotated[str, typer.Option(help="Trend bucket (pandas offset, e.g. 1D, 1h).")] = "1D",
     asset_type: AssetTypeOption = None,
 ) -> None:
-    """Realized RUL errors of logged predictions from failure feedback: RMSE per version."""
+    """Realized RUL errors of logged predictions from failure feedback (RMSE per version),
+    and the outcomes per version: warning lead time, missed failures, false alarms,
+    realised cost vs run to failure (docs/alerts.md#outcomes)."""
     settings = _one_type(asset_type)
+    from monitoring.outcomes import outcomes_of
     from monitoring.performance import realized_errors, rmse_trend
 
     errors = realized_errors(settings)
-    _print({"predictions_with_truth": len(errors), "trend": rmse_trend(errors, bucket)})
+    _print({"predictions_with_truth": len(errors), "trend": rmse_trend(errors, bucket),
+            "outcomes": outcomes_of(settings)})
 
 
 @monitor_app.command("serve")

@@ -12,6 +12,10 @@
               tags: trigger.report_uri = runs:/<monitor run>/drift/…
 
 The check is the one `twinops monitor drift` runs (monitoring.check.run_check).
+After it, work_orders_task turns the at-risk assets' recommendations into work-order
+proposals, stored in an outbox and posted to the CMMS (docs/work-orders.md).
+alerts_task, also after the check, raises risk, sensor-health and drift alerts and
+notifies them (monitoring.alert_store.run_alerts; docs/alerts.md).
 
 A retrained model is registered and gated to `challenger` at most: this flow
 never moves `champion` (promotion needs the review step). `twinops monitor
@@ -46,6 +50,12 @@ class MonitorSummary:
     drifted_columns: list[str] = field(default_factory=list)
     retrained_version: str | None = None
     challenger: bool = False
+    #: Alerts of this run (monitoring.alert_store.run_alerts): raised (new episodes),
+    #: repeated, closed, notified / failed (kept pending) / throttled, where they went.
+    alerts: dict = field(default_factory=dict)
+    #: Work-order proposals of this run (serving.work_orders.propose_and_deliver): assets
+    #: assessed, proposals new / already open, and their delivery to the CMMS ("cmms").
+    work_orders: dict = field(default_factory=dict)
 
 
 @task(cache_policy=NO_CACHE)
@@ -76,6 +86,15 @@ def drift_check_task(settings: Settings, reference, current) -> Verdict:
 
 
 @task(cache_policy=NO_CACHE)
+def alerts_task(settings: Settings, verdict: Verdict) -> dict:
+    """Risk, sensor-health and drift alerts → episodes → notification blocks
+    (docs/alerts.md). Never fails the monitor run: a part that fails is in `errors`."""
+    from monitoring.alert_store import run_alerts
+
+    return run_alerts(settings, verdict)
+
+
+@task(cache_policy=NO_CACHE)
 def error_trend_task(settings: Settings) -> dict | None:
     from monitoring.performance import error_facts, realized_errors, rmse_trend
     from training.registry import get_alias_version
@@ -83,6 +102,19 @@ def error_trend_task(settings: Settings) -> dict | None:
     trend = rmse_trend(realized_errors(settings))
     facts = error_facts(trend, get_alias_version(settings, "champion"))
     return {"trend": trend, "champion": facts}
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
+def work_orders_task(settings: Settings, monitor_report: str = "",
+                     monitor_run_id: str = "") -> dict:
+    """At-risk assets → recommendations → work-order proposals → outbox → CMMS
+    (docs/work-orders.md). Retries are safe: a stored proposal is not stored twice, and a
+    failed delivery is the outbox's to retry, not an error of this task. The flow keeps
+    going when it fails after its retries: the error is in MonitorSummary.work_orders."""
+    from serving.work_orders import propose_and_deliver
+
+    return propose_and_deliver(settings, monitor_report=monitor_report or None,
+                               monitor_run_id=monitor_run_id or None)
 
 
 def last_monitor_retrain(settings: Settings) -> datetime | None:
@@ -113,6 +145,7 @@ def monitor_flow(
         since = datetime.now(UTC) - timedelta(hours=lookback_hours)
     reference, current = monitoring_frames_task(settings, since)
     verdict = drift_check_task(settings, reference, current)
+    alerts = alerts_task(settings, verdict)
     errors = error_trend_task(settings)
     decision = decide_retrain(
         verdict, settings.monitoring.retrain, now=datetime.now(UTC),
@@ -124,8 +157,11 @@ def monitor_flow(
         report_html=verdict.report_html or "", report_json=verdict.report_json or "",
         verdict_json=verdict.verdict_json, monitor_run_id=verdict.mlflow_run_id,
         retrain=decision.retrain, reasons=list(decision.reasons),
-        quality_issues=verdict.quality_issues, errors=errors["champion"],
+        quality_issues=verdict.quality_issues, errors=errors["champion"], alerts=alerts,
     )
+    orders = work_orders_task(settings, verdict.report_html or verdict.verdict_json,
+                              verdict.mlflow_run_id, return_state=True)  # never fails the run
+    summary.work_orders = orders.result() if orders.is_completed() else {"error": orders.message}
     print(f"drift={summary.drift} ({', '.join(verdict.drifted_columns) or 'none'}) "
           f"errors={errors['champion']} → retrain={decision.retrain} {decision.reasons}")
     if decision.retrain and retrain_on_drift:

@@ -7,8 +7,9 @@
 
 Sections: verdict and gates, metrics side by side, error by true-RUL band,
 plots (predicted vs true, per-asset trajectories with intervals, calibration),
-physics checks, data lineage (DVC hash, feature service, git commit, MLflow
-run, who trained it and when, the drift report that triggered it).
+physics checks, global sensor importance (serving.explain), data lineage (DVC hash,
+feature service, git commit, MLflow run, who trained it and when, the drift report that
+triggered it).
 """
 
 from __future__ import annotations
@@ -100,6 +101,27 @@ def _plots(ev: Evidence) -> str:
             f"(bands: intervals)</h3>{trajectories}")
 
 
+def _importance(ev: Evidence, top: int = 12) -> str:
+    """The candidate's `top` channels by mean |contribution|, the champion's alongside."""
+    from pipelines.evidence import IMPORTANCE_ROWS
+
+    models = [(label, m) for label, m in _models(ev) if m.sensor_importance]
+    if not models:
+        return ""
+    ranked = list(models[0][1].sensor_importance)
+    rows = [[channel, *[m.sensor_importance.get(channel, float("nan")) for _, m in models]]
+            for channel in ranked[:top]]
+    left_out = max(len(ranked) - top, 0)
+    return ("<h2>Global sensor importance</h2><p>Mean |contribution| to the RUL (RUL units) "
+            "per sensor, setting or age over a sample of at most "
+            f"{IMPORTANCE_ROWS} evaluation rows: how far the channel typically moves a "
+            "prediction away from the model's RUL for the average training state (integrated "
+            "gradients, the channel's window features summed; docs/explanations.md). A large "
+            "value says the model leans on the channel, not that the channel causes wear."
+            f"{f' {left_out} channels with less are not shown.' if left_out else ''}</p>"
+            f"{_table(['channel', *[label for label, _ in models]], rows)}")
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     def cell(v):
         return f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
@@ -153,5 +175,6 @@ them score every row against the capped target. Lower is better for rmse, score,
 <h2>RMSE by true-RUL band</h2>{_table(header, band_rows)}
 <h2>Physics checks (served model on the pinned trajectories)</h2>{_table(header, physics_rows)}
 {_plots(ev)}
+{_importance(ev)}
 <h2>Data lineage</h2>{_table(["", "value"], lineage_rows)}
 </body></html>"""

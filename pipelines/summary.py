@@ -25,6 +25,34 @@ def _champion_line(summary: dict) -> str:
     return f"none  (v{candidate} was not promoted)"
 
 
+def _alert_lines(alerts: dict, orders: dict) -> list[str]:
+    """Where this run's alerts and work-order proposals went (docs/alerts.md,
+    docs/work-orders.md): the channels, else the store a person reads them from."""
+    from collections import Counter
+
+    if not alerts and not orders:
+        return []
+    raised = Counter(a["kind"] for a in alerts.get("raised", []))
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(raised.items())) or "none new"
+    went = (f"{len(alerts.get('notified', []))} notified via {', '.join(alerts['targets'])}"
+            if alerts.get("targets") else
+            "no notification block configured (alerts.notify)")
+    lines = [f"alerts              {sum(raised.values())} raised ({kinds}), "
+             f"{alerts.get('repeated', 0)} still open; {went}; all in {alerts.get('store')} "
+             "(twinops alerts list)"]
+    delivery = orders.get("delivery") or {}
+    if "proposed" in orders:
+        target = (f"posted to {delivery['cmms']}: {delivery.get('delivered', 0)} delivered, "
+                  f"{delivery.get('pending', 0)} pending" if delivery.get("cmms") else
+                  "kept in the outbox: no CMMS configured (work_orders.cmms_url)")
+        lines.append(f"work orders         {orders['proposed']} proposed for a person "
+                     f"({orders.get('already_proposed', 0)} already open); {target} "
+                     "(twinops work-orders list)")
+    elif orders.get("error"):
+        lines.append(f"work orders         failed: {orders['error']}")
+    return lines
+
+
 def where_to_look(settings: Settings, summary: dict) -> str:
     train = summary["train"]
     monitor = summary.get("monitor") or {}
@@ -48,6 +76,7 @@ def where_to_look(settings: Settings, summary: dict) -> str:
         f"drift verdict       drift={monitor.get('drift')} share={monitor.get('share')} "
         f"retrain={monitor.get('retrain')} {monitor.get('reasons', '')}",
     ]
+    lines += _alert_lines(monitor.get("alerts") or {}, monitor.get("work_orders") or {})
     if monitor.get("retrained_version"):
         lines.append(
             f"retrained           v{monitor['retrained_version']} (challenger at most; "

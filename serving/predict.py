@@ -244,6 +244,8 @@ def predict_assets(
         features["feature_timestamp"] = ts_iso
         to_log.append({**pred.model_dump(), "features": features})
 
+    if request.explain and answers:
+        _attach_explanations(answers, model, rows, pick)
     if log is not None and to_log:
         try:
             log.append(to_log)
@@ -253,6 +255,22 @@ def predict_assets(
     items = [answers.get(a) or PredictionError(asset_id=a, error=UNKNOWN_ASSET) for a in asked]
     return PredictResponse(model_name=model.name, model_version=model.version,
                            model_alias=model.alias, predictions=items)
+
+
+def _attach_explanations(answers: dict, model: ServedModel, rows: OnlineRows,
+                         pick: np.ndarray) -> None:
+    """Set `explanation` on the answered Predictions of `rows[pick]`, in one batch
+    (serving.explain). A predictor without a network (a fake) gets none."""
+    from serving.explain import explain_rows
+
+    predictor = model.predictor
+    if getattr(predictor, "net", None) is None:
+        return
+    keep = [i for i in pick if isinstance(answers.get(str(rows.asset_ids[i])), Prediction)]
+    position = {c: j for j, c in enumerate(rows.columns)}
+    x = rows.values[keep][:, [position[c] for c in predictor.feature_columns]]
+    for i, explanation in zip(keep, explain_rows(predictor, x), strict=True):
+        answers[str(rows.asset_ids[i])].explanation = explanation
 
 
 @dataclass
@@ -314,7 +332,8 @@ def predict_fleet(
             continue
         model = lane.holder.current  # read ONCE: this part comes from one version
         part = predict_assets(
-            PredictRequest.model_construct(asset_ids=ids, horizon=request.horizon),
+            PredictRequest.model_construct(asset_ids=ids, horizon=request.horizon,
+                                           explain=request.explain),
             model=model, fetch_features=lane.fetch, default_horizon=lane.horizon, log=log,
             ttl=lane.stale_after, now=now, asset_type=kind, rul_unit=lane.rul_unit)
         models.add((model.name, model.version, model.alias))

@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -33,6 +34,9 @@ from pydantic import (
 HARD_MAX_BATCH = 10_000
 #: Longest horizon (RUL units) accepted: a guard against nonsense, not a model limit.
 MAX_HORIZON = 100_000
+#: Assets per request with `explain: true`: an explanation costs ~1.5 ms of CPU per asset
+#: (docs/explanations.md), so this bounds one such request to ~0.1 s.
+MAX_EXPLAINED = 64
 
 AssetId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
 
@@ -52,6 +56,21 @@ class PredictRequest(BaseModel):
         description="RUL units ahead (each asset's type says: cycles or hours) for "
         "p_fail = P(RUL <= horizon); default: the asset type's horizon.",
     )
+    explain: StrictBool = Field(
+        default=False,
+        description="Also return each answered asset's `explanation`: per-sensor "
+        "contributions to the RUL (integrated gradients; docs/explanations.md). At most "
+        f"{MAX_EXPLAINED} asset_ids per request when true.",
+    )
+
+    @field_validator("explain")
+    @classmethod
+    def _explained_within_cap(cls, value: bool, info: ValidationInfo) -> bool:
+        asked = len(info.data.get("asset_ids") or ())
+        if value and asked > MAX_EXPLAINED:
+            raise ValueError(f"explain: true takes at most {MAX_EXPLAINED} asset_ids, "
+                             f"got {asked}")
+        return value
 
     @field_validator("asset_ids")
     @classmethod
@@ -65,11 +84,39 @@ class PredictRequest(BaseModel):
 def parse_request(payload: dict[str, Any] | PredictRequest, *, max_batch: int) -> PredictRequest:
     """Validate a request body against the configured batch limit.
 
-    Raises pydantic.ValidationError (field `asset_ids` / `horizon` in `loc`).
+    Raises pydantic.ValidationError (field `asset_ids` / `horizon` / `explain` in `loc`).
     """
     if isinstance(payload, PredictRequest):
         payload = payload.model_dump()
     return PredictRequest.model_validate(payload, context={"max_batch": max_batch})
+
+
+class Driver(BaseModel):
+    channel: str = Field(description="A sensor or operating setting (or `age`).")
+    contribution: float = Field(description="RUL units this channel adds (negative: takes "
+                                "away) relative to the baseline RUL.")
+
+
+class Explanation(BaseModel):
+    """Why this RUL (serving.explain, docs/explanations.md): integrated gradients of the
+    served network's RUL (the ensemble mean) from the training-mean state, summed per channel.
+
+    rul = baseline_rul + sum(contributions.values()) - completeness_gap.
+    """
+
+    method: str = Field("integrated_gradients", description="Attribution method.")
+    baseline: str = Field("training_mean", description="Reference state: every feature at "
+                          "its training mean (0 once standardised).")
+    baseline_rul: float = Field(description="The model's RUL for the baseline state.")
+    contributions: dict[str, float] = Field(description="Channel -> RUL units it moves the "
+                                            "RUL away from the baseline RUL (the channel's "
+                                            "window features summed).")
+    top_drivers: list[Driver] = Field(description="The largest |contributions|, largest first.")
+    imputed: list[str] = Field(default_factory=list, description="Channels missing in this "
+                               "row (imputed with the training mean): their 0 means 'not "
+                               "measured', not 'normal'.")
+    completeness_gap: float = Field(description="sum(contributions) - (rul - baseline_rul): "
+                                    "the quadrature error; ~0 means the parts are exact.")
 
 
 class Prediction(BaseModel):
@@ -95,6 +142,8 @@ class Prediction(BaseModel):
     #: True when the features are older than the asset type's staleness limit (a few
     #: sampling periods; else the feature view's TTL): the feed of this asset stopped.
     stale: bool = False
+    #: Only with `explain: true` (left out of the JSON otherwise).
+    explanation: Explanation | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class PredictionError(BaseModel):

@@ -9,11 +9,13 @@
                                └─► metrics: twinops_model_info{model_name,model_version,alias}
     RequestGuard (401 / 413 / bad JSON 400) ─► HealthzMiddleware (/healthz, /readyz) ─► routes:
     POST /predict        {"asset_ids": [...], "horizon"?}  ─► serving.predict.predict_assets
+                         (+ "explain": true: per-sensor contributions, serving.explain)
     POST /predict_window {"readings": [...], "horizon"?}   ─► serving.window.predict_window
     POST /ingest         {"readings": [...]}                ─► serving.ingest.ingest_readings
     POST /feedback       {"events": [...]}                  ─► serving.ingest.record_events
     POST /fleet/risk     {"asset_type"?, "page"?, ...}      ─► serving.fleet.fleet_risk
     POST /recommend      {"asset_ids": [...]}               ─► serving.fleet.recommend_assets
+    POST /whatif         {"asset_id", "profile": {...}}      ─► serving.whatif.answer_whatif
     GET /metrics (BentoML's Prometheus endpoint), GET /docs.json (OpenAPI)
 
 Run (from the repository root, or anywhere with --working-dir):
@@ -30,7 +32,8 @@ cheaper than the hop to BentoML's thread pool; torch is pinned to one intra-op
 thread, because on a forward pass this small a thread pool adds p99 stalls
 rather than speed (docs/experiments.md#serving); the access log is off;
 `gc.freeze()` after loading moves the model and libraries out of the
-generations the cyclic GC scans, so collections stay short.
+generations the cyclic GC scans, so collections stay short. `explain: true` (integrated
+gradients, serving.explain) is the exception: it runs in a worker thread.
 /predict_window, /ingest and /feedback do pandas/parquet work and stay
 synchronous (BentoML runs them in its thread pool, off the event loop).
 
@@ -64,6 +67,7 @@ from serving.schemas import (
     PredictResponse,
     WindowRequest,
 )
+from serving.whatif_schemas import WhatIfRequest, WhatIfResponse
 
 # A child of "bentoml" so the message goes through BentoML's configured handlers.
 logger = logging.getLogger("bentoml.twinops.serving")
@@ -190,6 +194,12 @@ class TwinService:
         # Re-validate with the configured batch limit (ValidationError -> 400 by BentoML).
         request = parse_request(params, max_batch=self.settings.serving.max_batch)
         try:
+            if request.explain:  # gradients, ~1.5 ms per asset (serving.explain): off the loop
+                import asyncio
+
+                return await asyncio.to_thread(
+                    predict_fleet, request, lanes=self.lanes, type_of=self.registry.types,
+                    log=self.prediction_log)
             return predict_fleet(request, lanes=self.lanes, type_of=self.registry.types,
                                  log=self.prediction_log)
         except sqlite3.Error as exc:  # no online store yet / unreadable: the server's fault
@@ -259,6 +269,21 @@ class TwinService:
         request = RecommendRequest.model_validate(params)
         return recommend_assets(request, lanes=self.lanes, type_of=self.registry.types,
                                 profiles=profiles_of(self.settings, request.asset_ids))
+
+    @bentoml.api(route="/whatif", input_spec=WhatIfRequest)
+    def whatif(self, **params: Any) -> WhatIfResponse:
+        """RUL under a future operating profile vs the current one (docs/whatif.md). Sync:
+        the pump's physics takes seconds, so it runs in BentoML's thread pool."""
+        from serving.errors import ApiError
+        from serving.whatif import WhatIfError, answer_whatif
+
+        request = WhatIfRequest.model_validate(params)
+        try:
+            return WhatIfResponse(**answer_whatif(request, settings=self.settings,
+                                                  type_of=self.registry.types, lanes=self.lanes))
+        except WhatIfError as exc:
+            return ApiError(exc.status, exc.message,
+                            [{"loc": exc.field.split("."), "msg": exc.message}]).response()
 
     def _answer(self, n_rows: int, field: str, call: Callable[[], Any]) -> Any:
         """Row limit, then `call()`; a ApiError becomes its JSON 4xx (never a 500)."""

@@ -40,6 +40,9 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
     assert "curl -s -X POST" in done.output
     # the loop ends in a decision: the top at-risk asset and what is recommended for it
     assert "top at-risk asset" in done.output and "recommendation      " in done.output
+    # ... and says where its alerts and work-order proposals went
+    assert "alerts              " in done.output and "(twinops alerts list)" in done.output
+    assert "work orders         " in done.output
 
     from features.settings import get_settings
     from training.registry import get_alias_version, version_tags
@@ -142,6 +145,7 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
     text = page.read_text()
     assert "turbofan: the " in text and f"pump: the {len(ranked['items'])} highest risks" in text
     assert top["asset_id"] in text and rec["action"] in text
+    assert "pump: open alerts" in text and "outcomes" in text and "top drivers" in text
     colours = chromium_screenshot(page, page.with_suffix(".png"), (1200, 1600))
     assert colours > 50, f"the fleet page looks blank ({colours} colours)"
 

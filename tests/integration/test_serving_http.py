@@ -521,3 +521,30 @@ def test_recommend_prices_each_asset_and_answers_the_others_per_item(server, set
         else:
             assert rec["action"] in {"run", "plan_maintenance", "stop_now"}
             assert rec["cost_rate"] <= rec["cost_rate_run_to_failure"]
+
+
+# ---------------------------------------------------------------- explanations
+def test_predict_explain_returns_per_sensor_contributions_that_add_up(server, assets):
+    ids = [*assets[:3], "no-such-asset"]
+    r = post(server, "/predict", {"asset_ids": ids, "explain": True})
+    assert r.status_code == 200, r.text
+    *answered, unknown = r.json()["predictions"]
+    assert "error" in unknown and "explanation" not in unknown
+    for item in answered:
+        e = item["explanation"]
+        assert (e["method"], e["baseline"]) == ("integrated_gradients", "training_mean")
+        contributions = e["contributions"]
+        assert {"sensor_2", "age"} <= set(contributions)  # per channel, not per feature
+        assert not any(c.startswith("sensor_2_") for c in contributions)
+        assert sum(contributions.values()) == pytest.approx(item["rul"] - e["baseline_rul"],
+                                                            abs=0.05)
+        assert abs(e["completeness_gap"]) < 0.05
+        by_size = sorted(contributions, key=lambda c: -abs(contributions[c]))
+        assert [d["channel"] for d in e["top_drivers"]] == by_size[:len(e["top_drivers"])]
+    plain = post(server, "/predict", {"asset_ids": ids[:1]}).json()["predictions"][0]
+    assert "explanation" not in plain and plain["rul"] == pytest.approx(answered[0]["rul"])
+    for bad in ("yes", 1, None):
+        r = post(server, "/predict", {"asset_ids": ids[:1], "explain": bad})
+        assert r.status_code == 400 and "explain" in r.text, r.text
+    spec = httpx.get(f"{server.url}/docs.json", headers=AUTH, timeout=10).text
+    assert '"explain"' in spec and "completeness_gap" in spec

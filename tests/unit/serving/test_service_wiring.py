@@ -60,10 +60,10 @@ def test_service_definition():
     from serving.service import TwinService
 
     assert set(TwinService.apis) == {"predict", "predict_window", "ingest", "feedback",
-                                     "fleet_risk", "recommend"}
+                                     "fleet_risk", "recommend", "whatif"}
     api = TwinService.apis["predict"]
     assert api.route == "/predict"
-    assert set(api.input_spec.model_fields) == {"asset_ids", "horizon"}
+    assert set(api.input_spec.model_fields) == {"asset_ids", "horizon", "explain"}
     assert TwinService.config["logging"]["access"]["enabled"] is False
     assert (HealthzMiddleware, {}) in TwinService.middlewares
     assert (RequestGuard, {}) in TwinService.middlewares
