@@ -5,6 +5,8 @@
     an error inside the block          ─► tmp removed, `path` untouched
 
     write_bytes / write_text / write_parquet: the usual writers on top of `replacing`.
+    sqlite_transaction(path, schema): the same promise for the small SQLite stores (alerts,
+    the work-order outbox): a transaction commits whole or not at all.
 
 Why the temp file sits beside `path`: os.replace is atomic only within one filesystem.
 Why fsync the file before the rename: otherwise a crash shortly after it can leave `path`
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import sqlite3
+
     import pandas as pd
 
 
@@ -70,3 +74,29 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     with replacing(path) as tmp:
         df.to_parquet(tmp, index=False)
     return Path(path)
+
+
+@contextlib.contextmanager
+def sqlite_transaction(path: str | os.PathLike[str], schema: str, *,
+                       write: bool = True) -> Iterator[sqlite3.Connection]:
+    """One SQLite transaction on `path` (created with `schema`, idempotent DDL): committed on
+    a clean exit, rolled back on an error. A writer takes the write lock at once (BEGIN
+    IMMEDIATE), so a read-then-write is never interleaved with another process's; WAL lets
+    readers (the CLI) run beside a writer; synchronous=FULL makes a commit survive a power
+    loss, which is what "stored" means for an alert or a work order. Rows are sqlite3.Row."""
+    import sqlite3
+    from contextlib import closing
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as db:
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(schema)
+        db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -110,22 +108,11 @@ class AlertStore:
     def __init__(self, path: Path | str):
         self.path = Path(path)
 
-    @contextmanager
     def _tx(self, write: bool = True):
-        """One transaction; a writer takes SQLite's write lock at once (BEGIN IMMEDIATE),
-        so a read-then-write (record, ack) is never interleaved with another process's."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")  # readers (the CLI) never block a writer
-            db.executescript(_SCHEMA)
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        """One transaction (features.atomic.sqlite_transaction)."""
+        from features.atomic import sqlite_transaction
+
+        return sqlite_transaction(self.path, _SCHEMA, write=write)
 
     # ---- episodes ----
     def record(self, rules: Rules, now: datetime) -> Recorded:

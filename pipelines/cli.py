@@ -428,6 +428,7 @@ def run(
     """The whole loop on the simulators: ingest → features → train → evaluate → promote →
     score → monitor (→ retrain), for each simulated type (default) or one."""
     from features.sources.loader import SIMULATED_TYPES
+    from pipelines.fleet_report import write_fleet_report
     from pipelines.loop import run_flow
     from pipelines.summary import where_to_look
 
@@ -435,6 +436,8 @@ def run(
         summary = run_flow(settings, live_drift=drift)
         typer.echo(where_to_look(settings, summary))
         typer.echo(decisions_cli.decision_lines(settings))
+    page, run_id = write_fleet_report(settings)
+    typer.echo(f"\nfleet page          {page}  (MLflow run {run_id}; twinops report fleet)")
 
 
 asset_types_app = typer.Typer(rich_markup_mode=None)

@@ -62,7 +62,8 @@ def decision_lines(settings) -> str:
     kind = settings.asset_type
     lanes = local_lanes(settings, [kind])
     if not lanes:
-        return f"decision            none: no {kind} champion serves (nothing is recommended)"
+        return "\n".join([f"decision            none: no {kind} champion serves (nothing is "
+                          "recommended)", *whatif_lines(settings)])
     assets = load_assets(settings)
     top = fleet_risk(FleetRiskRequest(asset_type=kind, page_size=1), lanes=lanes,
                      assets=assets, criticality=criticality_of(settings, assets),
@@ -75,13 +76,59 @@ def decision_lines(settings) -> str:
                            profiles=profiles_of(settings, [item.asset_id])).recommendations[0]
     action = (f"{rec.action}" + (f" in {rec.due_in:.3g} {rec.rul_unit}" if rec.due_in else "")
               + f": {rec.reasons[0]}") if hasattr(rec, "action") else rec.error
+    from pipelines.fleet_report import top_drivers
+
+    drivers = top_drivers([item.asset_id], lanes, lambda ids: {a: kind for a in ids})
     return "\n".join([
         f"top at-risk asset   {item.asset_id}  risk {item.risk:.2f} (p_fail within "
         f"{item.horizon:g} {item.rul_unit}), RUL {item.rul:.1f} [{item.rul_lower:.1f}, "
         f"{item.rul_upper:.1f}]  (twinops fleet -t {kind})",
+        f"top drivers         {drivers.get(item.asset_id, '-')} ({item.rul_unit} of RUL; "
+        "POST /predict with explain: true)",
         f"recommendation      {action}",
         f"                    a proposal for a person: nothing is scheduled "
-        f"(twinops recommend {item.asset_id})"])
+        f"(twinops recommend {item.asset_id})", *whatif_lines(settings)])
+
+
+def whatif_lines(settings, raise_by: float = 0.10) -> list[str]:
+    """For a type answered by physics (the pump): its oldest asset in service, what-if its
+    supply voltage were `raise_by` higher (serving.whatif; the demo's what-if). The oldest,
+    because without a champion nothing ranks the fleet, and the longest life so far is
+    the one nearest its end that the physics can estimate."""
+    from features.datastore import last_failures, load_readings
+    from serving.whatif import MAX_READINGS, PHYSICS_TYPES, WhatIfError, answer_whatif
+    from serving.whatif_schemas import WhatIfRequest
+
+    kind = settings.asset_type
+    if kind not in PHYSICS_TYPES:
+        return []
+    readings = load_readings(settings)
+    failed = last_failures(settings)
+    last = readings.groupby(readings["asset_id"].astype(str))["timestamp"].max()
+    counts = readings["asset_id"].astype(str).value_counts()
+    alive = [a for a in counts.index if counts[a] <= MAX_READINGS
+             and not (a in failed and last[a].timestamp() <= failed[a])]
+    if not alive:
+        return []
+    asset = max(alive, key=lambda a: counts[a])
+    mine = readings[readings["asset_id"].astype(str) == asset].sort_values("cycle")
+    volts = float(mine["V"].tail(12).median()) * (1 + raise_by)
+    try:
+        answer = answer_whatif(WhatIfRequest(asset_id=asset, profile={"V": round(volts, 1)}),
+                               settings=settings, type_of=lambda ids: {a: kind for a in ids},
+                               lanes={})
+    except WhatIfError as exc:
+        return [f"what-if             {asset}: {exc.message}"]
+    unit = settings.type.rul_unit
+
+    def rul(scenario: dict) -> str:
+        value = scenario["rul"]
+        return f"{value:.1f} {unit}" if value is not None else "beyond the simulated time"
+
+    now, then = answer["current"], answer["requested"]
+    return [f"what-if             {asset} (oldest in service) at V {raise_by:+.0%} "
+            f"({volts:.0f} V): median RUL {rul(then)} vs {rul(now)} at its current profile "
+            f"({answer['method']}; twinops whatif {asset} --set V={volts:.0f})"]
 
 
 @assets_app.command("import")

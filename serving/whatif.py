@@ -54,8 +54,8 @@ if TYPE_CHECKING:
 METHOD_PHYSICS = "physics (ProgPy particle filter + simulation to threshold)"
 METHOD_LEARNED = "learned model, extrapolation"
 
-#: Particles of the filter: 800 halved the wear-rate errors of 300 on three simulated
-#: pumps (measured); a 2 s step of 500 costs ~0.3 ms (vectorised), 800 ~0.45 ms.
+#: Particles of the filter, tuned on three simulated pumps: 300 left the wear rates further
+#: off, 800 was not reliably better; a 2 s step of 500 costs ~0.3 ms (vectorised).
 N_PARTICLES = 500
 MAX_PARTICLES = 1000
 #: Forward samples per profile (drawn from the particles), default and cap.

@@ -27,7 +27,6 @@ import json
 import os
 import sqlite3
 import time
-from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,22 +73,11 @@ class Outbox:
     def of(cls, settings) -> Outbox:
         return cls(Path(settings.state_dir) / "work_orders.sqlite")
 
-    @contextmanager
     def _tx(self):
-        """One IMMEDIATE transaction: committed on exit, rolled back on an error."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute(_SCHEMA)
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        """One IMMEDIATE transaction (features.atomic.sqlite_transaction)."""
+        from features.atomic import sqlite_transaction
+
+        return sqlite_transaction(self.path, _SCHEMA)
 
     def add(self, proposals) -> int:
         """Store proposals as pending, all in one commit; an id already stored (whatever its

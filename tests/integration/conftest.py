@@ -7,9 +7,11 @@ whole code path on the least compute that still learns. Model quality is measure
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -114,6 +116,28 @@ class RunningServer:
     def stop(self) -> None:
         stop_group(self.proc, grace=20)
         self.log.close()
+
+
+@contextlib.contextmanager
+def in_env(env: dict) -> Iterator[None]:
+    """The TWINOPS_* / BENTOML_* variables of `env` set in this process for the block: a
+    module fixture builds its state with the settings its server will read."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            if key.startswith(("TWINOPS_", "BENTOML_")):
+                mp.setenv(key, value)
+        yield
+
+
+@contextlib.contextmanager
+def serving(env: dict, log_path: Path) -> Iterator[RunningServer]:
+    """A ready RunningServer for the block, stopped after it (a module fixture's server)."""
+    server = RunningServer(env, log_path)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -43,6 +43,9 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
     # ... and says where its alerts and work-order proposals went
     assert "alerts              " in done.output and "(twinops alerts list)" in done.output
     assert "work orders         " in done.output
+    assert "top drivers         sensor_" in done.output  # the top asset's explanation
+    assert "what-if             " in done.output and "physics" in done.output  # the pump's
+    assert "fleet page          " in done.output
 
     from features.settings import get_settings
     from training.registry import get_alias_version, version_tags

@@ -30,7 +30,8 @@ import pytest
 from tests.integration.conftest import (
     API_KEY_HEADERS,
     TEST_API_KEY,
-    RunningServer,
+    in_env,
+    serving,
     state_env,
     with_api_key,
 )
@@ -71,10 +72,7 @@ def _build(env: dict) -> list[str]:
     from pipelines.flows import features_flow, ingest_flow, train_flow
     from training.registry import set_alias
 
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            if key.startswith(("TWINOPS_", "BENTOML_")):
-                mp.setenv(key, value)
+    with in_env(env):
         s = get_settings()
         ingest_flow("simulator", s)
         features_flow(s)
@@ -100,12 +98,8 @@ def versions(env):
 def server(env):
     from pathlib import Path
 
-    srv = RunningServer(env, Path(env["_ROOT"]) / "server.log")
-    try:
-        srv.wait_ready()
+    with serving(env, Path(env["_ROOT"]) / "server.log") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

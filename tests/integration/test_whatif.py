@@ -14,7 +14,13 @@ import os
 import httpx
 import pytest
 
-from tests.integration.conftest import API_KEY_HEADERS, RunningServer, state_env, with_api_key
+from tests.integration.conftest import (
+    API_KEY_HEADERS,
+    in_env,
+    serving,
+    state_env,
+    with_api_key,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +34,7 @@ def env(tmp_path_factory):
     from pipelines.flows import features_flow, ingest_flow, train_flow
     from training.registry import set_alias
 
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            if key.startswith(("TWINOPS_", "BENTOML_")):
-                mp.setenv(key, value)
+    with in_env(env):
         s = get_settings()
         ingest_flow("simulator", s)
         ingest_flow("simulator-live", s)
@@ -51,12 +54,8 @@ def env(tmp_path_factory):
 def server(env):
     from pathlib import Path
 
-    srv = RunningServer(env, Path(env["_ROOT"]) / "server.log")
-    try:
-        srv.wait_ready()
+    with serving(env, Path(env["_ROOT"]) / "server.log") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def post(server, body, headers=API_KEY_HEADERS):

@@ -44,3 +44,17 @@ def test_replacing_leaves_the_target_alone_until_the_block_ends(tmp_path):
         tmp.write_text("new")
         assert path.read_text() == "old"
     assert path.read_text() == "new"
+
+
+def test_sqlite_transaction_commits_whole_or_not_at_all(tmp_path):
+    from features.atomic import sqlite_transaction
+
+    db = tmp_path / "store.sqlite"
+    schema = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY);"
+    with sqlite_transaction(db, schema) as tx:
+        tx.execute("INSERT INTO t VALUES ('a')")
+    with pytest.raises(RuntimeError), sqlite_transaction(db, schema) as tx:
+        tx.execute("INSERT INTO t VALUES ('b')")
+        raise RuntimeError("crash between two writes")
+    with sqlite_transaction(db, schema, write=False) as tx:
+        assert [r["k"] for r in tx.execute("SELECT k FROM t")] == ["a"]
