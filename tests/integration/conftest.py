@@ -65,8 +65,13 @@ def prefect_server(tmp_path_factory):
     subprocesses the tests start (PREFECT_API_URL in the environment). One server start
     instead of an ephemeral API per process; tests that read runs back filter for their own.
     """
+    from prefect.logging.configuration import ensure_logging_setup
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    # Prefect's console handler binds the sys.stderr of the moment it is configured: here,
+    # not inside a test's CliRunner (whose stream is closed after it, breaking every later
+    # in-process flow's logging).
+    ensure_logging_setup()
     tmp = tmp_path_factory.mktemp("prefect-server")
     api, proc = start_prefect_server(tmp)
     os.environ["PREFECT_API_URL"] = api
