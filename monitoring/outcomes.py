@@ -9,14 +9,16 @@
         warning lead time (failure time − first alert's reading time: hours, and the RUL unit
         where the type has a time per unit),
         false alarms (a risk alert whose asset neither failed nor was maintained within the
-        horizon after it, and the horizon has passed), pending alerts (the horizon has not),
+        horizon after it, and the horizon has passed), alerts awaiting the horizon (not yet),
         realised cost (failures at their cost, maintenances at theirs) against run to failure
         (every ended life at the failure cost)
 
 Which version a life belongs to: the version behind its first risk alert, else the version
-that last predicted for the asset before the end (the prediction log); a life no version
-predicted for is "unknown". Clocks: every time here is the plant's (reading and event
-times), never the monitor's wall clock, so a replayed history gives the same figures.
+that last predicted for the asset before the end (the prediction log). A life no version
+predicted for (a training unit's, or one that ended before serving began) is no model's
+outcome: it is left out, not counted as a missed failure. Clocks: every time here is the
+plant's (reading and event times), never the monitor's wall clock, so a replayed history
+gives the same figures.
 
 Why cost per ended life and not a cost rate: a maintained life is shorter than it would
 have been, and how much longer it would have run is not observed. The cost rate with the
@@ -90,7 +92,7 @@ def outcome_kpis(
     seconds_per_unit: float | None = None,
     now=None,
 ) -> list[dict[str, Any]]:
-    """KPI rows, one per model version (plus "unknown" for lives no version predicted for).
+    """KPI rows, one per model version (lives no version predicted for are left out).
 
     events: asset_id, timestamp, event. alerts: asset_id, kind, at (UTC time of the reading
     behind the alert), model_version; only kind == "risk" counts as a warning.
@@ -107,6 +109,7 @@ def outcome_kpis(
     lives["version"] = [v if v is not None else _last_version(predictions, a, t)
                         for v, a, t in zip(lives["alert_version"], lives["asset_id"],
                                            lives["ended"], strict=True)]
+    lives = lives[lives["version"].notna()]
     verdicts = _judge_alerts(risk, lives, horizon_s, now)
     rows = []
     for version in sorted(set(lives["version"]) | set(verdicts["model_version"].astype(str))):
@@ -129,7 +132,7 @@ def outcome_kpis(
                                  if len(lead_h) and seconds_per_unit else None),
             "risk_alerts": len(judged),
             "false_alarms": int((judged["verdict"] == "false_alarm").sum()),
-            "pending_alerts": int((judged["verdict"] == "pending").sum()),
+            "alerts_awaiting_horizon": int((judged["verdict"] == "pending").sum()),
             "realised_cost": realised if np.isfinite(realised) else None,
             "run_to_failure_cost": rtf if np.isfinite(rtf) else None,
             "cost_vs_run_to_failure": (realised / rtf if np.isfinite(realised)
@@ -146,15 +149,15 @@ def _cost(profile, how: str) -> float:
     return profile.failure_total if how == FAILURE else profile.planned_total
 
 
-def _last_version(predictions: pd.DataFrame, asset: str, ended) -> str:
+def _last_version(predictions: pd.DataFrame, asset: str, ended) -> str | None:
     import pandas as pd
 
     if not len(predictions):
-        return "unknown"
+        return None
     mine = predictions[(predictions["asset_id"].astype(str) == asset)
                        & (pd.to_datetime(predictions["at"], utc=True) <= ended)]
     if not len(mine):
-        return "unknown"
+        return None
     return str(mine.sort_values("at", kind="mergesort")["model_version"].iloc[-1])
 
 

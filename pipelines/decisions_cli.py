@@ -128,7 +128,8 @@ def whatif_lines(settings, raise_by: float = 0.10) -> list[str]:
     now, then = answer["current"], answer["requested"]
     return [f"what-if             {asset} (oldest in service) at V {raise_by:+.0%} "
             f"({volts:.0f} V): median RUL {rul(then)} vs {rul(now)} at its current profile "
-            f"({answer['method']}; twinops whatif {asset} --set V={volts:.0f})"]
+            f"(ProgPy physics, a best guess: docs/whatif.md; twinops whatif {asset} "
+            f"--set V={volts:.0f})"]
 
 
 @assets_app.command("import")

@@ -51,15 +51,20 @@ def _timeline(kind: str, unit: str, recs: list) -> str:
     return _png(fig)
 
 
-def _alerts_html(kind: str, alerts) -> str:
+def _alert_state(alert: dict, notifying: bool) -> str:
+    if alert["acked_by"]:
+        return f"acked by {alert['acked_by']}"
+    if str(alert["notified_at"]) not in ("NaT", "None"):
+        return "notified"
+    return "pending notification" if notifying else "stored (no alerts.notify block)"
+
+
+def _alerts_html(kind: str, alerts, notifying: bool = False) -> str:
     """The type's open alerts (monitoring.alert_store), newest first."""
     if alerts is None or not len(alerts):
         return f"<h3>{html.escape(kind)}: open alerts</h3><p>None.</p>"
     rows = [[a["alert_id"], a["severity"], a["kind"], a["asset_id"] or "fleet",
-             f"{a['raised_at']:%Y-%m-%d %H:%M} UTC",
-             "acked by " + str(a["acked_by"]) if a["acked_by"] else
-             ("notified" if a["notified_at"] is not None and str(a["notified_at"]) != "NaT"
-              else "pending"), a["message"]]
+             f"{a['raised_at']:%Y-%m-%d %H:%M} UTC", _alert_state(a, notifying), a["message"]]
             for a in alerts.sort_values("raised_at", ascending=False).to_dict("records")]
     return (f"<h3>{html.escape(kind)}: open alerts ({len(rows)})</h3>"
             + _table(["alert", "severity", "kind", "asset", "raised", "state", "what"], rows)
@@ -78,12 +83,12 @@ def _outcomes_html(kind: str, outcomes: list[dict]) -> str:
 
     rows = [[o["model_version"], o["lives_ended"], o["failures"], o["warned_failures"],
              o["missed_failures"], num(o["lead_time_h_median"]), o["false_alarms"],
-             o["pending_alerts"], num(o["realised_cost"], "{:,.0f}"),
+             o["alerts_awaiting_horizon"], num(o["realised_cost"], "{:,.0f}"),
              num(o["run_to_failure_cost"], "{:,.0f}"),
              num(o["cost_vs_run_to_failure"], "{:.2f}")] for o in outcomes]
     return (f"<h3>{html.escape(kind)}: outcomes per model version</h3>"
             + _table(["version", "lives ended", "failures", "warned", "missed",
-                      "lead time h (median)", "false alarms", "alerts pending", "cost",
+                      "lead time h (median)", "false alarms", "alerts in horizon", "cost",
                       "run-to-failure cost", "cost / RTF"], rows)
             + "<p>Warned: a risk alert came before the failure in the same life; lead time "
               "from the alert's reading to the failure. False alarm: neither a failure nor a "
@@ -122,7 +127,7 @@ def render_fleet_html(sections: list[dict], generated: datetime) -> str:
                      f"{sec['total']} assets in service</h2><p>{sec.get('out', 0)} failed and "
                      f"out of service (not reported since), left out.</p>"
                      f"{table}{_timeline(kind, unit, recs)}"
-                     f"{_alerts_html(kind, sec.get('alerts'))}"
+                     f"{_alerts_html(kind, sec.get('alerts'), sec.get('notifying', False))}"
                      f"{_outcomes_html(kind, sec.get('outcomes') or [])}")
     body = "".join(parts) or "<p>No asset type has a champion: nothing to rank.</p>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Fleet</title>
@@ -184,6 +189,7 @@ def write_fleet_report(settings, top: int = 20) -> tuple[Path, str]:
                                                 lambda a: asset_types_of(settings, a)),
                          "recommendations": {r.asset_id: r for r in recs},
                          "alerts": alerts[alerts["asset_type"].astype(str) == kind],
+                         "notifying": bool(settings.alerts.notify),
                          "outcomes": outcomes_of(settings.for_type(kind))})
     now = datetime.now(UTC)
     path = Path(settings.reports_dir) / f"fleet-{now:%Y%m%dT%H%M%SZ}.html"

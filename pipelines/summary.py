@@ -38,7 +38,7 @@ def _alert_lines(alerts: dict, orders: dict) -> list[str]:
             if alerts.get("targets") else
             "no notification block configured (alerts.notify)")
     lines = [f"alerts              {sum(raised.values())} raised ({kinds}), "
-             f"{alerts.get('repeated', 0)} still open; {went}; all in {alerts.get('store')} "
+             f"{alerts.get('repeated', 0)} already open; {went}; all in {alerts.get('store')} "
              "(twinops alerts list)"]
     delivery = orders.get("delivery") or {}
     if "proposed" in orders:

@@ -61,29 +61,30 @@ def test_an_alert_before_the_previous_life_ended_does_not_warn_the_next_failure(
     rows = {r["model_version"]: r for r in outcome_kpis(
         ev, alerts(("a", 5, "1")), NO_PREDICTIONS, {"a": PRICED}, horizon_s=48 * HOUR,
         now=at(200))}
-    # the alert belongs to the maintained life (acted on); the failure was missed
+    # the alert belongs to the maintained life (acted on)
     assert rows["1"]["maintenances"] == 1 and rows["1"]["false_alarms"] == 0
-    assert rows["unknown"]["missed_failures"] == 1
-    assert rows["unknown"]["warned_failures"] == 0
+    assert set(rows) == {"1"}  # nobody predicted the failed life: no model's outcome
 
 
 def test_false_alarm_only_once_the_horizon_has_passed():
     al = alerts(("a", 0, "2"), ("b", 190, "2"))
     [row] = outcome_kpis(events(("z", 1, "failure")).iloc[:0], al, NO_PREDICTIONS, {},
                          horizon_s=48 * HOUR, now=at(200))
-    assert (row["false_alarms"], row["pending_alerts"]) == (1, 1)
+    assert (row["false_alarms"], row["alerts_awaiting_horizon"]) == (1, 1)
     [row] = outcome_kpis(events(("z", 1, "failure")).iloc[:0], al, NO_PREDICTIONS, {},
                          horizon_s=None, now=at(200))
-    assert row["false_alarms"] == 0 and row["pending_alerts"] == 0  # no horizon in time
+    assert row["false_alarms"] == 0 and row["alerts_awaiting_horizon"] == 0  # unjudged
 
 
 def test_only_risk_alerts_count_as_warnings_and_unpriced_costs_are_unknown():
     ev = events(("a", 100, "failure"))
     al = alerts(("a", 50, "1"), kind="sensor_frozen")
-    [row] = outcome_kpis(ev, al, NO_PREDICTIONS, {"a": MaintenanceProfile()},
-                         horizon_s=None, now=at(200))
-    assert row["model_version"] == "unknown" and row["missed_failures"] == 1
+    preds = pd.DataFrame([{"asset_id": "a", "at": at(60), "model_version": "3"}])
+    [row] = outcome_kpis(ev, al, preds, {"a": MaintenanceProfile()}, horizon_s=None,
+                         now=at(200))
+    assert row["model_version"] == "3" and row["missed_failures"] == 1  # it predicted
     assert row["realised_cost"] is None and row["cost_vs_run_to_failure"] is None
+    assert outcome_kpis(ev, al, NO_PREDICTIONS, {}, horizon_s=None, now=at(200)) == []
 
 
 def test_versions_are_kept_apart():
