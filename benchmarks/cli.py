@@ -34,3 +34,7 @@ benchmark_app.command("maintenance")(_maintenance)
 from benchmarks.fleet_risk import command as _fleet_risk  # noqa: E402  (light: heavy inside)
 
 benchmark_app.command("fleet-risk")(_fleet_risk)
+
+from benchmarks.whatif import command as _whatif  # noqa: E402  (light: heavy imports inside)
+
+benchmark_app.command("whatif")(_whatif)

@@ -133,12 +133,11 @@ def _loading(p: dict, t) -> dict[str, np.ndarray]:
             "psuc": np.full_like(t, p["psuc"]), "wsync": _WSYNC_PER_V * v}
 
 
-def _simulate_unit(unit_seed: int, i: int, regime: bool) -> pd.DataFrame:
-    """Run unit i to its first failure: raw trajectory on the sampling grid (module-level, so a
-    spawned worker can run it)."""
+def _unit_model(p: dict, switch_at_s: float | None = None, then: dict | None = None):
+    """(ProgPy model, loading function, x0) of a unit with draws `p`: driven by its duty
+    profile, or from `switch_at_s` on by the constant inputs `then` (a what-if's truth)."""
     from progpy.models import CentrifugalPumpWithWear
 
-    p = _unit_params(unit_seed, i, regime)
     with warnings.catch_warnings():
         # The wear rates are states of this model (set in x0 below), so its warning that the
         # wA/wRadial/wThrust *parameters* get overwritten is exactly the intended behaviour.
@@ -146,6 +145,8 @@ def _simulate_unit(unit_seed: int, i: int, regime: bool) -> pd.DataFrame:
         m = CentrifugalPumpWithWear(process_noise=0.0, measurement_noise=dict(NOISE_STD))
 
     def load(t, x=None):
+        if switch_at_s is not None and t >= switch_at_s:
+            return m.InputContainer({c: float(then[c]) for c in SETTING_COLUMNS})
         u = _loading(p, t)
         return m.InputContainer({c: float(u[c]) for c in SETTING_COLUMNS})
 
@@ -155,6 +156,31 @@ def _simulate_unit(unit_seed: int, i: int, regime: bool) -> pd.DataFrame:
         x0[s] = u0["Tamb"]
     for k, w in p["wear"].items():
         x0[k] = w
+    return m, load, x0
+
+
+def live_time_to_failure(seed: int, i: int, from_s: float, profile: dict) -> tuple[float, str]:
+    """Live pump i of `seed` (as simulate_pump_live draws it) run on its duty profile until
+    `from_s`, then at the constant `profile`: (seconds from `from_s` to its first failure,
+    the mode), inf if none within the simulator's horizon. The truth a what-if is scored
+    against (benchmarks/whatif.py): the same pump, the same physics, the asked loading."""
+    p = _unit_params(seed + LIVE_SEED_OFFSET, i, False)
+    m, load, x0 = _unit_model(p, switch_at_s=from_s, then=profile)
+    res = m.simulate_to_threshold(load, x=x0, events=FAILURE_MODES, dt=INTEGRATION_DT_S,
+                                  save_freq=_HORIZON_S, horizon=from_s + _HORIZON_S)
+    met = m.threshold_met(res.states[-1])
+    modes = [e for e in FAILURE_MODES if met[e]]
+    if not modes:
+        return float("inf"), ""
+    return float(res.times[-1]) - from_s, modes[0]
+
+
+def _simulate_unit(unit_seed: int, i: int, regime: bool) -> pd.DataFrame:
+    """Run unit i to its first failure: raw trajectory on the sampling grid (module-level, so a
+    spawned worker can run it)."""
+
+    p = _unit_params(unit_seed, i, regime)
+    m, load, x0 = _unit_model(p)
     res = m.simulate_to_threshold(load, x=x0, events=FAILURE_MODES, dt=INTEGRATION_DT_S,
                                   save_freq=SAMPLE_PERIOD_S, horizon=_HORIZON_S)
     met = m.threshold_met(res.states[-1])
