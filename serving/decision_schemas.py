@@ -9,14 +9,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.schemas import MAX_HORIZON, AssetId, PredictionError
+from serving.schemas import AssetId, Horizon, PredictionError
 
 #: Most assets one /recommend call prices (each integrates a predictive distribution).
 MAX_RECOMMEND = 256
 #: Largest page of a fleet risk ranking.
 MAX_PAGE_SIZE = 1000
-
-Horizon = Annotated[float, Field(gt=0, le=MAX_HORIZON, allow_inf_nan=False)]
 
 
 class FleetRiskRequest(BaseModel):

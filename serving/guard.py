@@ -1,10 +1,12 @@
-"""Request guard: API keys (401), body size (413) and unparsable JSON (400) before BentoML.
+"""Request guard: API keys (401), body size (413), media type (415) and bad JSON (400) first.
 
     request ─► RequestGuard ─┬─ open path (/healthz /readyz /livez /metrics /docs*) ─► app
                              ├─ no / wrong key (auth on)  ─► 401 {"error": ...}
                              ├─ body > max_body_bytes     ─► 413 (checked on Content-Length,
                              │                                 then while the body streams in)
-                             ├─ POST JSON body that does not parse ─► 400 naming the position
+                             ├─ POST with a Content-Type other than JSON ─► 415
+                             ├─ POST JSON body that does not parse, or nests deeper than
+                             │  MAX_DEPTH ─► 400 naming the position / the depth
                              └─ else: the buffered body is replayed to BentoML's app
 
 Why a middleware: BentoML 1.4 has no API-key auth of its own, reads the whole
@@ -27,6 +29,10 @@ import sys
 from typing import Any
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/metrics", "/docs", "/docs.json", "/"})
+#: Deepest JSON nesting a request may have: the deepest real body (a reading in a list in
+#: an object) is 3 levels; without a bound, a 2 KB body of 1,000 nested lists makes every
+#: recursive parser after this one (BentoML's, pydantic's) raise RecursionError, a 500.
+MAX_DEPTH = 32
 
 
 def key_digest(key: str) -> str:
@@ -116,11 +122,17 @@ class RequestGuard:
                 break
         body = b"".join(chunks)
         content_type = next((v for k, v in headers if k == b"content-type"), b"application/json")
-        if content_type.split(b";")[0].strip() in (b"application/json", b""):
-            error = _json_error(body)
-            if error is not None:
-                await _reply(send, 400, {"error": error})
-                return
+        media = content_type.split(b";")[0].strip().lower()
+        if media not in (b"application/json", b""):
+            # BentoML would try its multipart / form parsers: a boundary-less multipart body
+            # is a 500 there. Every route takes JSON.
+            await _reply(send, 415, {"error": "Content-Type must be application/json, got "
+                                              f"{media.decode('latin-1')[:100]!r}"})
+            return
+        error = _json_error(body)
+        if error is not None:
+            await _reply(send, 400, {"error": error})
+            return
         replayed = False
 
         async def replay() -> dict:
@@ -140,9 +152,25 @@ def _json_error(body: bytes) -> str | None:
         parsed = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         return f"body is not valid JSON: {exc}"
+    except RecursionError:
+        return f"body nests deeper than {MAX_DEPTH} levels"
     if not isinstance(parsed, dict):
         return f"body must be a JSON object, got {type(parsed).__name__}"
+    if _depth_exceeds(parsed, MAX_DEPTH):
+        return f"body nests deeper than {MAX_DEPTH} levels"
     return None
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """True if `value` nests containers deeper than `limit` (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 if __name__ == "__main__":  # python -m serving.guard KEY -> digest for the config

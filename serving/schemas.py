@@ -39,6 +39,8 @@ MAX_HORIZON = 100_000
 MAX_EXPLAINED = 64
 
 AssetId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
+#: A failure horizon in RUL units: > 0, finite, at most MAX_HORIZON.
+Horizon = Annotated[float, Field(gt=0, le=MAX_HORIZON, allow_inf_nan=False)]
 
 
 class PredictRequest(BaseModel):
@@ -51,7 +53,7 @@ class PredictRequest(BaseModel):
         max_length=HARD_MAX_BATCH,
         description="Assets to score, answered in this order.",
     )
-    horizon: Annotated[float, Field(gt=0, le=MAX_HORIZON, allow_inf_nan=False)] | None = Field(
+    horizon: Horizon | None = Field(
         default=None,
         description="RUL units ahead (each asset's type says: cycles or hours) for "
         "p_fail = P(RUL <= horizon); default: the asset type's horizon.",
@@ -190,7 +192,7 @@ class WindowRequest(BaseModel):
             "for them. Readings in between may be left out."
         ),
     )
-    horizon: Annotated[float, Field(gt=0, le=MAX_HORIZON, allow_inf_nan=False)] | None = None
+    horizon: Horizon | None = None
 
 
 class IngestRequest(BaseModel):

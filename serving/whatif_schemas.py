@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.schemas import MAX_HORIZON, AssetId
+from serving.schemas import AssetId, Horizon
 from serving.whatif import MAX_SAMPLES
 
 Value = Annotated[float, Field(allow_inf_nan=False)]
@@ -28,7 +28,7 @@ class WhatIfRequest(BaseModel):
         "in the type's declared setting names and units (pump: Tamb K, V volts, pdisch / "
         "psuc Pa, wsync rad/s), held constant from the last reading on. Settings left out "
         "keep their current value (the pump's wsync follows V at its current ratio).")
-    horizon: Annotated[float, Field(gt=0, le=MAX_HORIZON, allow_inf_nan=False)] | None = Field(
+    horizon: Horizon | None = Field(
         default=None, description="p_fail = P(RUL <= horizon), in the type's RUL unit; "
         "default: the type's horizon.")
     n_samples: Annotated[int, Field(ge=10, le=MAX_SAMPLES)] | None = Field(

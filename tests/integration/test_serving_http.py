@@ -144,6 +144,9 @@ def test_api_key_required_except_probes(server, assets):
     assert ready["ready"] is True and ready["feature_store"] == "ok"
     spec = httpx.get(f"{server.url}/docs.json", timeout=10).json()
     assert {"/predict", "/predict_window", "/ingest", "/feedback"} <= set(spec["paths"])
+    from openapi_spec_validator import OpenAPIV30SpecValidator
+
+    assert [e.message for e in OpenAPIV30SpecValidator(spec).iter_errors()] == []  # as served
 
 
 # ---------------------------------------------------------------- bad input
@@ -215,6 +218,14 @@ def test_unparsable_and_oversized_bodies(server):
 
     r = httpx.post(url, content=chunks(), headers=headers, timeout=30)
     assert r.status_code == 413
+    # a multipart body without a boundary was a 500 in BentoML's form parser
+    for path in ("/predict", "/ingest", "/feedback", "/whatif"):
+        r = httpx.post(f"{server.url}{path}", content=b'{"asset_ids": ["a"]}', timeout=30,
+                       headers={**AUTH, "Content-Type": "multipart/form-data"})
+        assert r.status_code == 415 and "application/json" in r.json()["error"], (path, r.text)
+    deep = b'{"asset_ids": ' + b"[" * 1000 + b"]" * 1000 + b"}"  # a 2 KB body
+    r = httpx.post(url, content=deep, headers=headers, timeout=10)
+    assert r.status_code == 400 and "deeper than" in r.json()["error"]
 
 
 # ---------------------------------------------------------------- predict

@@ -83,3 +83,25 @@ def test_auth_off_only_when_configured():
 
     status, _, _ = run(factory)
     assert status == 200
+
+
+def test_a_body_that_is_not_json_by_content_type_is_415_before_bentoml():
+    key = ("x-api-key", KEY)
+    for media in ("multipart/form-data", "text/plain; charset=utf-8",
+                  "application/x-www-form-urlencoded"):
+        status, body, reached = run(make(), headers=(key, ("content-type", media)))
+        assert status == 415 and "application/json" in body["error"] and reached is None
+    status, _, reached = run(make(), headers=(key, ("content-type", "Application/JSON")))
+    assert status == 200 and reached == b'{"a": 1}'
+
+
+def test_deep_nesting_is_400_not_a_recursion_error():
+    def factory(inner):
+        return RequestGuard(inner, auth_enabled=False, key_digests=[], max_body_bytes=10**6)
+
+    for depth in (33, 5000):  # past the limit; and past Python's recursion limit
+        body = b'{"a": ' + b"[" * depth + b"]" * depth + b"}"
+        status, answer, reached = run(factory, chunks=(body,))
+        assert status == 400 and "deeper than 32" in answer["error"] and reached is None
+    ok = b'{"a": ' + b"[" * 30 + b"]" * 30 + b"}"
+    assert run(factory, chunks=(ok,))[0] == 200

@@ -67,3 +67,34 @@ def test_service_definition():
     assert TwinService.config["logging"]["access"]["enabled"] is False
     assert (HealthzMiddleware, {}) in TwinService.middlewares
     assert (RequestGuard, {}) in TwinService.middlewares
+
+
+def test_the_openapi_document_is_valid_openapi_3_0():
+    from openapi_spec_validator import OpenAPIV30SpecValidator
+
+    from serving.health import openapi_document
+
+    status, document = openapi_document()
+    assert status == 200 and document["openapi"].startswith("3.0")
+    errors = [e.message[:200] for e in OpenAPIV30SpecValidator(document).iter_errors()]
+    assert errors == []
+    horizon = document["components"]["schemas"]["PredictRequestIODescriptor"]["properties"][
+        "horizon"]
+    assert (horizon["minimum"], horizon["exclusiveMinimum"], horizon["nullable"]) == (
+        0, True, True)
+    assert {"/predict", "/predict_window", "/ingest", "/feedback", "/fleet/risk",
+            "/recommend", "/whatif"} <= set(document["paths"])
+
+
+def test_openapi30_rewrites_the_2020_12_forms():
+    from serving.health import openapi30
+
+    schema = {"properties": {
+        "a": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]},
+        "b": {"anyOf": [{"$ref": "#/x"}, {"type": "null"}], "default": None},
+        "c": {"const": "x"}, "d": {"type": "object", "propertyNames": {"maxLength": 3}}}}
+    openapi30(schema)
+    a, b, c, d = (schema["properties"][k] for k in "abcd")
+    assert a == {"type": "number", "minimum": 0, "exclusiveMinimum": True, "nullable": True}
+    assert b["anyOf"] == [{"$ref": "#/x"}] and b["nullable"] is True
+    assert c == {"enum": ["x"]} and "propertyNames" not in d
