@@ -75,6 +75,60 @@ CHECKS = (
 )
 
 
+#: Largest cycle a JSON reading may carry: beyond it int64 arithmetic downstream overflows
+#: (2**63 was stored as -2**63), and no asset lives two billion cycles.
+MAX_CYCLE = 2**31 - 1
+#: Largest magnitude of a JSON measurement: far beyond any physical reading, and small
+#: enough that the window transform's sums and squares stay finite (1e308 overflowed).
+MAX_MAGNITUDE = 1e12
+MAX_ID_LENGTH = 256
+
+
+def json_row_problems(row: Mapping, asset_type: AssetType) -> list[str]:
+    """What is wrong with one JSON reading (the API's rows) before pandas coerces it: a
+    problem per field, naming it. JSON carries types, so they are checked as sent: a boolean
+    or a string is not a number, an epoch integer or a naive time is not a timestamp, and an
+    id is a string without control characters. Files (CSV) carry no types and go through
+    validate_readings' parsing alone (naive times read as UTC there: see the module doc)."""
+    problems = []
+    asset = row.get(ASSET_ID)
+    if not isinstance(asset, str):
+        problems.append(f"{ASSET_ID}: must be a string, got {type(asset).__name__}")
+    elif not 1 <= len(asset) <= MAX_ID_LENGTH:
+        problems.append(f"{ASSET_ID}: must be 1 to {MAX_ID_LENGTH} characters, got "
+                        f"{len(asset)}")
+    elif any(ord(ch) < 32 or ord(ch) == 127 for ch in asset):
+        problems.append(f"{ASSET_ID}: must not contain control characters")
+    if CYCLE in row and row[CYCLE] is not None:
+        cycle = row[CYCLE]
+        if isinstance(cycle, bool) or not isinstance(cycle, int):
+            problems.append(f"{CYCLE}: must be an integer, got {type(cycle).__name__}")
+        elif not 1 <= cycle <= MAX_CYCLE:
+            problems.append(f"{CYCLE}: must be in [1, {MAX_CYCLE}], got {cycle}")
+    if TIMESTAMP in row and row[TIMESTAMP] is not None:
+        stamp = row[TIMESTAMP]
+        if not isinstance(stamp, str):
+            problems.append(f"{TIMESTAMP}: must be an ISO 8601 string with a UTC offset "
+                            f"(e.g. 2026-01-01T00:00:00+00:00), got {type(stamp).__name__}")
+        else:
+            try:
+                parsed = datetime.fromisoformat(stamp)
+            except ValueError:
+                problems.append(f"{TIMESTAMP}: not an ISO 8601 time: {stamp[:40]!r}")
+            else:
+                if parsed.tzinfo is None:
+                    problems.append(f"{TIMESTAMP}: has no UTC offset (add +00:00 or Z)")
+    for column in asset_type.measurement_columns:
+        value = row.get(column)
+        if value is None or (isinstance(value, float) and value != value):
+            continue  # missing (null, NaN): validate_readings decides (an optional sensor may)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"{column}: must be a number, got {type(value).__name__}")
+        elif not abs(value) <= MAX_MAGNITUDE:
+            problems.append(f"{column}: {value:g} is beyond ±{MAX_MAGNITUDE:g}")
+    return problems
+
+
 @dataclass
 class ValidationResult:
     valid: pd.DataFrame

@@ -173,7 +173,7 @@ def _ingest_type(settings: Settings, readings: Sequence[dict[str, Any]], push) -
     from features.contract import ASSET_ID, CYCLE, QUARANTINE_REASON
     from features.store import push_features
     from features.transforms import latest_window_features
-    from features.validation import validate_readings, write_quarantine
+    from features.validation import json_row_problems, validate_readings, write_quarantine
 
     push = push or push_features
     asset_type = settings.type
@@ -181,13 +181,17 @@ def _ingest_type(settings: Settings, readings: Sequence[dict[str, Any]], push) -
     if asset_type.time_index == "timestamp" and not any(CYCLE in r for r in readings):
         columns = [c for c in columns if c != CYCLE]
     known = set(columns)
-    unknown = [sorted(set(r) - known) for r in readings]
-    raw = pd.DataFrame([{k: v for k, v in r.items() if k in known} for r in readings],
+    problems = [([f"unknown field(s): {', '.join(sorted(set(r) - known))}"]
+                 if set(r) - known else []) + json_row_problems(r, asset_type)
+                for r in readings]
+    # a rejected row is quarantined as sent: its fields as text, not coerced
+    raw = pd.DataFrame([{k: (str(v) if p and v is not None else v) for k, v in r.items()
+                         if k in known} for r, p in zip(readings, problems, strict=True)],
                        columns=columns)
     raw[INDEX] = range(len(raw))
-    extra = raw[[bool(u) for u in unknown]].assign(**{QUARANTINE_REASON: [
-        f"unknown field(s): {', '.join(u)}" for u in unknown if u]})
-    checked = raw[[not u for u in unknown]]
+    extra = raw[[bool(p) for p in problems]].assign(**{QUARANTINE_REASON: [
+        "; ".join(p) for p in problems if p]})
+    checked = raw[[not p for p in problems]]
     with write_lock(settings):
         result = validate_readings(checked.drop(columns=INDEX).reset_index(drop=True),
                                    asset_type, life_starts=datastore.life_starts(settings))

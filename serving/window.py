@@ -41,7 +41,7 @@ def window_frame(readings: Sequence[dict[str, Any]], asset_type) -> pd.DataFrame
     from features.contract import ASSET_ID, QUARANTINE_REASON, TIMESTAMP
     from features.store import FEATURE_TIMESTAMP, FOUND
     from features.transforms import history_length, latest_window_features
-    from features.validation import validate_readings
+    from features.validation import json_row_problems, validate_readings
 
     window = asset_type.window
     known = set(asset_type.reading_columns)
@@ -51,6 +51,11 @@ def window_frame(readings: Sequence[dict[str, Any]], asset_type) -> pd.DataFrame
             raise ApiError(400, f"reading {i}: unknown field(s) for asset type "
                                 f"{asset_type.name!r}: {', '.join(unknown)}",
                            [{"loc": ["readings", i, f], "msg": "unknown field"} for f in unknown])
+        problems = json_row_problems(r, asset_type)
+        if problems:
+            raise ApiError(400, f"reading {i}: {problems[0]}",
+                           [{"loc": ["readings", i, p.split(":")[0]], "msg": p}
+                            for p in problems])
     result = validate_readings(pd.DataFrame(list(readings)), asset_type)
     if result.missing_columns:
         raise ApiError(400, f"readings lack column(s) of asset type {asset_type.name!r}: "

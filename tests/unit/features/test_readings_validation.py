@@ -143,3 +143,25 @@ def test_write_quarantine_accepts_a_bare_frame_with_source(good, tmp_path):
     entry = json.loads((s.quarantine_dir / "counts.jsonl").read_text())
     assert entry["quarantined"] == 2 and entry["source"] == "simulator"
     assert entry["reasons"] == {"already ingested": 1, "x": 1}
+
+
+def test_json_rows_are_checked_as_sent_never_coerced():
+    from features.asset_types import builtin
+    from features.validation import MAX_CYCLE, json_row_problems
+
+    turbofan = builtin("turbofan")
+    good = {"asset_id": "a", "cycle": 3, "timestamp": "2026-01-01T00:00:00Z",
+            **{c: 1.0 for c in turbofan.measurement_columns}}
+    assert json_row_problems(good, turbofan) == []
+    for missing in (None, float("nan")):  # validate_readings decides (optional or not)
+        assert json_row_problems({**good, "sensor_2": missing}, turbofan) == []
+    cases = {
+        "cycle": [True, "7", 2.5, 0, MAX_CYCLE + 1, 2**63],
+        "timestamp": [1709251200, "2026-01-01T00:00:00", "yesterday"],
+        "asset_id": [12345, ["a"], "", "a" * 257, "a\x00b", "a\nb"],
+        "sensor_2": [True, "1.0", float("inf"), 1e308],
+    }
+    for field, values in cases.items():
+        for value in values:
+            problems = json_row_problems({**good, field: value}, turbofan)
+            assert len(problems) == 1 and problems[0].startswith(f"{field}:"), (value, problems)
