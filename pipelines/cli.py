@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 import sys
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -296,7 +295,10 @@ def serve(
     env = os.environ.copy()
     env.setdefault("BENTOML_CONFIG_OPTIONS", f"services.twinops.workers={settings.serving.workers}")
     typer.echo(f"$ BENTOML_CONFIG_OPTIONS={env['BENTOML_CONFIG_OPTIONS']} " + shlex.join(cmd))
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    sys.stdout.flush()
+    # exec, not a child: the server IS this process, so a supervisor's SIGTERM reaches it and
+    # it exits with its server (a child was orphaned when `twinops serve` was stopped)
+    os.execve(cmd[0], cmd, env)
 
 
 @monitor_app.callback(invoke_without_command=True)

@@ -566,3 +566,41 @@ def test_predict_explain_returns_per_sensor_contributions_that_add_up(server, as
         assert r.status_code == 400 and "explain" in r.text, r.text
     spec = httpx.get(f"{server.url}/docs.json", headers=AUTH, timeout=10).text
     assert '"explain"' in spec and "completeness_gap" in spec
+
+
+def test_sigterm_to_twinops_serve_stops_its_server(env):
+    """A supervisor stops `twinops serve`: the BentoML server must go with it (it was left
+    running, orphaned, while the CLI exited at once)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from benchmarks.processes import free_port, wait_http_ok
+    from tests.integration.conftest import REPO
+
+    port = free_port()
+    log = open(Path(env["_ROOT"]) / "twinops-serve.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from pipelines.cli import app; app()", "serve", "--port",
+         str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc, 120)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # every process of the group is gone
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("processes of `twinops serve` outlived it")
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
