@@ -213,6 +213,11 @@ class ServingSettings(BaseModel):
     #: SHA-256 hex digests of the accepted API keys (never the keys themselves);
     #: `python -m serving.guard KEY` prints one. Auth on + no hashes = every call 401.
     api_key_sha256: list[str] = []
+    #: What each key may do, by its digest: any of "predict" (/predict, /predict_window,
+    #: /fleet/risk, /recommend, /whatif), "ingest", "feedback" (failure labels, which
+    #: drive retraining), "admin" (everything). A digest not listed here may do everything,
+    #: so configurations written before scopes keep working; give every key its scopes.
+    api_key_scopes: dict[str, list[Literal["predict", "ingest", "feedback", "admin"]]] = {}
     #: Request bodies larger than this are answered 413 before they are read.
     max_body_bytes: int = 1_000_000
     #: Readings per /ingest or /predict_window request, and events per /feedback.

@@ -2,6 +2,7 @@
 
     request ─► RequestGuard ─┬─ open path (/healthz /readyz /livez /metrics /docs*) ─► app
                              ├─ no / wrong key (auth on)  ─► 401 {"error": ...}
+                             ├─ a key outside its scopes (ROUTE_SCOPES) ─► 403
                              ├─ body > max_body_bytes     ─► 413 (checked on Content-Length,
                              │                                 then while the body streams in)
                              ├─ POST with a Content-Type other than JSON ─► 415
@@ -35,16 +36,33 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/metrics", "/docs", "/
 MAX_DEPTH = 32
 
 
+#: The scope a route needs; any other path needs "admin". A key with "admin" may do all.
+ROUTE_SCOPES = {"/predict": "predict", "/predict_window": "predict",
+                "/fleet/risk": "predict", "/recommend": "predict", "/whatif": "predict",
+                "/ingest": "ingest", "/feedback": "feedback"}
+
+
 def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 def key_is_valid(key: str | None, digests: frozenset[str]) -> bool:
+    return matching_digest(key, digests) is not None
+
+
+def matching_digest(key: str | None, digests: frozenset[str]) -> str | None:
+    """The configured digest of `key`, None if it is not an accepted key."""
     if not key:
-        return False
+        return None
     digest = key_digest(key)
     # compare_digest against each: no early exit that leaks which prefix matched
-    return any(hmac.compare_digest(digest, d) for d in digests)
+    hits = [d for d in digests if hmac.compare_digest(digest, d)]
+    return hits[0] if hits else None
+
+
+def allowed(path: str, scopes: list[str] | None) -> bool:
+    """May a key with `scopes` (None: unscoped, everything) call `path`?"""
+    return scopes is None or "admin" in scopes or ROUTE_SCOPES.get(path, "admin") in scopes
 
 
 def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -70,11 +88,14 @@ class RequestGuard:
     """Pure ASGI middleware; configuration is read from Settings on first request."""
 
     def __init__(self, app: Any, *, auth_enabled: bool | None = None,
-                 key_digests: list[str] | None = None, max_body_bytes: int | None = None):
+                 key_digests: list[str] | None = None, max_body_bytes: int | None = None,
+                 key_scopes: dict[str, list[str]] | None = None):
         self.app = app
         self._auth_enabled = auth_enabled
         self._digests = None if key_digests is None else frozenset(key_digests)
         self._max_body = max_body_bytes
+        self._scopes = None if key_scopes is None else {k.lower(): v
+                                                        for k, v in key_scopes.items()}
 
     def _configure(self) -> None:
         from features.settings import get_settings
@@ -86,18 +107,29 @@ class RequestGuard:
             self._digests = frozenset(d.lower() for d in serving.api_key_sha256)
         if self._max_body is None:
             self._max_body = serving.max_body_bytes
+        if self._scopes is None:
+            self._scopes = {k.lower(): list(v) for k, v in serving.api_key_scopes.items()}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope.get("type") != "http" or scope.get("path") in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        if self._max_body is None or self._auth_enabled is None or self._digests is None:
+        if None in (self._max_body, self._auth_enabled, self._digests, self._scopes):
             self._configure()
         headers = scope.get("headers") or []
-        if self._auth_enabled and not key_is_valid(presented_key(headers), self._digests):
-            await _reply(send, 401, {"error": "missing or invalid API key (send "
-                                              "'Authorization: Bearer <key>' or 'X-API-Key')"})
-            return
+        if self._auth_enabled:
+            digest = matching_digest(presented_key(headers), self._digests)
+            if digest is None:
+                await _reply(send, 401, {"error": "missing or invalid API key (send "
+                                                  "'Authorization: Bearer <key>' or "
+                                                  "'X-API-Key')"})
+                return
+            scopes, path = (self._scopes or {}).get(digest), scope.get("path", "")
+            if not allowed(path, scopes):
+                await _reply(send, 403, {"error": f"this API key may not call {path} (its "
+                                                  f"scopes: {', '.join(scopes)}; needs "
+                                                  f"{ROUTE_SCOPES.get(path, 'admin')})"})
+                return
         declared = next((v for k, v in headers if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
             await _reply(send, 413, {"error": f"body of {int(declared)} bytes exceeds the "

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from serving.guard import key_digest
 from tests.integration.conftest import (
     API_KEY_HEADERS,
     TEST_API_KEY,
@@ -43,6 +44,7 @@ KEY = TEST_API_KEY
 AUTH = API_KEY_HEADERS
 MAX_BATCH = 8
 MAX_BODY = 300_000
+READER_KEY = "twinops-test-reader-key"
 
 
 
@@ -60,6 +62,10 @@ def env(tmp_path_factory):
         "TWINOPS_SERVING__MAX_BODY_BYTES": str(MAX_BODY),
     }
     env = with_api_key(env)
+    # a second key that may only predict (scopes: serving.api_key_scopes)
+    env["TWINOPS_SERVING__API_KEY_SHA256"] = json.dumps(
+        [*json.loads(env["TWINOPS_SERVING__API_KEY_SHA256"]), key_digest(READER_KEY)])
+    env["TWINOPS_SERVING__API_KEY_SCOPES"] = json.dumps({key_digest(READER_KEY): ["predict"]})
     env["_VERSIONS"] = json.dumps(_build(env))
     env["_ROOT"] = str(root)
     return env
@@ -138,6 +144,12 @@ def test_api_key_required_except_probes(server, assets):
     assert post(server, "/ingest", {"readings": [{}]}, headers={}).status_code == 401
     assert post(server, "/predict", body, headers={"X-API-Key": KEY}).status_code == 200
     assert post(server, "/predict", body).status_code == 200  # Bearer
+    # a key scoped to predictions may predict, and may not post failure labels or readings
+    reader = {"X-API-Key": READER_KEY}
+    assert post(server, "/predict", body, headers=reader).status_code == 200
+    for path, other in (("/feedback", {"events": []}), ("/ingest", {"readings": []})):
+        r = post(server, path, other, headers=reader)
+        assert r.status_code == 403 and "predict" in r.json()["error"], r.text
     for path in ("/healthz", "/readyz", "/metrics", "/docs.json"):
         assert httpx.get(f"{server.url}{path}", timeout=10).status_code == 200, path
     ready = httpx.get(f"{server.url}/readyz", timeout=10).json()

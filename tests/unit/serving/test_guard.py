@@ -105,3 +105,26 @@ def test_deep_nesting_is_400_not_a_recursion_error():
         assert status == 400 and "deeper than 32" in answer["error"] and reached is None
     ok = b'{"a": ' + b"[" * 30 + b"]" * 30 + b"}"
     assert run(factory, chunks=(ok,))[0] == 200
+
+
+def test_a_key_outside_its_scopes_is_403_and_an_unscoped_key_may_do_all():
+    reader, loader = "reader-key", "loader-key"
+
+    def factory(inner):
+        return RequestGuard(inner, auth_enabled=True, max_body_bytes=100,
+                            key_digests=[key_digest(k) for k in (KEY, reader, loader)],
+                            key_scopes={key_digest(reader): ["predict"],
+                                        key_digest(loader): ["ingest", "feedback"]})
+
+    def call(key, path):
+        return run(factory, path=path, headers=(("x-api-key", key),))
+
+    for path in ("/predict", "/fleet/risk", "/whatif"):
+        assert call(reader, path)[0] == 200
+    for path in ("/feedback", "/ingest", "/something-else"):
+        status, body, reached = call(reader, path)
+        assert status == 403 and path in body["error"] and reached is None
+        assert "predict" in body["error"]
+    assert call(loader, "/feedback")[0] == 200 and call(loader, "/predict")[0] == 403
+    for path in ("/predict", "/feedback", "/ingest"):  # configured before scopes existed
+        assert call(KEY, path)[0] == 200
