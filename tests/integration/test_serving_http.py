@@ -248,6 +248,12 @@ def test_unparsable_and_oversized_bodies(server):
         r = httpx.post(f"{server.url}{path}", content=b'{"asset_ids": ["a"]}', timeout=30,
                        headers={**AUTH, "Content-Type": "multipart/form-data"})
         assert r.status_code == 415 and "application/json" in r.json()["error"], (path, r.text)
+    # 5,000 empty readings (a 10 KB body) were a 17 MB answer: the answer stays small
+    empty = json.dumps({"readings": [{}] * 5000}).encode()
+    for path, status in (("/predict_window", 400), ("/ingest", 422)):
+        r = httpx.post(f"{server.url}{path}", content=empty, headers=headers, timeout=60)
+        assert r.status_code == status and len(r.content) < 20_000, (path, len(r.content))
+        assert "asset_id" in r.text
     deep = b'{"asset_ids": ' + b"[" * 1000 + b"]" * 1000 + b"}"  # a 2 KB body
     r = httpx.post(url, content=deep, headers=headers, timeout=10)
     assert r.status_code == 400 and "deeper than" in r.json()["error"]

@@ -128,3 +128,12 @@ def test_a_key_outside_its_scopes_is_403_and_an_unscoped_key_may_do_all():
     assert call(loader, "/feedback")[0] == 200 and call(loader, "/predict")[0] == 403
     for path in ("/predict", "/feedback", "/ingest"):  # configured before scopes existed
         assert call(KEY, path)[0] == 200
+
+
+def test_an_error_answer_lists_the_first_problems_and_counts_the_rest():
+    from serving.errors import MAX_DETAIL, ApiError
+
+    body = ApiError(422, "all rejected", [{"loc": ["readings", i], "msg": "bad"}
+                                          for i in range(MAX_DETAIL + 7)]).body()
+    assert len(body["detail"]) == MAX_DETAIL and "7 more" in body["error"]
+    assert ApiError(400, "one", [{"loc": ["x"], "msg": "bad"}]).body()["error"] == "one"
