@@ -426,8 +426,7 @@ def _risk(settings: Settings, now: datetime) -> tuple[Rules, str | None]:
     from features.datastore import last_failures, load_assets
     from features.maintenance import criticality_of
     from monitoring.alerts import risk_alerts
-    from serving.decision_schemas import MAX_PAGE_SIZE, FleetRiskRequest
-    from serving.fleet import fleet_risk, local_lanes
+    from serving.fleet import local_lanes, ranked_fleet
 
     kind = settings.asset_type
     lanes = local_lanes(settings, [kind])
@@ -435,17 +434,9 @@ def _risk(settings: Settings, now: datetime) -> tuple[Rules, str | None]:
         return Rules(), None
     version = str(lanes[kind].holder.current.version)
     assets = load_assets(settings)
-    failed, crit = last_failures(settings), criticality_of(settings, assets)
-    items, page, total = [], 1, None
-    while total is None or len(items) < total:
-        answer = fleet_risk(FleetRiskRequest(asset_type=kind, page=page,
-                                             page_size=MAX_PAGE_SIZE),
-                            lanes=lanes, assets=assets, criticality=crit, failed_at=failed,
-                            now=now)
-        items += [i.model_dump() for i in answer.items]
-        total, page = answer.total, page + 1
-        if not answer.items:
-            break
+    items, _ = ranked_fleet(kind, None, lanes=lanes, assets=assets,
+                            criticality=criticality_of(settings, assets),
+                            failed_at=last_failures(settings), now=now)  # the whole fleet once
     return risk_alerts(items, settings.alerts.risk_threshold, now=now,
                        model_versions={kind: version}), version
 

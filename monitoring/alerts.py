@@ -1,6 +1,6 @@
 """Alert rules: what a monitor run saw that a person should hear about, as candidate alerts.
 
-    fleet risk items (serving.fleet.fleet_risk) ──► risk_alerts    risk ≥ alerts.risk_threshold
+    the ranked fleet (serving.fleet.ranked_fleet) ► risk_alerts    risk ≥ alerts.risk_threshold
     the feed's last N readings per asset ─────────► sensor_alerts  dead · frozen · out of range
       (feed_readings: stored + quarantined)                        per declared sensor
     the monitor's Verdict (monitoring.check) ─────► drift_alerts   one per asset type
@@ -35,11 +35,9 @@ if TYPE_CHECKING:
 
     from features.asset_types import AssetType
 
-#: Every kind of alert; sensor kinds carry the sensor's name.
-KINDS = ("risk", "sensor_dead", "sensor_frozen", "sensor_out_of_range", "drift")
-SENSOR_KINDS = ("sensor_dead", "sensor_frozen", "sensor_out_of_range")
-#: Severity per kind. A high failure risk asks for a decision now; a sensor fault or a drift
-#: asks for a look (the data or the model may be wrong, not yet the asset).
+#: Severity per kind (sensor kinds carry the sensor's name). A high failure risk asks for a
+#: decision now; a sensor fault or a drift asks for a look (the data or the model may be
+#: wrong, not yet the asset).
 SEVERITY = {"risk": "critical", "sensor_dead": "warning", "sensor_frozen": "warning",
             "sensor_out_of_range": "warning", "drift": "warning"}
 #: A sensor counts as frozen only where at most this share of the fleet's N-reading windows
@@ -71,10 +69,6 @@ class Alert:
     def episode(self) -> str:
         return episode_key(self.kind, self.asset_type, self.asset_id, self.sensor)
 
-    @property
-    def scope(self) -> tuple[str, str, str | None]:
-        return (self.kind, self.asset_type, self.asset_id)
-
 
 def episode_key(kind: str, asset_type: str, asset_id: str | None, sensor: str | None) -> str:
     """`<type>/<asset or *>/<kind>[/<sensor>]`: one open episode per key at a time."""
@@ -99,8 +93,9 @@ def risk_alerts(items: list[dict], threshold: float, *, now: datetime,
                 model_versions: dict[str, str] | None = None) -> Rules:
     """An alert per ranked asset whose risk (p_fail × criticality) is at or above threshold.
 
-    `items`: fleet_risk's RiskItems as dicts. An item without a risk (no features) is not
-    judged; `model_versions`: {asset type: the champion version that scored it}.
+    `items`: serving.fleet.ranked_fleet's rows (RiskItem fields). An item without a risk
+    (no features) is not judged; `model_versions`: {asset type: the champion version that
+    scored it}.
     """
     out = Rules()
     for item in items:

@@ -2,7 +2,8 @@
 
     asset ids of a type ─► score_lane: the online features in batches of READ_BATCH, ONE
                            vectorised model call, the freshness of each row
-                              ├─► fleet_risk: serving.decisions.rank_fleet, one page
+                              ├─► ranked_fleet: serving.decisions.rank_fleet; fleet_risk:
+                              │   one page of it
                               └─► recommend_assets: serving.decisions.recommend per asset,
                                   on the champion's predictive draws and the asset's
                                   maintenance profile (features.maintenance)
@@ -93,25 +94,43 @@ def _maybe(value) -> float | None:
 def fleet_risk(request: FleetRiskRequest, *, lanes: dict[str, Lane], assets,
                criticality: dict[str, float], failed_at: dict[str, float] | None = None,
                now: datetime | None = None) -> FleetRiskResponse:
-    """The ranked page of every registered asset of the served types (or of one).
+    """The ranked page of every registered asset of the served types (or of one): one page
+    of ranked_fleet."""
+    ranked, out_of_service = ranked_fleet(request.asset_type, request.horizon, lanes=lanes,
+                                          assets=assets, criticality=criticality,
+                                          failed_at=failed_at, now=now)
+    first = (request.page - 1) * request.page_size
+    page = ranked[first:first + request.page_size]
+    return FleetRiskResponse(
+        total=len(ranked), out_of_service=out_of_service, page=request.page,
+        page_size=request.page_size,
+        items=[RiskItem(rank=first + k + 1, **r) for k, r in enumerate(page)])
+
+
+def ranked_fleet(asset_type: str | None, horizon: float | None, *, lanes: dict[str, Lane],
+                 assets, criticality: dict[str, float],
+                 failed_at: dict[str, float] | None = None,
+                 now: datetime | None = None) -> tuple[list[dict], int]:
+    """(every in-service asset of the served types, or of `asset_type`, ranked, as RiskItem
+    fields without the rank; the count left out as out of service).
 
     `assets`: the asset registry frame; `criticality`: {asset_id: weight} (1 if absent);
     `failed_at`: {asset_id: epoch seconds of its last recorded failure}. An asset that
     failed and has not reported since is out of service (a failed run-to-failure unit, a
-    pump awaiting its replacement): it is left out of the ranking and counted.
-    Raises KeyError(asset type) when the requested type has no served model.
+    pump awaiting its replacement): it is left out of the ranking and counted. `horizon`:
+    None = each type's. Raises KeyError(asset type) when that type has no served model.
     """
     failed_at = failed_at or {}
     out_of_service = 0
     now = now or datetime.now(UTC)
-    kinds = [request.asset_type] if request.asset_type else sorted(lanes)
+    kinds = [asset_type] if asset_type else sorted(lanes)
     rows: list[dict] = []
     for kind in kinds:
         lane = lanes[kind]  # KeyError: the caller answers 4xx naming asset_type
-        horizon = request.horizon or lane.horizon
+        horizon_of_kind = horizon or lane.horizon
         ids = sorted(assets.loc[assets["asset_type"].astype(str) == kind, "asset_id"]
                      .astype(str))
-        scored = score_lane(lane, ids, horizon, now)
+        scored = score_lane(lane, ids, horizon_of_kind, now)
         out = scored.outputs
         for i, asset in enumerate(ids):
             read_at = now.timestamp() - scored.feature_age_s[i]  # NaN without features
@@ -124,18 +143,12 @@ def fleet_risk(request: FleetRiskRequest, *, lanes: dict[str, Lane], assets,
                      for k in ("p_fail", "rul", "rul_lower", "rul_upper")}
             rows.append({
                 "asset_id": asset, "asset_type": kind, "rul_unit": lane.rul_unit,
-                "horizon": horizon, "risk": value["p_fail"] * crit if ok else None,
+                "horizon": horizon_of_kind, "risk": value["p_fail"] * crit if ok else None,
                 "criticality": crit,
                 "last_reading_age_s": _maybe(scored.feature_age_s[i]) if ok else None,
                 "data_quality": ("no_features" if not ok else
                                  "stale" if scored.stale[i] else "ok"), **value})
-    ranked = rank_fleet(rows)
-    first = (request.page - 1) * request.page_size
-    page = ranked[first:first + request.page_size]
-    return FleetRiskResponse(
-        total=len(ranked), out_of_service=out_of_service, page=request.page,
-        page_size=request.page_size,
-        items=[RiskItem(rank=first + k + 1, **r) for k, r in enumerate(page)])
+    return rank_fleet(rows), out_of_service
 
 
 def _date(start_s: float, later: float | None, seconds_per_unit: float | None) -> str | None:

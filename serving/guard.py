@@ -46,10 +46,6 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def key_is_valid(key: str | None, digests: frozenset[str]) -> bool:
-    return matching_digest(key, digests) is not None
-
-
 def matching_digest(key: str | None, digests: frozenset[str]) -> str | None:
     """The configured digest of `key`, None if it is not an accepted key."""
     if not key:
