@@ -1,10 +1,12 @@
 """Candidate training: one seeded Lightning run per candidate feature set, the best kept.
 
-    fit ─► train_candidates(frame, {name: columns}, ts)
+    fit ─► train_candidates(frame, {name: (columns, ts)}, ...)
               ├─ first candidate: this process ─┐
-              └─ the others: spawned workers ───┼─► lowest out-of-fold cut val/rmse at
-                 (one per core, large frames)   ┘   each one's epoch (chosen on all rows):
-                                                    (name, datamodule, module, epochs)
+              └─ the others: spawned workers ───┴─► {name: (datamodule, module, epochs)},
+                 (one per core, large frames)       each at its epoch (chosen on all rows)
+                                                    with its out-of-fold cut val/rmse
+        ─► training.blend: the feature sets of a variant blended into one ensemble
+        ─► fit keeps the lowest cut val/rmse
 
 Why compare feature sets per fleet: some features pay only with enough failures (the
 `*_vs_start` group of features.transforms helps a fleet with many run-to-failure assets and
@@ -200,10 +202,10 @@ def candidate_workers(ts, n_candidates: int, accelerator: str, n_rows: int) -> i
 
 
 def train_candidates(frame, candidates: dict[str, tuple[list[str], object]], accelerator,
-                     parents):
-    """Train every candidate {name: (feature columns, its TrainingSettings)}: (name,
-    datamodule, module, epochs, val RMSE of each) of the one with the lowest out-of-fold
-    cut validation RMSE (training.truncation).
+                     parents) -> dict:
+    """Train every candidate {name: (feature columns, its TrainingSettings)}: {name:
+    (datamodule, module with its best weights, epochs)}, each module's `best_rmse` its
+    out-of-fold cut validation RMSE (training.truncation), the figure `fit` chooses on.
 
     The first candidate (all features) trains in this process; with more than one worker
     (`candidate_workers`) the others train at the same time in spawned worker processes.
@@ -212,7 +214,7 @@ def train_candidates(frame, candidates: dict[str, tuple[list[str], object]], acc
     and the GIL-bound Python side of a Lightning step are process-wide. Why this process keeps
     one: a worker's start then overlaps this process's own run instead of adding to it.
     Every run is seeded and deterministic on one thread, so a worker's weights are the ones
-    this process would have trained: a winner from a worker gets its datamodule and module
+    this process would have trained: each worker's candidate gets its datamodule and module
     rebuilt here (cheap, deterministic) and its weights loaded. Stdlib `concurrent.futures`
     with spawned workers: no fork of a process that may already hold threads (Prefect,
     torch); Prefect's own task runners would fork or thread, Dask is not a dependency yet.
@@ -221,28 +223,21 @@ def train_candidates(frame, candidates: dict[str, tuple[list[str], object]], acc
 
     (first, (first_cols, first_ts)), *rest = candidates.items()
     workers = candidate_workers(first_ts, len(candidates), accelerator, len(frame))
-    outcomes: dict[str, _Outcome] = {}  # candidates trained in worker processes
     if workers <= 1 or not rest:
-        fits = {name: train_one(frame, c, t, accelerator, parents, label=name)
+        return {name: train_one(frame, c, t, accelerator, parents, label=name)
                 for name, (c, t) in candidates.items()}
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
-            futures = {n: pool.submit(_train_in_worker, frame, c, t, parents)
-                       for n, (c, t) in rest}
-            fits = {first: train_one(frame, first_cols, first_ts, accelerator, parents,
-                                     label=first)}
-            outcomes = {name: f.result() for name, f in futures.items()}
-    val_rmse = {name: float(mod.best_rmse) for name, (_, mod, _) in fits.items()}
-    val_rmse.update({name: o.best_rmse for name, o in outcomes.items()})
-    best = min(val_rmse, key=val_rmse.get)
-    if best in fits:
-        return (best, *fits[best], val_rmse)
-    won = outcomes[best]
-    dm, module = build(frame, *candidates[best], parents)
-    module.load_state_dict({k: torch.from_numpy(v) for k, v in won.state.items()})
-    module.best_rmse, module.best_epoch = won.best_rmse, won.best_epoch
-    return best, dm, module, won.epochs, val_rmse
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
+        futures = {n: pool.submit(_train_in_worker, frame, c, t, parents) for n, (c, t) in rest}
+        fits = {first: train_one(frame, first_cols, first_ts, accelerator, parents,
+                                 label=first)}
+        outcomes = {name: f.result() for name, f in futures.items()}
+    for name, won in outcomes.items():
+        dm, module = build(frame, *candidates[name], parents)
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in won.state.items()})
+        module.best_rmse, module.best_epoch = won.best_rmse, won.best_epoch
+        fits[name] = (dm, module, won.epochs)
+    return fits

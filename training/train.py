@@ -6,7 +6,9 @@
                 the damage law's symmetry; needs `readings`)
           ──► training.candidates: one seeded Lightning run per candidate, physics on or off
               (training.physics "auto": both) x feature set; each one's epoch chosen on the
-              all-rows out-of-fold RMSE, the candidate on the cut validation at that epoch
+              all-rows out-of-fold RMSE
+          ──► training.blend: per variant, its feature sets' members as one ensemble
+          ──► the candidate (or blend) with the lowest cut validation RMSE at that epoch
               (training.truncation: out-of-fold predictions at random cuts of each unit's
               life, against the uncapped RUL, as a test unit is scored; training.module
               says why the two jobs read two figures)
@@ -46,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training.blend import blends
 from training.candidates import ALL_FEATURES, feature_candidates, train_candidates
 from training.conformal import ConformalCalibration
 
@@ -248,9 +251,12 @@ def fit(
     parents: dict[str, tuple[str, str]] = {}  # virtual id -> (source, donor)
     if any(vts.time_scale_copies for vts in variants.values()):
         frame, parents = _with_virtual_assets(frame, readings, cols, settings)
-    chosen, dm, module, epochs, val_rmse = train_candidates(
-        frame, candidates, accelerator, parents
-    )
+    fits = train_candidates(frame, candidates, accelerator, parents)
+    blended, blend_candidates, blend_sets = blends(fits, candidates)
+    fits, candidates = {**fits, **blended}, {**candidates, **blend_candidates}
+    val_rmse = {name: float(module.best_rmse) for name, (_, module, _) in fits.items()}
+    chosen = min(val_rmse, key=val_rmse.get)
+    dm, module, epochs = fits[chosen]
     cols, ts = candidates[chosen]
     variant, feature_set = chosen.split("/", 1)
     train_seconds = time.perf_counter() - t0
@@ -304,6 +310,7 @@ def fit(
         **ts.model_dump(),
         "n_features": len(cols),
         "feature_set": feature_set,
+        "blended_feature_sets": ",".join(blend_sets.get(chosen, [])),
         "physics_variant": variant,
         "n_train_assets": len(dm.labelled_assets),
         "n_folds": dm.n_folds,
