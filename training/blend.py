@@ -68,7 +68,7 @@ def merged_state(nets, columns: list[list[str]], all_columns: list[str]) -> dict
 def blends(fits: dict, candidates: dict) -> tuple[dict, dict, dict]:
     """For each physics variant with two or more trained feature sets, the blend of all of
     them: ({"<variant>/blend": (dm, module, epochs)}, {"<variant>/blend": (columns, ts)},
-    {"<variant>/blend": [its feature sets]}), each module's `best_rmse` its cut RMSE. None
+    {"<variant>/blend": [its feature sets]}), each module's `best_rmse` its cut RMSE. No blend
     where the members do not divide evenly into the folds (the merge would mix up which
     member holds out which fold)."""
     from training.module import RULModule
@@ -80,10 +80,10 @@ def blends(fits: dict, candidates: dict) -> tuple[dict, dict, dict]:
     for variant, names in by_variant.items():
         if len(names) < 2:
             continue
-        dms = [fits[n][0] for n in names]
+        dm = fits[names[0]][0]  # every candidate has the same folds and validation rows
         modules = [fits[n][1] for n in names]
         all_cols, ts = candidates[names[0]]  # the first candidate keeps every feature
-        if any(m.hparams.n_members % dms[0].n_folds for m in modules):
+        if any(m.hparams.n_members % dm.n_folds for m in modules):
             continue
         hp = modules[0].hparams
         n_members = sum(m.hparams.n_members for m in modules)
@@ -92,16 +92,16 @@ def blends(fits: dict, candidates: dict) -> tuple[dict, dict, dict]:
             dropout=hp.dropout, rul_cap=hp.rul_cap, learning_rate=hp.learning_rate,
             weight_time_consistency=hp.weight_time_consistency,
             weight_damage_law=hp.weight_damage_law, max_epochs=hp.max_epochs,
-            n_members=n_members, n_folds=dms[0].n_folds,
+            n_members=n_members, n_folds=dm.n_folds,
         )
         merged.net.load_state_dict(merged_state([m.net for m in modules],
                                                 [candidates[n][0] for n in names], all_cols))
         # the fleet's damage law: the first candidate's (each set fits its own alpha)
         merged.damage_law.load_state_dict(modules[0].damage_law.state_dict())
         merged.best_epoch = modules[0].best_epoch
-        merged.best_rmse = cut_rmse(dms[0], merged)
+        merged.best_rmse = cut_rmse(dm, merged)
         name = f"{variant}/{BLEND}"
-        new_fits[name] = (dms[0], merged, max(fits[n][2] for n in names))
+        new_fits[name] = (dm, merged, max(fits[n][2] for n in names))
         new_candidates[name] = (list(all_cols), ts.model_copy(update={"n_members": n_members}))
         sets[name] = [n.split("/", 1)[1] for n in names]
     return new_fits, new_candidates, sets
