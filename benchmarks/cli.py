@@ -38,3 +38,7 @@ benchmark_app.command("fleet-risk")(_fleet_risk)
 from benchmarks.whatif import command as _whatif  # noqa: E402  (light: heavy imports inside)
 
 benchmark_app.command("whatif")(_whatif)
+
+from benchmarks.soak import command as _soak  # noqa: E402  (light: heavy imports inside)
+
+benchmark_app.command("soak")(_soak)

@@ -121,9 +121,7 @@ def command(
     env = _environment(work, state_dir, data_dir)
     env["BENTOML_CONFIG_OPTIONS"] = f"services.twinops.workers={workers}"
     if state_dir is None:
-        typer.echo(f"building a tiny state in {work} (ingest, features, train) ...")
-        subprocess.run([sys.executable, "-c", BUILD], cwd=REPO, env=env, check=True,
-                       capture_output=True, text=True, timeout=900)
+        build_tiny_state(env, work)
     asset, features, reader_ms = _features(env)
     result: dict = {"asset_id": asset, **reader_ms}
 
@@ -160,6 +158,16 @@ def command(
     out.write_text(json.dumps(result, indent=1))
     _print_table(result)
     typer.echo(f"wrote {out}")
+
+
+def build_tiny_state(env: dict, work: Path) -> None:
+    """Ingest, features and a champion for a 10-asset simulated fleet, in `env`'s state."""
+    typer.echo(f"building a tiny state in {work} (ingest, features, train) ...")
+    done = subprocess.run([sys.executable, "-c", BUILD], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"building the state failed ({done.returncode}):\n"
+                           f"{done.stderr[-4000:]}")
 
 
 def _environment(work: Path, state_dir: Path | None, data_dir: Path | None) -> dict:
