@@ -16,7 +16,8 @@
     POST /fleet/risk     {"asset_type"?, "page"?, ...}      ─► serving.fleet.fleet_risk
     POST /recommend      {"asset_ids": [...]}               ─► serving.fleet.recommend_assets
     POST /whatif         {"asset_id", "profile": {...}}      ─► serving.whatif.answer_whatif
-    GET /metrics (BentoML's Prometheus endpoint), GET /docs.json (OpenAPI)
+    GET /metrics (BentoML's Prometheus endpoint, labelled by route: serving.route_labels),
+    GET /docs.json (OpenAPI)
 
 Run (from the repository root, or anywhere with --working-dir):
 
@@ -58,6 +59,7 @@ from serving.decision_schemas import (
 )
 from serving.guard import RequestGuard
 from serving.health import HealthzMiddleware
+from serving.route_labels import install as install_route_labels
 from serving.schemas import (
     FeedbackRequest,
     FeedbackResponse,
@@ -365,3 +367,6 @@ class AssetRegistry:
 # the probes stay open, everything else passes the guard before reaching a route.
 TwinService.add_asgi_middleware(HealthzMiddleware)
 TwinService.add_asgi_middleware(RequestGuard)
+# /metrics labelled by route, not by raw path (serving.route_labels): BentoML's metrics
+# middleware is outside the two above, so it is swapped where BentoML looks it up.
+install_route_labels()
