@@ -4,7 +4,8 @@
     POST /feedback ─────┼─► record_events(settings, events_df)
     (any caller)        ┘        │ validate_events: columns, asset_id, timestamp (UTC),
                                  │   cycle (positive int), event ∈ {failure, maintenance},
-                                 │   optional: asset must have stored readings
+                                 │   optional: asset must have stored readings,
+                                 │   cycle and timestamp agree with the stored readings
                                  ├─► rejected rows + reason ─► data/quarantine/ (write_quarantine)
                                  └─► accepted rows ─► datastore.append_events (idempotent)
                                           │
@@ -24,6 +25,16 @@ cycle" mean the same thing everywhere.
 An event for an asset with no stored readings is rejected by default: it can
 label nothing and is most often a typo in the asset id. Callers that know
 better (importing history before readings) pass `require_known_asset=False`.
+
+Cycle and timestamp must not contradict the asset's stored readings: an event at cycle c
+happened after the stored reading of the nearest cycle below c and before that of the
+nearest cycle above c, so its timestamp lies between those two readings' (a bound is
+absent where no such reading is stored: an event after the last reading, before the
+first). A failure "at cycle 50" stamped before cycle 40 was read names two different
+moments; which one is the typo cannot be told, and the labels differ by ten cycles
+either way, so it is rejected naming both. It is the rule `/feedback` fills a missing one
+of the two by (serving.ingest._locate), so giving both never means something else than
+giving either.
 """
 
 from __future__ import annotations
@@ -79,13 +90,15 @@ def _empty_valid() -> pd.DataFrame:
 
 
 def validate_events(
-    events: pd.DataFrame, known_assets: set[str] | None = None
+    events: pd.DataFrame, known_assets: set[str] | None = None,
+    readings: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split events into (valid typed frame, rejected rows + `quarantine_reason`).
 
     Invariant: len(valid) + len(rejected) == len(events). Event names are
     normalised (stripped, lower-cased) before the check; anything else is
-    taken as given.
+    taken as given. `readings` (asset_id, cycle, timestamp of stored readings): an event
+    whose timestamp contradicts its cycle there is rejected (module docstring).
     """
     from features.validation import _numeric, _timestamps
 
@@ -122,6 +135,11 @@ def validate_events(
     add(~kind.isin(EVENT_KINDS).fillna(False).to_numpy(),
         f"event must be one of {', '.join(EVENT_KINDS)}")
 
+    if readings is not None and len(readings):
+        checkable = np.array([not r for r in reasons], dtype=bool)
+        for i, reason in _contradictions(asset, ts, cycle, checkable, readings):
+            reasons[i].append(reason)
+
     bad = np.array([bool(r) for r in reasons], dtype=bool)
     rejected = original[bad].copy()
     rejected[QUARANTINE_REASON] = ["; ".join(r) for r, b in zip(reasons, bad, strict=True) if b]
@@ -137,14 +155,60 @@ def validate_events(
     return valid.reset_index(drop=True), rejected
 
 
-def _stored_assets(settings: Settings) -> set[str]:
-    """Asset ids with stored readings (reads the asset_id column only)."""
+def _contradictions(asset: pd.Series, ts: pd.DatetimeIndex, cycle: np.ndarray,
+                    rows: np.ndarray, readings: pd.DataFrame) -> list[tuple[int, str]]:
+    """(row, reason) for each of `rows` whose timestamp is before the stored reading of the
+    nearest cycle below its cycle, or after that of the nearest cycle above."""
+    index = np.flatnonzero(rows)
+    if not len(index):
+        return []
+    asked = pd.DataFrame({"row": index, ASSET_ID: asset.iloc[index].astype(str).to_numpy(),
+                          CYCLE: cycle[index].astype("int64"),
+                          TIMESTAMP: ts[index]}).sort_values(CYCLE)
+    stored = pd.DataFrame({ASSET_ID: readings[ASSET_ID].astype(str).to_numpy(),
+                           "at": readings[CYCLE].astype("int64").to_numpy(),
+                           "read": pd.to_datetime(readings[TIMESTAMP], utc=True)}
+                          ).sort_values("at")
+    near = {side: pd.merge_asof(asked, stored, left_on=CYCLE, right_on="at", by=ASSET_ID,
+                                direction=side, allow_exact_matches=False).set_index("row")
+            for side in ("backward", "forward")}  # nearest stored cycle strictly below, above
+    found = []
+    for i in index:
+        t, c = ts[i], int(cycle[i])
+        below, above = near["backward"].loc[i], near["forward"].loc[i]
+        for side, ref in (("before", below), ("after", above)):
+            if pd.notna(ref["read"]) and (t < ref["read"] if side == "before"
+                                          else t > ref["read"]):
+                found.append((i, f"timestamp {t.isoformat()} contradicts cycle {c}: it is "
+                                 f"{side} the stored reading of cycle {int(ref['at'])} "
+                                 f"({pd.Timestamp(ref['read']).isoformat()})"))
+    return found
+
+
+def stored_readings(settings: Settings, asset_ids) -> pd.DataFrame:
+    """asset_id, cycle, timestamp of the stored readings of these assets (settings' type;
+    a filtered read of three columns)."""
     from features.datastore import READINGS_FILE
 
     path = settings.raw_dir / READINGS_FILE
-    if not path.exists():
-        return set()
-    return set(pd.read_parquet(path, columns=[ASSET_ID])[ASSET_ID].astype(str).unique())
+    ids = sorted({str(a) for a in asset_ids})
+    if not path.exists() or not ids:
+        return pd.DataFrame({ASSET_ID: pd.Series(dtype="string"),
+                             CYCLE: pd.Series(dtype="int64"),
+                             TIMESTAMP: pd.Series(dtype="datetime64[ns, UTC]")})
+    return pd.read_parquet(path, columns=[ASSET_ID, CYCLE, TIMESTAMP],
+                           filters=[(ASSET_ID, "in", ids)])
+
+
+def reading_time(settings: Settings, asset_id: str, cycle: int) -> pd.Timestamp | None:
+    """When the stored reading of (asset, cycle) was taken (the asset's registered type,
+    else settings'), None if there is none: the timestamp of an event given by its cycle."""
+    from features.datastore import asset_types_of
+
+    kind = asset_types_of(settings, [asset_id]).get(str(asset_id), settings.asset_type)
+    readings = stored_readings(settings.for_type(kind), [asset_id])
+    hit = readings[readings[CYCLE] == int(cycle)]
+    return pd.Timestamp(hit[TIMESTAMP].iloc[0]) if len(hit) else None
 
 
 def _rejected_records(rejected: pd.DataFrame) -> list[dict[str, Any]]:
@@ -202,8 +266,10 @@ def record_events(
 
 
 def _record(settings, events, require_known_asset, source, append_events, write_quarantine):
-    known = _stored_assets(settings) if require_known_asset else None
-    valid, rejected = validate_events(events, known)
+    ids = events[ASSET_ID].dropna().astype(str).str.strip() if ASSET_ID in events else []
+    readings = stored_readings(settings, ids)
+    known = set(readings[ASSET_ID].astype(str).unique()) if require_known_asset else None
+    valid, rejected = validate_events(events, known, readings)
     quarantine_file = None
     if len(rejected):
         quarantine_file = str(write_quarantine(rejected, settings, source=source))

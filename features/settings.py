@@ -220,6 +220,10 @@ class ServingSettings(BaseModel):
     api_key_scopes: dict[str, list[Literal["predict", "ingest", "feedback", "admin"]]] = {}
     #: Request bodies larger than this are answered 413 before they are read.
     max_body_bytes: int = 1_000_000
+    #: Seconds a request body may take to arrive whole, else 408 (serving.guard): a
+    #: max_body_bytes body at 1 Mbit/s takes 8 s; a client that declares more than it sends
+    #: was held until BentoML's 60 s timeout (a 504).
+    body_timeout_s: float = Field(default=10.0, gt=0)
     #: Readings per /ingest or /predict_window request, and events per /feedback.
     max_rows: int = 5_000
     #: Seconds between checks of where the `champion` alias points (hot swap); 0 = off.

@@ -391,7 +391,8 @@ def feedback(
     cycle: Annotated[int | None, typer.Option(help="Cycle of the event.")] = None,
     event: Annotated[str, typer.Option(help="failure or maintenance")] = "failure",
     timestamp: Annotated[
-        str | None, typer.Option(help="UTC time of the event (ISO); default: now.")
+        str | None, typer.Option(help="UTC time of the event (ISO); default: when the "
+                                 "asset's reading of that cycle was taken, else now.")
     ] = None,
     file: Annotated[
         Path | None, typer.Option(help="CSV/Parquet of events (asset_id,timestamp,cycle,event).")
@@ -401,7 +402,7 @@ def feedback(
     import pandas as pd
 
     settings = _settings()
-    from features.events import record_events
+    from features.events import reading_time, record_events
 
     if file is not None:
         if not file.exists():
@@ -412,8 +413,11 @@ def feedback(
     else:
         from datetime import UTC, datetime
 
+        # "now" for a cycle read long ago would contradict the readings after it (rejected)
+        stamp = timestamp or pd.Timestamp(reading_time(settings, asset_id, cycle)
+                                          or datetime.now(UTC)).isoformat()
         events = pd.DataFrame([{"asset_id": asset_id, "cycle": cycle, "event": event,
-                                "timestamp": timestamp or datetime.now(UTC).isoformat()}])
+                                "timestamp": stamp}])
     result = record_events(settings, events)
     _print(result.summary())
     if result.rejected:

@@ -5,6 +5,8 @@
                              ├─ a key outside its scopes (ROUTE_SCOPES) ─► 403
                              ├─ body > max_body_bytes     ─► 413 (checked on Content-Length,
                              │                                 then while the body streams in)
+                             ├─ body not all in within body_timeout_s (a Content-Length larger
+                             │  than what is sent, a trickle) ─► 408 at once, connection closed
                              ├─ POST with a Content-Type other than JSON ─► 415
                              ├─ POST JSON body that does not parse, or nests deeper than
                              │  MAX_DEPTH ─► 400 naming the position / the depth
@@ -15,6 +17,14 @@ body before any service code runs, and answers a body that is not JSON with a
 500 from its serde. Checking here keeps all three out of the service and
 before any work is done.
 
+Time: the body is read here, so its deadline is here (settings.serving.body_timeout_s):
+without one a body that never completes held the request until BentoML's 60 s traffic
+timeout answered 504. Answers sent before the body was read whole say `connection: close`,
+so the unread rest cannot keep the connection. Headers are uvicorn's: a connection that never
+finishes its request line and headers has no timer at all in uvicorn 0.54 (its only one,
+timeout_keep_alive, is armed after a response), and no ASGI code runs before the headers
+are complete; docs/serving.md "Connection limits" says what bounds it.
+
 Keys: clients send `Authorization: Bearer <key>` or `X-API-Key: <key>`; the
 configuration holds only SHA-256 hex digests (settings.serving.api_key_sha256),
 compared in constant time, so a leaked config file leaks no key.
@@ -23,6 +33,7 @@ compared in constant time, so a leaked config file leaks no key.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -72,11 +83,14 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-async def _reply(send: Any, status: int, body: dict) -> None:
+async def _reply(send: Any, status: int, body: dict, *, close: bool = False) -> None:
+    """A JSON answer; `close`: the request body may be unread, so uvicorn closes the
+    connection after it instead of parsing the rest as the next request."""
     payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(payload)).encode())]})
+                "headers": [*headers, (b"connection", b"close")] if close else headers})
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -85,11 +99,13 @@ class RequestGuard:
 
     def __init__(self, app: Any, *, auth_enabled: bool | None = None,
                  key_digests: list[str] | None = None, max_body_bytes: int | None = None,
-                 key_scopes: dict[str, list[str]] | None = None):
+                 key_scopes: dict[str, list[str]] | None = None,
+                 body_timeout_s: float | None = None):
         self.app = app
         self._auth_enabled = auth_enabled
         self._digests = None if key_digests is None else frozenset(key_digests)
         self._max_body = max_body_bytes
+        self._body_timeout = body_timeout_s
         self._scopes = None if key_scopes is None else {k.lower(): v
                                                         for k, v in key_scopes.items()}
 
@@ -105,12 +121,15 @@ class RequestGuard:
             self._max_body = serving.max_body_bytes
         if self._scopes is None:
             self._scopes = {k.lower(): list(v) for k, v in serving.api_key_scopes.items()}
+        if self._body_timeout is None:
+            self._body_timeout = serving.body_timeout_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope.get("type") != "http" or scope.get("path") in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        if None in (self._max_body, self._auth_enabled, self._digests, self._scopes):
+        if None in (self._max_body, self._auth_enabled, self._digests, self._scopes,
+                    self._body_timeout):
             self._configure()
         headers = scope.get("headers") or []
         if self._auth_enabled:
@@ -118,37 +137,29 @@ class RequestGuard:
             if digest is None:
                 await _reply(send, 401, {"error": "missing or invalid API key (send "
                                                   "'Authorization: Bearer <key>' or "
-                                                  "'X-API-Key')"})
+                                                  "'X-API-Key')"}, close=True)
                 return
             scopes, path = (self._scopes or {}).get(digest), scope.get("path", "")
             if not allowed(path, scopes):
                 await _reply(send, 403, {"error": f"this API key may not call {path} (its "
                                                   f"scopes: {', '.join(scopes)}; needs "
-                                                  f"{ROUTE_SCOPES.get(path, 'admin')})"})
+                                                  f"{ROUTE_SCOPES.get(path, 'admin')})"},
+                             close=True)
                 return
         declared = next((v for k, v in headers if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
             await _reply(send, 413, {"error": f"body of {int(declared)} bytes exceeds the "
-                                              f"limit of {self._max_body} bytes"})
+                                              f"limit of {self._max_body} bytes"}, close=True)
             return
         if scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # client went away
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                await _reply(send, 413, {"error": f"body exceeds the limit of "
-                                                  f"{self._max_body} bytes"})
-                return
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
+        body, refusal = await self._read_body(receive, declared)
+        if refusal is not None:
+            await _reply(send, *refusal, close=True)
+            return
+        if body is None:  # client went away
+            return
         content_type = next((v for k, v in headers if k == b"content-type"), b"application/json")
         media = content_type.split(b";")[0].strip().lower()
         if media not in (b"application/json", b""):
@@ -171,6 +182,33 @@ class RequestGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+    async def _read_body(self, receive: Any, declared: bytes | None
+                         ) -> tuple[bytes | None, tuple[int, dict] | None]:
+        """(body, None); (None, (413 or 408, error body)); (None, None) if the client left.
+        One deadline for the whole body, not per chunk: a trickle of a byte a second
+        would renew a per-chunk one for ever."""
+        chunks, size = [], 0
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return None, None
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self._max_body:
+                        return None, (413, {"error": f"body exceeds the limit of "
+                                                     f"{self._max_body} bytes"})
+                    chunks.append(chunk)
+                    if not message.get("more_body"):
+                        return b"".join(chunks), None
+        except TimeoutError:
+            got = (f"{size} of the {int(declared)} bytes its Content-Length declares"
+                   if declared is not None and declared.isdigit() else f"{size} bytes, not its end")
+            return None, (408, {"error": f"request body not received within "
+                                         f"{self._body_timeout:g} s: {got} arrived"})
 
 
 def _json_error(body: bytes) -> str | None:

@@ -7,7 +7,9 @@
                                ├─► asset registry (asset id -> type), re-read on a miss
                                ├─► BackgroundLogWriter(PredictionLog)  (flushed on shutdown)
                                └─► metrics: twinops_model_info{model_name,model_version,alias}
-    RequestGuard (401 / 413 / bad JSON 400) ─► HealthzMiddleware (/healthz, /readyz) ─► routes:
+    ClientErrorLog (a 4xx: one log line, no traceback: serving.error_log)
+    ─► HealthzMiddleware (/healthz, /readyz) ─► RequestGuard (401 / 413 / 408 / bad JSON 400)
+    ─► routes:
     POST /predict        {"asset_ids": [...], "horizon"?}  ─► serving.predict.predict_assets
                          (+ "explain": true: per-sensor contributions, serving.explain)
     POST /predict_window {"readings": [...], "horizon"?}   ─► serving.window.predict_window
@@ -16,7 +18,8 @@
     POST /fleet/risk     {"asset_type"?, "page"?, ...}      ─► serving.fleet.fleet_risk
     POST /recommend      {"asset_ids": [...]}               ─► serving.fleet.recommend_assets
     POST /whatif         {"asset_id", "profile": {...}}      ─► serving.whatif.answer_whatif
-    GET /metrics (BentoML's Prometheus endpoint), GET /docs.json (OpenAPI)
+    GET /metrics (BentoML's Prometheus endpoint, labelled by route: serving.route_labels),
+    GET /docs.json (OpenAPI)
 
 Run (from the repository root, or anywhere with --working-dir):
 
@@ -56,8 +59,10 @@ from serving.decision_schemas import (
     RecommendRequest,
     RecommendResponse,
 )
+from serving.error_log import ClientErrorLog
 from serving.guard import RequestGuard
 from serving.health import HealthzMiddleware
+from serving.route_labels import install as install_route_labels
 from serving.schemas import (
     FeedbackRequest,
     FeedbackResponse,
@@ -361,7 +366,11 @@ class AssetRegistry:
         return {a: known[a] for a in asset_ids if a in known}
 
 
-# Starlette nests these in order (first = outer). Both only act on their own paths:
+# Starlette nests these in order (first = outer). The last two only act on their own paths:
 # the probes stay open, everything else passes the guard before reaching a route.
+TwinService.add_asgi_middleware(ClientErrorLog)  # outermost: sees every 4xx, the guard's too
 TwinService.add_asgi_middleware(HealthzMiddleware)
 TwinService.add_asgi_middleware(RequestGuard)
+# /metrics labelled by route, not by raw path (serving.route_labels): BentoML's metrics
+# middleware is outside the two above, so it is swapped where BentoML looks it up.
+install_route_labels()

@@ -20,9 +20,14 @@ def settings(tmp_path):
     return s
 
 
+#: A time between the readings of cycles 150 and 151 of each asset (the simulator reads
+#: hourly, sim-0002 from 5 h later): a consistent cycle / timestamp pair.
+AT_150 = {"sim-0001": "2024-01-07T05:30:00Z", "sim-0002": "2024-01-07T10:30:00Z"}
+
+
 def event(**kw):
-    return {"asset_id": "sim-0001", "timestamp": "2024-01-09T00:00:00Z", "cycle": 150,
-            "event": "failure", **kw}
+    row = {"asset_id": "sim-0001", "cycle": 150, "event": "failure", **kw}
+    return {"timestamp": AT_150.get(row["asset_id"], AT_150["sim-0001"]), **row}
 
 
 def test_valid_event_is_stored_once_and_normalised(settings):
@@ -80,3 +85,46 @@ def test_feedback_cli_records_and_rejects(settings, monkeypatch):
     assert bad.exit_code == 2 and "event must be one of" in bad.output
     missing = runner.invoke(app, ["feedback", "--cycle", "9"])
     assert missing.exit_code == 2 and "--asset-id" in missing.output
+
+
+def test_a_timestamp_that_contradicts_the_cycle_is_rejected_naming_both(settings):
+    readings = datastore.load_readings(settings)
+    at = readings[readings["asset_id"] == "sim-0001"].set_index("cycle")["timestamp"]
+    iso = {c: pd.Timestamp(at[c]).isoformat() for c in (40, 49, 50, 51, 60)}
+    last = int(at.index.max())
+    batch = pd.DataFrame([
+        event(cycle=50, timestamp=iso[40]),  # before cycle 49 was read
+        event(cycle=50, timestamp=iso[60]),  # after cycle 51 was read
+        event(cycle=50, timestamp=iso[50]),  # its own reading's time
+        event(cycle=50, timestamp=iso[49], event="maintenance"),  # the bounds are inclusive
+        event(cycle=last + 5, timestamp="2030-01-01T00:00:00Z"),  # after the last reading
+        event(cycle=1, timestamp="2023-12-31T00:00:00Z"),  # before the first: no reading below
+        # sim-0001's cycle 51 was read at 02:00, sim-0002's at 07:00: its own readings decide
+        event(asset_id="sim-0002", cycle=50, timestamp="2024-01-03T06:00:00Z"),
+    ])
+    result = record_events(settings, batch)
+    reasons = {r["row"]: r["reason"] for r in result.rejected}
+    assert set(reasons) == {0, 1}, reasons
+    assert "timestamp" in reasons[0] and "before the stored reading of cycle 49" in reasons[0]
+    assert "after the stored reading of cycle 51" in reasons[1] and "cycle 50" in reasons[1]
+    assert result.accepted == 5
+    assert sorted(datastore.load_events(settings)['cycle']) == sorted(
+        [50, 50, last + 5, 1, 50])
+
+
+def test_contradictions_are_checked_without_a_known_asset_requirement(settings):
+    readings = datastore.load_readings(settings)
+    first = readings[readings["asset_id"] == "sim-0001"].sort_values("cycle")
+    late = pd.Timestamp(first["timestamp"].iloc[-1]).isoformat()
+    result = record_events(settings, pd.DataFrame([event(cycle=2, timestamp=late),
+                                                   event(asset_id="new-1", cycle=2)]),
+                           require_known_asset=False)
+    assert [r["row"] for r in result.rejected] == [0] and result.accepted == 1
+
+
+def test_reading_time_is_when_the_cycle_was_read(settings):
+    from features.events import reading_time
+
+    at = reading_time(settings, "sim-0001", 120)
+    assert at == pd.Timestamp("2024-01-05T23:00:00Z")
+    assert reading_time(settings, "sim-0001", 10_000) is None

@@ -137,3 +137,65 @@ def test_an_error_answer_lists_the_first_problems_and_counts_the_rest():
                                           for i in range(MAX_DETAIL + 7)]).body()
     assert len(body["detail"]) == MAX_DETAIL and "7 more" in body["error"]
     assert ApiError(400, "one", [{"loc": ["x"], "msg": "bad"}]).body()["error"] == "one"
+
+
+def _stalled(messages):
+    """receive() that hands out `messages`, then waits like a client that sends no more."""
+    async def receive():
+        if messages:
+            await asyncio.sleep(messages[0][0])
+            return messages.pop(0)[1]
+        await asyncio.sleep(3600)
+    return receive
+
+
+def _call_with(receive, headers=(), timeout=0.2):
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def app(scope, receive_, send_):  # pragma: no cover - must not be reached
+        raise AssertionError("an incomplete body must not reach the app")
+
+    guard = RequestGuard(app, auth_enabled=False, key_digests=[], max_body_bytes=10**6,
+                         key_scopes={}, body_timeout_s=timeout)
+    scope = {"type": "http", "path": "/predict", "method": "POST",
+             "headers": [(k.encode(), v.encode()) for k, v in headers]}
+    import time
+
+    started = time.monotonic()
+    asyncio.run(asyncio.wait_for(guard(scope, receive, send), 5))
+    return sent, time.monotonic() - started
+
+
+def test_a_body_shorter_than_its_content_length_is_408_at_the_deadline_and_closes():
+    part = {"type": "http.request", "body": b'{"asset_ids"', "more_body": True}
+    sent, took = _call_with(_stalled([(0, part)]), headers=(("content-length", "500"),))
+    assert sent[0]["status"] == 408 and (b"connection", b"close") in sent[0]["headers"]
+    error = json.loads(sent[1]["body"])["error"]
+    assert "0.2 s" in error and "12 of the 500 bytes" in error
+    assert 0.2 <= took < 1.0
+
+
+def test_a_trickling_body_is_408_at_one_deadline_for_the_whole_body():
+    drip = [(0.05, {"type": "http.request", "body": b" ", "more_body": True})
+            for _ in range(100)]  # 5 s of a byte every 50 ms: each chunk well in time
+    sent, took = _call_with(_stalled(drip))
+    assert sent[0]["status"] == 408 and "not its end" in json.loads(sent[1]["body"])["error"]
+    assert took < 1.0
+
+
+def test_a_body_in_time_is_not_cut_off():
+    chunks = [(0.05, {"type": "http.request", "body": b'{"a"', "more_body": True}),
+              (0.05, {"type": "http.request", "body": b": 1}", "more_body": False})]
+    seen = {}
+
+    async def app(scope, receive_, send_):
+        seen["body"] = (await receive_())["body"]
+
+    guard = RequestGuard(app, auth_enabled=False, key_digests=[], max_body_bytes=100,
+                         key_scopes={}, body_timeout_s=1.0)
+    asyncio.run(guard({"type": "http", "path": "/predict", "method": "POST", "headers": []},
+                      _stalled(chunks), None))
+    assert seen["body"] == b'{"a": 1}'
