@@ -146,12 +146,12 @@ class TwinService:
             lane.holder.start()
         if settings.serving.auth_enabled and not settings.serving.api_key_sha256:
             logger.warning("auth is on but no API key hashes are configured: every call is 401")
-        logger.info("serving %s (state dir %s)", ", ".join(
-            f"{lane.holder.current.name} v{lane.holder.current.version}"
-            for lane in self.lanes.values()) or "nothing", settings.state_dir)
-        for name, why in self.refused().items():
-            logger.error("not serving asset type %s: %s (polling %r for another version)",
-                         name, why, ALIAS)
+        served = ", ".join(f"{lane.holder.current.name} v{lane.holder.current.version}"
+                           for lane in self.lanes.values()) or "nothing"
+        refused = ", ".join(self.refused())  # each refusal was logged once, with its reason
+        logger.info("serving %s%s (state dir %s)", served, f"; champion of {refused} refused, "
+                    f"polling {ALIAS!r} for another version" if refused else "",
+                    settings.state_dir)
 
     @property
     def lanes(self) -> dict[str, Any]:

@@ -54,3 +54,47 @@ def test_a_served_type_is_answered_beside_a_refused_one_which_gets_the_reason_pe
 def test_nothing_refused_keeps_the_old_per_item_answers():
     resp = predict_fleet(PredictRequest(asset_ids=["p1"]), lanes={}, type_of=types_of)
     assert resp.predictions[0].error == "no model of asset type 'pump' is being served"
+
+
+def refuse():
+    raise RuntimeError("artifact sha256 mismatch")
+
+
+def service_with(lanes: dict):
+    """The service class's probes over hand-made lanes (no __init__: no MLflow, no Feast)."""
+    from serving.hot_swap import ModelHolder
+    from serving.service import TwinService
+
+    svc = object.__new__(TwinService.inner)
+    svc._lanes = {}
+    for kind, model in lanes.items():
+        holder = ModelHolder(None, where_is=lambda: "3", load=refuse, poll_s=0)
+        if model is not None:
+            holder._current = model
+        else:
+            holder.check_once()
+        out = lane(kind, model)
+        out.holder = holder
+        out.fetch = SimpleNamespace(ping=lambda: None)
+        svc._lanes[kind] = out
+    svc.prediction_log = SimpleNamespace(pending=0, written=0, failures=0)
+    return svc
+
+
+def test_readyz_is_503_with_the_reason_only_when_no_type_serves():
+    from serving.predict import ServedModel
+
+    good = ServedModel(predictor=FakePredictor(), name="twinops-rul-turbofan", version="2")
+    mixed = service_with({"turbofan": good, "pump": None})
+    ready = mixed.ready()
+    assert ready["ready"] is True and ready["model_version"] == "2"
+    assert ready["refused"] == {"pump": "version 3 refused: RuntimeError: artifact sha256 "
+                                        "mismatch"}
+    assert ready["reason"].startswith("pump: version 3 refused") and set(mixed.lanes) == {
+        "turbofan"}
+    alone = service_with({"pump": None})
+    ready = alone.ready()
+    assert ready["ready"] is False and "version 3 refused" in ready["reason"]
+    health = alone.health()  # alive, and says what it does not serve
+    assert health["status"] == "ok" and health["model_version"] is None
+    assert "sha256" in health["models"]["pump"]["refused"]
