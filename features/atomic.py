@@ -1,8 +1,10 @@
 """All-or-nothing file writes: a reader sees the old file or the new one, never half of one.
 
-    with replacing(path) as tmp:       tmp = <dir of path>/.<name>.tmp-<random>
+    with replacing(path) as tmp:       tmp = <dir of path>/.<name>.tmp-<host>-<pid>-<random>
         write tmp                      ─► fsync(tmp) ─► os.replace(tmp, path) ─► fsync(dir)
     an error inside the block          ─► tmp removed, `path` untouched
+    a writer killed inside the block   ─► tmp left; the first write into that directory by
+                                          the next process removes it (remove_orphans)
 
     write_bytes / write_text / write_parquet: the usual writers on top of `replacing`.
     sqlite_transaction(path, schema): the same promise for the small SQLite stores (alerts,
@@ -14,12 +16,21 @@ naming an empty or partial file (the rename reached the disk before the data did
 Why fsync the directory after it: that is what makes the rename itself survive a crash.
 Readers of these files (Feast joins, the drift checks, people opening reports) run in
 other processes at any time, so every file twinops rewrites in place goes through here.
+Why the writer's host and PID are in the temp name: a SIGKILL or a power cut runs no
+cleanup (a killed materialize left a 6.6 MB parquet temp file), and only the name can say
+later whether its writer is gone. A temp file of this host whose PID is not alive is an
+orphan; one without that information (another host, the older `.tmp-<random>` name) is
+taken for one once untouched for ORPHAN_AGE_S.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,12 +42,73 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+#: A temp file whose writer cannot be identified is an orphan once untouched this long.
+ORPHAN_AGE_S = 3600.0
+_TMP = re.compile(r"^\..+\.tmp-(?:(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)-)?[0-9a-f]{32}$")
+#: Directories swept by this process: once each (a directory listing per write is waste).
+_swept: set[Path] = set()
+
+
+@functools.cache
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32]
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_orphans(directory: str | os.PathLike[str], *, now: float | None = None) -> list[Path]:
+    """Remove the temp files of `replacing` in `directory` whose writer is gone; the removed.
+
+    Gone: written on this host by a PID that is not alive, or, when the name cannot say
+    (another host, the older name without a PID), not modified for ORPHAN_AGE_S.
+    A live writer's temp file is never touched: its PID is alive, or it is being written.
+    """
+    root = Path(directory)
+    now = time.time() if now is None else now
+    host, removed = _host(), []
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        match = _TMP.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            if match["pid"] is not None and match["host"] == host:
+                orphan = not _alive(int(match["pid"]))
+            else:
+                orphan = now - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_AGE_S
+            if orphan:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except FileNotFoundError:  # its writer renamed or removed it meanwhile
+            continue
+    return removed
+
+
 @contextlib.contextmanager
 def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on a clean exit it replaces `path` (parents created)."""
+    """Yield a temp path beside `path`; on a clean exit it replaces `path` (parents created).
+
+    The first write of this process into a directory removes the orphans of dead writers
+    there (remove_orphans)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
+    if target.parent not in _swept:
+        remove_orphans(target.parent)
+        _swept.add(target.parent)
+    tmp = target.with_name(f".{target.name}.tmp-{_host()}-{os.getpid()}-{uuid.uuid4().hex}")
     try:
         yield tmp
         _fsync(tmp, os.O_RDONLY)

@@ -20,6 +20,12 @@ webhooks, and one `get_model_version_by_alias` per few seconds is cheap.
 Why the failed version is not retried: a tampered or broken artifact stays
 broken; retrying it every poll would spam the log. Moving the alias (again)
 triggers a new attempt.
+
+Why a holder may start empty (`initial=None`, then `check_once()`): a champion refused at
+start (tampered, unloadable, incompatible features) must not crash the worker. A crash made
+BentoML restart it every few seconds forever, and nothing answered meanwhile; an empty holder
+keeps the worker up, its lane answers 503 naming `reason`, and the poll loads the next
+version the alias points to, with no restart.
 """
 
 from __future__ import annotations
@@ -48,7 +54,8 @@ class ModelHolder:
     """Holds the served model; a daemon thread swaps it when the alias moves.
 
     `where_is()` returns the version the alias points to now (None: unknown);
-    `load()` returns a ServedModel for the alias (raises on failure).
+    `load()` returns a ServedModel for the alias (raises on failure). `initial` None: nothing
+    served yet (`current` is None, `reason` says why) until a load succeeds.
     """
 
     def __init__(
@@ -73,7 +80,15 @@ class ModelHolder:
 
     @property
     def current(self) -> Any:
+        """The served model, or None while no version of the alias has loaded."""
         return self._current
+
+    @property
+    def reason(self) -> str | None:
+        """Why nothing is served (None while a model is): the refusal, else "not loaded"."""
+        if self._current is not None:
+            return None
+        return self.status.last_error or "no version loaded yet"
 
     def start(self) -> None:
         if self.poll_s <= 0 or self._thread is not None:
@@ -97,7 +112,8 @@ class ModelHolder:
             self.status.last_error = f"registry lookup failed: {exc}"
             logger.warning("hot swap: %s", self.status.last_error)
             return False
-        if target is None or target == self._current.version:
+        served = None if self._current is None else self._current.version
+        if target is None or target == served:
             return False
         if target == self.status.failed_version:
             return False
@@ -109,18 +125,18 @@ class ModelHolder:
             self.status.last_error = f"version {target} refused: {type(exc).__name__}: {exc}"
             self.status.history.append({"version": target, "ok": False, "at": time.time(),
                                         "error": self.status.last_error})
-            logger.error("hot swap: %s; still serving version %s", self.status.last_error,
-                         self._current.version)
+            logger.error("hot swap: %s; %s", self.status.last_error,
+                         f"still serving version {served}" if served else "nothing served")
             if self._on_refused is not None:
                 self._on_refused(target, exc)
             return False
         old = self._current
         self._current = new
-        self.status.swaps += 1
+        self.status.swaps += old is not None  # the first load is not a swap
         self.status.failed_version = None
         self.status.last_error = None
         self.status.history.append({"version": new.version, "ok": True, "at": time.time()})
-        logger.info("hot swap: version %s -> %s", old.version, new.version)
+        logger.info("hot swap: version %s -> %s", getattr(old, "version", None), new.version)
         if self._on_swap is not None:
             self._on_swap(new)
         return True

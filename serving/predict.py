@@ -290,10 +290,12 @@ class Lane:
     seconds_per_unit: float | None = None
 
 
-def unserved(kind: str, ids: Sequence[str]) -> dict[str, PredictionError]:
-    """The per-item answer of assets whose type has no served champion."""
+def unserved(kind: str, ids: Sequence[str], reason: str | None = None
+             ) -> dict[str, PredictionError]:
+    """The per-item answer of assets whose type has no served champion (`reason`: why)."""
+    why = f": {reason}" if reason else ""
     return {a: PredictionError(asset_id=a, error=f"no model of asset type {kind!r} is being "
-                               "served") for a in ids}
+                               f"served{why}") for a in ids}
 
 
 def make_lane(typed, holder, reader) -> Lane:
@@ -313,22 +315,38 @@ def predict_fleet(
     type_of: Callable[[Sequence[str]], dict[str, str]],
     log: PredictionLog | None = None,
     now: datetime | None = None,
+    refused: dict[str, str] | None = None,
 ) -> PredictResponse:
     """Answer a request whose assets may be of several types, each from its type's lane.
 
     `type_of(ids)` -> {id: type} for the registered ones. An id not registered, or of a
     type without a served champion, gets a per-item error. The top-level model fields
     name the model when one answered everything, else they are null.
+
+    `refused`: {type: why} for types whose champion serving refused (serving.hot_swap: a
+    tampered or unloadable version, nothing served). When no asked asset is of a served
+    type and some are of a refused one, the whole request is a 503 naming the reason
+    (ApiError): the server, not the request, is at fault, and a client should retry later.
+    In a request that mixes in served types, those are answered and the refused type's
+    assets get a per-item error with the reason.
     """
+    from serving.errors import ApiError
+
+    refused = refused or {}
     asked = list(request.asset_ids)
     kinds = type_of(list(dict.fromkeys(asked)))
+    present = set(kinds.values())
+    if present & set(refused) and not present & set(lanes):
+        reasons = [f"{kind}: {refused[kind]}" for kind in sorted(present & set(refused))]
+        raise ApiError(503, "no model is being served for these assets: " + "; ".join(reasons),
+                       [{"loc": ["asset_ids"], "msg": r} for r in reasons])
     answers: dict[str, Prediction | PredictionError] = {}
     models = set()
-    for kind in sorted(set(kinds.values())):
+    for kind in sorted(present):
         ids = [a for a in dict.fromkeys(asked) if kinds.get(a) == kind]
         lane = lanes.get(kind)
         if lane is None:
-            answers.update(unserved(kind, ids))
+            answers.update(unserved(kind, ids, refused.get(kind)))
             continue
         model = lane.holder.current  # read ONCE: this part comes from one version
         part = predict_assets(

@@ -2,7 +2,9 @@
 
     TWINOPS_* env ─► Settings ─► per asset type with a champion, a Lane (serving.predict):
                                ├─► ModelHolder(load_by_alias("champion")) ◄─ poll: alias moved?
-                               │     (SHA-256 verified; a refused version leaves the old one)
+                               │     (SHA-256 verified; a refused version leaves the old one,
+                               │      or, refused at start, nothing: that type answers 503
+                               │      with the reason until the alias moves to a good one)
                                ├─► features.online reader (Feast's SQLite table, direct read)
                                ├─► asset registry (asset id -> type), re-read on a miss
                                ├─► BackgroundLogWriter(PredictionLog)  (flushed on shutdown)
@@ -107,27 +109,6 @@ class TwinService:
         torch.set_num_threads(1)
         self.settings = settings = get_settings()
         store = get_store(settings)
-        self.lanes: dict[str, Lane] = {}
-        for name in sorted(settings.declared_types()):
-            typed = settings.for_type(name)
-            if get_alias_version(typed, ALIAS) is None:
-                continue  # no champion of this type: its assets get a per-item error
-            holder = ModelHolder(
-                self._load_model(typed),
-                where_is=functools.partial(get_alias_version, typed, ALIAS),
-                load=functools.partial(self._load_model, typed),
-                poll_s=settings.serving.model_poll_s,
-                on_swap=self._publish_model,
-                on_refused=lambda _version, _exc: self._swaps.labels("refused").inc(),
-            )
-            self.lanes[name] = make_lane(typed, holder, make_online_reader(typed, store))
-        if not self.lanes:
-            raise RuntimeError(f"no asset type has a {ALIAS!r} model to serve: promote one first")
-        self.registry = AssetRegistry(settings)
-        self.prediction_log = BackgroundLogWriter(
-            PredictionLog(settings.prediction_log_path),
-            max_queue=settings.serving.log_queue_size,
-        )
         self._model_info = prometheus_client.Gauge(
             name="twinops_model_info",
             documentation="1 for the model version this worker serves now, 0 for earlier ones.",
@@ -139,17 +120,54 @@ class TwinService:
             documentation="Hot-swap attempts by outcome (ok / refused).",
             labelnames=["outcome"],
         )
-        for lane in self.lanes.values():
-            self._publish_model(lane.holder.current)
+        # Every type with a champion alias gets a lane, also when its champion is refused
+        # (the holder then starts empty and keeps polling): a refused champion must not
+        # crash the worker, which BentoML would restart every few seconds forever.
+        self._lanes: dict[str, Lane] = {}
+        for name in sorted(settings.declared_types()):
+            typed = settings.for_type(name)
+            if get_alias_version(typed, ALIAS) is None:
+                continue  # no champion of this type: its assets get a per-item error
+            holder = ModelHolder(
+                None,
+                where_is=functools.partial(get_alias_version, typed, ALIAS),
+                load=functools.partial(self._load_model, typed),
+                poll_s=settings.serving.model_poll_s,
+                on_swap=self._publish_model,
+                on_refused=lambda _version, _exc: self._swaps.labels("refused").inc(),
+            )
+            holder.check_once()  # the first load, here: a refusal is logged once, not raised
+            self._lanes[name] = make_lane(typed, holder, make_online_reader(typed, store))
+        if not self._lanes:
+            raise RuntimeError(f"no asset type has a {ALIAS!r} model to serve: promote one first")
+        self.registry = AssetRegistry(settings)
+        self.prediction_log = BackgroundLogWriter(
+            PredictionLog(settings.prediction_log_path),
+            max_queue=settings.serving.log_queue_size,
+        )
         gc.collect()
         gc.freeze()
-        for lane in self.lanes.values():
+        for lane in self._lanes.values():
             lane.holder.start()
         if settings.serving.auth_enabled and not settings.serving.api_key_sha256:
             logger.warning("auth is on but no API key hashes are configured: every call is 401")
-        logger.info("serving %s (state dir %s)", ", ".join(
-            f"{lane.holder.current.name} v{lane.holder.current.version}"
-            for lane in self.lanes.values()), settings.state_dir)
+        served = ", ".join(f"{lane.holder.current.name} v{lane.holder.current.version}"
+                           for lane in self.lanes.values()) or "nothing"
+        refused = ", ".join(self.refused())  # each refusal was logged once, with its reason
+        logger.info("serving %s%s (state dir %s)", served, f"; champion of {refused} refused, "
+                    f"polling {ALIAS!r} for another version" if refused else "",
+                    settings.state_dir)
+
+    @property
+    def lanes(self) -> dict[str, Any]:
+        """The lanes that serve a model now (a lane whose champion was refused at start joins
+        when its holder loads one). Every route reads this, so none meets an empty holder."""
+        return {n: lane for n, lane in self._lanes.items() if lane.holder.current is not None}
+
+    def refused(self) -> dict[str, str]:
+        """{asset type: why nothing is served} for the lanes without a model."""
+        return {n: lane.holder.reason for n, lane in self._lanes.items()
+                if lane.holder.current is None}
 
     # ---- model lifecycle -----------------------------------------------------------
     @staticmethod
@@ -174,7 +192,7 @@ class TwinService:
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:
-        for lane in self.lanes.values():
+        for lane in self._lanes.values():
             lane.holder.stop()
         self.prediction_log.close()
 
@@ -184,11 +202,14 @@ class TwinService:
 
         kind = asset_type or (self.registry.types([asset_id]).get(asset_id) if asset_id else None)
         kind = kind or self.settings.asset_type
-        if kind not in self.lanes:
+        lanes = self.lanes
+        if kind not in lanes:
+            why = self.refused().get(kind)
             raise ApiError(400 if kind not in self.settings.declared_types() else 503,
-                           f"no model of asset type {kind!r} is being served",
-                           [{"loc": ["asset_type"], "msg": "no champion of this type"}])
-        return self.lanes[kind]
+                           f"no model of asset type {kind!r} is being served"
+                           + (f": {why}" if why else ""),
+                           [{"loc": ["asset_type"], "msg": why or "no champion of this type"}])
+        return lanes[kind]
 
     # ---- routes ------------------------------------------------------------------
     @bentoml.api(route="/predict", input_spec=PredictRequest)
@@ -198,18 +219,23 @@ class TwinService:
 
         # Re-validate with the configured batch limit (ValidationError -> 400 by BentoML).
         request = parse_request(params, max_batch=self.settings.serving.max_batch)
+        from serving.errors import ApiError
+
+        # refused before lanes: a lane that loads in between is in both, and then it serves
+        refused = self.refused()
+        lanes = self.lanes
         try:
             if request.explain:  # gradients, ~1.5 ms per asset (serving.explain): off the loop
                 import asyncio
 
                 return await asyncio.to_thread(
-                    predict_fleet, request, lanes=self.lanes, type_of=self.registry.types,
-                    log=self.prediction_log)
-            return predict_fleet(request, lanes=self.lanes, type_of=self.registry.types,
-                                 log=self.prediction_log)
+                    predict_fleet, request, lanes=lanes, type_of=self.registry.types,
+                    log=self.prediction_log, refused=refused)
+            return predict_fleet(request, lanes=lanes, type_of=self.registry.types,
+                                 log=self.prediction_log, refused=refused)
+        except ApiError as exc:  # every asked type's champion refused: 503 with the reason
+            return exc.response()
         except sqlite3.Error as exc:  # no online store yet / unreadable: the server's fault
-            from serving.errors import ApiError
-
             return ApiError(503, f"online feature store unavailable: {exc}").response()
 
     @bentoml.api(route="/predict_window", input_spec=WindowRequest)
@@ -259,8 +285,10 @@ class TwinService:
 
         request = FleetRiskRequest.model_validate(params)
         if request.asset_type and request.asset_type not in self.lanes:
-            return ApiError(400, f"no model of asset type {request.asset_type!r} is being "
-                            "served", [{"loc": ["asset_type"], "msg": "not served"}]).response()
+            why = self.refused().get(request.asset_type)  # refused: the server's fault, 503
+            return ApiError(503 if why else 400, f"no model of asset type "
+                            f"{request.asset_type!r} is being served" + (f": {why}" if why else ""),
+                            [{"loc": ["asset_type"], "msg": why or "not served"}]).response()
         assets = load_assets(self.settings)
         return fleet_risk(request, lanes=self.lanes, assets=assets,
                           criticality=criticality_of(self.settings, assets),
@@ -305,11 +333,17 @@ class TwinService:
 
     # ---- probes (serving.health) -----------------------------------------------------
     def health(self) -> dict[str, Any]:
-        models = {name: {"model_name": lane.holder.current.name,
-                         "model_version": lane.holder.current.version,
-                         "model_alias": lane.holder.current.alias,
-                         "hot_swap": lane.holder.report()} for name, lane in self.lanes.items()}
-        first = next(iter(models.values()))
+        """Liveness with what each lane serves; answers while a champion is refused too
+        (the worker is alive: /readyz is the probe that says it cannot answer)."""
+        models = {}
+        for name, lane in self._lanes.items():
+            model = lane.holder.current
+            models[name] = {"model_name": getattr(model, "name", None),
+                            "model_version": getattr(model, "version", None),
+                            "model_alias": getattr(model, "alias", None),
+                            "refused": lane.holder.reason, "hot_swap": lane.holder.report()}
+        first = next((m for m in models.values() if m["model_version"] is not None),
+                     next(iter(models.values())))
         return {"status": "ok", **{k: first[k] for k in ("model_name", "model_version",
                                                          "model_alias", "hot_swap")},
                 "models": models,
@@ -318,16 +352,30 @@ class TwinService:
                                    "failures": self.prediction_log.failures}}
 
     def ready(self) -> dict[str, Any]:
+        """Ready when some type's model serves and every served type's store answers.
+
+        Why one refused type does not make the whole server unready: every replica reads
+        the same registry, so all of them would leave the load balancer together and the
+        types that do serve would go dark too; the refused type answers 503 per request
+        and is named here (`refused`, `reason`)."""
         errors = {}
-        for name, lane in self.lanes.items():
+        lanes = self.lanes
+        for name, lane in lanes.items():
             try:
                 lane.fetch.ping()
             except Exception as exc:  # noqa: BLE001 — reported, not raised
                 errors[name] = f"{type(exc).__name__}: {exc}"
-        first = next(iter(self.lanes.values())).holder.current
-        return {"ready": not errors, "model_version": first.version,
-                "model_versions": {n: lane.holder.current.version
-                                   for n, lane in self.lanes.items()},
+        refused = self.refused()
+        first = next(iter(lanes.values()), None)
+        reasons = [f"{n}: {why}" for n, why in refused.items()]
+        if errors:
+            reasons.append("feature store: " + "; ".join(f"{n}: {e}" for n, e in errors.items()))
+        return {"ready": bool(lanes) and not errors,
+                "reason": "; ".join(reasons) or None,
+                "model_version": first.holder.current.version if first else None,
+                "model_versions": {n: getattr(lane.holder.current, "version", None)
+                                   for n, lane in self._lanes.items()},
+                "refused": refused,
                 "feature_store": "ok" if not errors else "; ".join(
                     f"{n}: {e}" for n, e in errors.items())}
 

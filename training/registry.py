@@ -264,7 +264,8 @@ def load_by_alias(settings, alias: str, dst_dir: str | Path | None = None) -> Lo
     """Download `models:/<name>@<alias>`, verify artifact_sha256, load the predictor.
 
     Raises LookupError if the alias does not exist, TamperedArtifactError on a hash mismatch.
-    `dst_dir` keeps the download (default: a fresh temporary directory, left for the process).
+    `dst_dir` keeps the download (default: a temporary directory, removed once loaded or
+    refused).
     """
     from mlflow.exceptions import MlflowException
 
@@ -278,7 +279,20 @@ def load_by_alias(settings, alias: str, dst_dir: str | Path | None = None) -> Lo
 
 
 def load_version(settings, version: str | int, dst_dir: str | Path | None = None) -> LoadedModel:
-    """Download one registered version, verify its artifact_sha256 tag, load the predictor."""
+    """Download one registered version, verify its artifact_sha256 tag, load the predictor.
+
+    Without `dst_dir` the download goes to a temporary directory that is removed when this
+    returns or raises: the predictor holds its weights in memory (training.artifact reads
+    them whole), and a directory left per load filled /tmp with one per worker start and
+    per hot swap.
+    """
+    if dst_dir is None:
+        with tempfile.TemporaryDirectory(prefix="twinops-model-") as tmp:
+            return _load_version(settings, version, Path(tmp))
+    return _load_version(settings, version, Path(dst_dir))
+
+
+def _load_version(settings, version: str | int, dst: Path) -> LoadedModel:
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -292,7 +306,6 @@ def load_version(settings, version: str | int, dst_dir: str | Path | None = None
     expected = mv.tags.get("artifact_sha256")
     if not expected:
         raise TamperedArtifactError(f"{name} v{mv.version} has no artifact_sha256 tag; refusing")
-    dst = Path(dst_dir) if dst_dir else Path(tempfile.mkdtemp(prefix="twinops-model-"))
     local = Path(
         mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst)

@@ -58,3 +58,59 @@ def test_sqlite_transaction_commits_whole_or_not_at_all(tmp_path):
         raise RuntimeError("crash between two writes")
     with sqlite_transaction(db, schema, write=False) as tx:
         assert [r["k"] for r in tx.execute("SELECT k FROM t")] == ["a"]
+
+
+def _killed_writer(path) -> None:
+    """A process that dies by SIGKILL in the middle of an atomic write (no cleanup runs)."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal, sys; from features import atomic\n"
+            "with atomic.replacing(sys.argv[1]) as tmp:\n"
+            "    tmp.write_bytes(b'PAR1 half a file')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], check=False)
+    assert proc.returncode == -9
+
+
+def test_a_killed_writers_temp_file_is_removed_by_the_next_write_there(tmp_path):
+    target = tmp_path / "offline" / "features.parquet"
+    _killed_writer(target)
+    left = [p.name for p in target.parent.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".features.parquet.tmp-")  # the finding
+    atomic.write_parquet(pd.DataFrame({"a": [1]}), target.parent / "other.parquet")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["other.parquet"]
+
+
+def test_remove_orphans_keeps_live_writers_and_recent_unidentified_files(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_pid.wait()
+    host, hexes = atomic._host(), iter(f"{i:032x}" for i in range(10))
+    try:
+        names = {
+            "live": f".a.parquet.tmp-{host}-{live.pid}-{next(hexes)}",
+            "mine": f".a.parquet.tmp-{host}-{os.getpid()}-{next(hexes)}",
+            "dead": f".a.parquet.tmp-{host}-{dead_pid.pid}-{next(hexes)}",
+            "other_host_dead": f".a.parquet.tmp-elsewhere-{dead_pid.pid}-{next(hexes)}",
+            "legacy_recent": f".a.parquet.tmp-{next(hexes)}",
+            "legacy_old": f".b.json.tmp-{next(hexes)}",
+            "not_ours": "a.parquet.tmp",
+        }
+        for name in names.values():
+            (tmp_path / name).write_bytes(b"x")
+        old = time.time() - atomic.ORPHAN_AGE_S - 60
+        os.utime(tmp_path / names["legacy_old"], (old, old))
+        removed = atomic.remove_orphans(tmp_path)
+        assert sorted(p.name for p in removed) == sorted([names["dead"], names["legacy_old"]])
+        kept = {p.name for p in tmp_path.iterdir()}
+        assert kept == set(names.values()) - {names["dead"], names["legacy_old"]}
+        assert atomic.remove_orphans(tmp_path / "missing") == []
+    finally:
+        live.kill()
+        live.wait()

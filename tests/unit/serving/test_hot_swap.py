@@ -55,3 +55,28 @@ def test_registry_outage_keeps_serving():
     h = ModelHolder(M("1"), where_is=boom, load=lambda: M("2"), poll_s=0)
     assert h.check_once() is False and h.current.version == "1"
     assert "registry down" in h.report()["last_error"]
+
+
+def test_an_empty_holder_reports_why_and_loads_when_the_alias_moves_to_a_good_version():
+    """A champion refused at start: nothing served (no exception), the reason names the
+    version and the error, the refused version is not retried, the next one is loaded."""
+    loads = {"3": RuntimeError("artifact sha256 mismatch"), "4": M("4")}
+    state = {"target": "3"}
+
+    def load():
+        outcome = loads[state["target"]]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    swapped, refused = [], []
+    h = ModelHolder(None, where_is=lambda: state["target"], load=load, poll_s=0,
+                    on_swap=swapped.append, on_refused=lambda v, e: refused.append(v))
+    assert h.current is None and h.reason == "no version loaded yet"
+    assert h.check_once() is False and h.current is None
+    assert h.reason == "version 3 refused: RuntimeError: artifact sha256 mismatch"
+    assert refused == ["3"]
+    assert h.check_once() is False and refused == ["3"]  # not retried: one refusal, one log
+    state["target"] = "4"
+    assert h.check_once() is True and h.current == M("4") and h.reason is None
+    assert swapped == [M("4")] and h.report()["swaps"] == 0  # a first load, not a swap
