@@ -230,6 +230,10 @@ class ServingSettings(BaseModel):
     model_poll_s: float = 5.0
     #: Prediction-log rows buffered for the background writer before requests wait.
     log_queue_size: int = 10_000
+    #: Seconds a stopping worker keeps answering its open keep-alive connections, each
+    #: answer telling the client to reconnect (refused by then), before it closes them
+    #: (serving.shutdown: a connection closed at once resets the request sent on it).
+    shutdown_drain_s: float = Field(default=1.0, ge=0)
 
 
 class RetrainPolicy(BaseModel):

@@ -23,6 +23,7 @@ Feast is imported inside functions only (it costs seconds at import).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -173,14 +174,19 @@ def write_offline_features(
     keeps the last row per (asset_id, timestamp), so re-pushing is idempotent.
     Readers (Feast joins, materialization) therefore only ever see a complete file.
     """
+    from features.datastore import write_lock
+
     path = offline_path(settings)
     df = _offline_frame(settings, features_df)
-    if append and path.exists():
-        old = _offline_frame(settings, pd.read_parquet(path))
-        df = pd.concat([old, df], ignore_index=True)
-        df = df.drop_duplicates([ASSET_ID, TIMESTAMP], keep="last")
-    df = df.sort_values([ASSET_ID, TIMESTAMP], kind="mergesort").reset_index(drop=True)
-    return atomic.write_parquet(df, path)
+    # An append is a read-merge-write: two /ingest workers pushing at once (after the raw
+    # store's lock is released) would each rewrite the file without the other's rows.
+    with write_lock(settings) if append else contextlib.nullcontext():
+        if append and path.exists():
+            old = _offline_frame(settings, pd.read_parquet(path))
+            df = pd.concat([old, df], ignore_index=True)
+            df = df.drop_duplicates([ASSET_ID, TIMESTAMP], keep="last")
+        df = df.sort_values([ASSET_ID, TIMESTAMP], kind="mergesort").reset_index(drop=True)
+        return atomic.write_parquet(df, path)
 
 
 def materialize(

@@ -8,6 +8,8 @@
                                ├─► features.online reader (Feast's SQLite table, direct read)
                                ├─► asset registry (asset id -> type), re-read on a miss
                                ├─► BackgroundLogWriter(PredictionLog)  (flushed on shutdown)
+                               ├─► SIGTERM: stop listening, drain keep-alive clients, stop
+                               │     (serving.shutdown)
                                └─► metrics: twinops_model_info{model_name,model_version,alias}
     ClientErrorLog (a 4xx: one log line, no traceback: serving.error_log)
     ─► HealthzMiddleware (/healthz, /readyz) ─► RequestGuard (401 / 413 / 408 / bad JSON 400)
@@ -74,6 +76,7 @@ from serving.schemas import (
     PredictResponse,
     WindowRequest,
 )
+from serving.shutdown import DrainMiddleware
 from serving.whatif_schemas import WhatIfRequest, WhatIfResponse
 
 # A child of "bentoml" so the message goes through BentoML's configured handlers.
@@ -149,6 +152,9 @@ class TwinService:
         gc.freeze()
         for lane in self._lanes.values():
             lane.holder.start()
+        from serving.shutdown import on_sigterm
+
+        on_sigterm(settings.serving.shutdown_drain_s)  # refuse, drain, then uvicorn stops
         if settings.serving.auth_enabled and not settings.serving.api_key_sha256:
             logger.warning("auth is on but no API key hashes are configured: every call is 401")
         served = ", ".join(f"{lane.holder.current.name} v{lane.holder.current.version}"
@@ -414,9 +420,12 @@ class AssetRegistry:
         return {a: known[a] for a in asset_ids if a in known}
 
 
-# Starlette nests these in order (first = outer). The last two only act on their own paths:
-# the probes stay open, everything else passes the guard before reaching a route.
-TwinService.add_asgi_middleware(ClientErrorLog)  # outermost: sees every 4xx, the guard's too
+# Starlette nests these in order (first = outer). The drain marks every response of a
+# stopping worker `Connection: close` (serving.shutdown); the error log sees every 4xx, the
+# guard's too; the last two only act on their own paths: the probes stay open, everything
+# else passes the guard before reaching a route.
+TwinService.add_asgi_middleware(DrainMiddleware)
+TwinService.add_asgi_middleware(ClientErrorLog)
 TwinService.add_asgi_middleware(HealthzMiddleware)
 TwinService.add_asgi_middleware(RequestGuard)
 # /metrics labelled by route, not by raw path (serving.route_labels): BentoML's metrics

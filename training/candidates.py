@@ -22,6 +22,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -67,6 +68,8 @@ def _quiet_lightning():
                 ".*GPU available but not used.*",
                 ".*LeafSpec.*",
                 ".*litlogger.*",
+                # a resumed run checkpoints into the directory its killed run wrote
+                ".*Checkpoint directory .* exists and is not empty.*",
             ):
                 warnings.filterwarnings("ignore", message=msg)
             yield
@@ -119,11 +122,21 @@ def build(frame, cols: list[str], ts, virtual_parents=None):
     return dm, module
 
 
+#: In a candidate's resume directory: Lightning's checkpoint of its latest epoch, and the
+#: outcome of a candidate that finished (so that a rerun does not train it again).
+LAST_CHECKPOINT, FINISHED = "last.ckpt", "finished.pt"
+
+
 def train_one(frame, cols: list[str], ts, accelerator: str, virtual_parents=None,
-              label: str = ALL_FEATURES, progress: bool = True):
+              label: str = ALL_FEATURES, progress: bool = True, resume_dir=None,
+              callbacks=()):
     """One seeded training run on `cols`: (datamodule, module with its best weights, epochs).
 
     `progress`: an epoch bar (training.progress) on stderr, labelled with the candidate.
+    `resume_dir`: where the run checkpoints every epoch (Lightning's ModelCheckpoint) and
+    resumes from (`Trainer.fit(ckpt_path=...)`) after a kill; a finished run leaves its
+    outcome there instead (`resume_directory` names the directory). `callbacks`: more
+    Lightning callbacks (the tests' simulated kill).
     """
     import lightning as L
     import torch
@@ -137,9 +150,14 @@ def train_one(frame, cols: list[str], ts, accelerator: str, virtual_parents=None
     torch.set_num_threads(1)
     L.seed_everything(ts.seed, workers=True, verbose=False)
     dm, module = build(frame, cols, ts, virtual_parents)
-    callbacks = [EarlyStopping("val/rmse_all_rows", patience=8, min_delta=0.01, mode="min")]
+    if resume_dir is not None and (Path(resume_dir) / FINISHED).exists():
+        torch.set_num_threads(old_threads)
+        return _finished(Path(resume_dir), dm, module, label)
+    callbacks = [EarlyStopping("val/rmse_all_rows", patience=8, min_delta=0.01, mode="min"),
+                 *callbacks]
     if progress:
         callbacks.append(EpochBar(f"train {label} ({ts.n_members} members)", ts.max_epochs))
+    resume = _checkpointing(Path(resume_dir), label) if resume_dir is not None else {}
     try:
         with _quiet_lightning():
             trainer = L.Trainer(
@@ -147,19 +165,117 @@ def train_one(frame, cols: list[str], ts, accelerator: str, virtual_parents=None
                 accelerator=accelerator,
                 devices=1,
                 logger=False,
-                enable_checkpointing=False,
+                enable_checkpointing=bool(resume),
                 enable_progress_bar=False,
                 enable_model_summary=False,
                 deterministic=True,
                 num_sanity_val_steps=0,
-                callbacks=callbacks,
+                callbacks=[*callbacks, *resume.get("callbacks", [])],
+                plugins=resume.get("plugins"),
             )
-            trainer.fit(module, datamodule=dm)
+            trainer.fit(module, datamodule=dm, ckpt_path=resume.get("ckpt_path"))
     finally:
         torch.set_num_threads(old_threads)
     if module.best_state is not None:
         module.load_state_dict(module.best_state)
-    return dm, module, int(trainer.current_epoch)
+    epochs = int(trainer.current_epoch)
+    if resume_dir is not None:
+        _save_finished(Path(resume_dir), module, epochs)
+    return dm, module, epochs
+
+
+def _checkpointing(resume_dir: Path, label: str) -> dict:
+    """Trainer arguments of a run that checkpoints into `resume_dir` after every epoch, and
+    the checkpoint to resume from where a killed run left one.
+
+    ModelCheckpoint without a monitor keeps one file, rewritten after every validation; it
+    holds the weights, optimiser, scheduler and loop state, early stopping's patience, and
+    (RULModule / RULDataModule hooks) the kept epoch and the shuffle generator, so the
+    resumed run goes on as the uninterrupted one would have. AtomicCheckpointIO makes each
+    rewrite all-or-nothing.
+    """
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    last = resume_dir / LAST_CHECKPOINT
+    ckpt_path = None
+    if last.exists():
+        ckpt_path = last
+        epoch = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
+        # what `twinops train` prints on a rerun (the train flow logs its prints)
+        print(f"resuming {label} from its checkpoint after epoch {epoch + 1} ({last})",
+              flush=True)
+    return {
+        "callbacks": [ModelCheckpoint(dirpath=resume_dir, filename=last.stem, save_top_k=1,
+                                      enable_version_counter=False)],
+        "plugins": [AtomicCheckpointIO()],
+        "ckpt_path": ckpt_path,
+    }
+
+
+def AtomicCheckpointIO():  # noqa: N802 - builds the class on first use (lightning import)
+    """Lightning's checkpoint writer, through features.atomic. Why not Lightning's own
+    `_atomic_save`: it writes a temp file in /tmp and moves it over, which is a copy (not a
+    rename) when the state directory is on another filesystem, and it never fsyncs, so a
+    kill -9 or a crash mid-copy can leave a truncated checkpoint that cannot resume."""
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class _Atomic(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+            import torch
+
+            from features import atomic
+
+            with atomic.replacing(path) as tmp:
+                torch.save(checkpoint, tmp)
+
+    return _Atomic()
+
+
+def _save_finished(resume_dir: Path, module, epochs: int) -> None:
+    """A finished candidate's outcome, so that a rerun after a later kill skips it; its
+    epoch checkpoint is no longer needed."""
+    import torch
+
+    from features import atomic
+
+    with atomic.replacing(resume_dir / FINISHED) as tmp:
+        torch.save({"state": module.state_dict(), "best_rmse": float(module.best_rmse),
+                    "best_epoch": int(module.best_epoch), "epochs": epochs}, tmp)
+    (resume_dir / LAST_CHECKPOINT).unlink(missing_ok=True)
+
+
+def _finished(resume_dir: Path, dm, module, label: str):
+    import torch
+
+    won = torch.load(resume_dir / FINISHED, map_location="cpu", weights_only=True)
+    module.load_state_dict(won["state"])
+    module.best_rmse, module.best_epoch = won["best_rmse"], won["best_epoch"]
+    print(f"resuming {label}: it finished before ({won['epochs']} epochs), not trained again",
+          flush=True)
+    return dm, module, int(won["epochs"])
+
+
+def resume_directory(root, frame, candidates: dict, accelerator: str, parents) -> Path:
+    """The resume directory of one training under `root`, named by a hash of everything its
+    runs depend on (the frame, each candidate's columns and settings, the virtual assets,
+    the device): a rerun of the same training finds its checkpoints, any other training
+    starts afresh."""
+    import hashlib
+    import json
+
+    import pandas as pd
+
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(json.dumps({n: [c, t.model_dump()] for n, (c, t) in candidates.items()},
+                             sort_keys=True, default=str).encode())
+    digest.update(json.dumps([accelerator, sorted((parents or {}).items())],
+                             default=str).encode())
+    return Path(root) / digest.hexdigest()[:16]
+
+
+def _candidate_dir(resume_root, name: str):
+    return None if resume_root is None else Path(resume_root) / name.replace("/", "__")
 
 
 @dataclass
@@ -173,10 +289,12 @@ class _Outcome:
     epochs: int
 
 
-def _train_in_worker(frame, cols: list[str], ts, virtual_parents) -> _Outcome:
+def _train_in_worker(frame, cols: list[str], ts, virtual_parents, label: str,
+                     resume_dir) -> _Outcome:
     """`train_one` in a worker process (a top-level function, so that it pickles). No bar:
     two bars on one terminal overwrite each other; this process shows its own."""
-    _, module, epochs = train_one(frame, cols, ts, "cpu", virtual_parents, progress=False)
+    _, module, epochs = train_one(frame, cols, ts, "cpu", virtual_parents, label=label,
+                                  progress=False, resume_dir=resume_dir)
     state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
     return _Outcome(state, float(module.best_rmse), int(module.best_epoch), epochs)
 
@@ -202,7 +320,7 @@ def candidate_workers(ts, n_candidates: int, accelerator: str, n_rows: int) -> i
 
 
 def train_candidates(frame, candidates: dict[str, tuple[list[str], object]], accelerator,
-                     parents) -> dict:
+                     parents, resume_root=None) -> dict:
     """Train every candidate {name: (feature columns, its TrainingSettings)}: {name:
     (datamodule, module with its best weights, epochs)}, each module's `best_rmse` its
     out-of-fold cut validation RMSE (training.truncation), the figure `fit` chooses on.
@@ -218,22 +336,27 @@ def train_candidates(frame, candidates: dict[str, tuple[list[str], object]], acc
     rebuilt here (cheap, deterministic) and its weights loaded. Stdlib `concurrent.futures`
     with spawned workers: no fork of a process that may already hold threads (Prefect,
     torch); Prefect's own task runners would fork or thread, Dask is not a dependency yet.
+
+    `resume_root` (`resume_directory`): every candidate checkpoints each epoch under it, and
+    a rerun after a kill resumes each from its last checkpoint (at most one epoch lost).
     """
     import torch
 
     (first, (first_cols, first_ts)), *rest = candidates.items()
     workers = candidate_workers(first_ts, len(candidates), accelerator, len(frame))
     if workers <= 1 or not rest:
-        return {name: train_one(frame, c, t, accelerator, parents, label=name)
+        return {name: train_one(frame, c, t, accelerator, parents, label=name,
+                                resume_dir=_candidate_dir(resume_root, name))
                 for name, (c, t) in candidates.items()}
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
-        futures = {n: pool.submit(_train_in_worker, frame, c, t, parents) for n, (c, t) in rest}
+        futures = {n: pool.submit(_train_in_worker, frame, c, t, parents, n,
+                                  _candidate_dir(resume_root, n)) for n, (c, t) in rest}
         fits = {first: train_one(frame, first_cols, first_ts, accelerator, parents,
-                                 label=first)}
+                                 label=first, resume_dir=_candidate_dir(resume_root, first))}
         outcomes = {name: f.result() for name, f in futures.items()}
     for name, won in outcomes.items():
         dm, module = build(frame, *candidates[name], parents)

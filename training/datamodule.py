@@ -294,7 +294,6 @@ class RULDataModule(L.LightningDataModule):
                                 self.rul_per_cycle).astype(np.float32)
 
     def _loader(self, pairs: PairArrays, shuffle: bool):
-        import torch
         from torch.utils.data import (
             BatchSampler,
             DataLoader,
@@ -305,14 +304,32 @@ class RULDataModule(L.LightningDataModule):
 
         ds = TensorDataset(*pairs.tensors())
         if shuffle:
-            gen = torch.Generator().manual_seed(self.seed)
-            base = RandomSampler(ds, generator=gen)
+            base = RandomSampler(ds, generator=self._shuffle_rng())
         else:
             base = SequentialSampler(ds)
         sampler = BatchSampler(base, batch_size=self.batch_size, drop_last=False)
         # batch_size=None + a batch sampler: the dataset is indexed with a list of indices
         # (TensorDataset supports it), so one gather per batch instead of per row.
         return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=0)
+
+    def _shuffle_rng(self):
+        """The training loader's shuffle generator: seeded, or where a checkpoint left it."""
+        import torch
+
+        self._rng = torch.Generator().manual_seed(self.seed)
+        if getattr(self, "_rng_state", None) is not None:
+            self._rng.set_state(self._rng_state)
+        return self._rng
+
+    # A checkpoint (training.candidates) carries the shuffle generator: a run resumed at
+    # epoch k draws epoch k's order, as the uninterrupted run did, not epoch 0's again.
+    # Lightning restores this before it asks for the loaders.
+    def state_dict(self) -> dict:
+        rng = getattr(self, "_rng", None)
+        return {"shuffle_rng": rng.get_state()} if rng is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._rng_state = state_dict.get("shuffle_rng")
 
     def train_dataloader(self):
         return self._loader(self.train_pairs, shuffle=True)

@@ -181,6 +181,18 @@ class RULModule(L.LightningModule):
             self.best_epoch = int(self.current_epoch)
             self.best_state = copy.deepcopy(self.state_dict())
 
+    # ---------------------------------------------------- resume (training.candidates)
+    #: The kept epoch lives outside the state dict (it is a copy of it): a checkpoint carries
+    #: it, so a run resumed after a kill keeps the best epoch it had found before.
+    _KEPT = ("best_rmse", "best_rmse_all_rows", "best_state", "best_epoch")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["twinops_kept_epoch"] = {k: getattr(self, k) for k in self._KEPT}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        for k, v in checkpoint.get("twinops_kept_epoch", {}).items():
+            setattr(self, k, v)
+
     def configure_optimizers(self):
         hp = self.hparams
         opt = torch.optim.AdamW(

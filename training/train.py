@@ -6,7 +6,10 @@
                 the damage law's symmetry; needs `readings`)
           ──► training.candidates: one seeded Lightning run per candidate, physics on or off
               (training.physics "auto": both) x feature set; each one's epoch chosen on the
-              all-rows out-of-fold RMSE
+              all-rows out-of-fold RMSE; each checkpoints every epoch under
+              <state_dir>/training-resume/<hash of the inputs>/, so a rerun after a kill
+              resumes every candidate (all its ensemble members: one module) where it was,
+              at most one epoch lost; the directory is removed when `fit` completes
           ──► training.blend: per variant, its feature sets' members as one ensemble
           ──► the candidate (or blend) with the lowest cut validation RMSE at that epoch
               (training.truncation: out-of-fold predictions at random cuts of each unit's
@@ -40,6 +43,7 @@ them, err on the conservative side.
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -49,7 +53,12 @@ from pathlib import Path
 import numpy as np
 
 from training.blend import blends
-from training.candidates import ALL_FEATURES, feature_candidates, train_candidates
+from training.candidates import (
+    ALL_FEATURES,
+    feature_candidates,
+    resume_directory,
+    train_candidates,
+)
 from training.conformal import ConformalCalibration
 
 
@@ -251,7 +260,9 @@ def fit(
     parents: dict[str, tuple[str, str]] = {}  # virtual id -> (source, donor)
     if any(vts.time_scale_copies for vts in variants.values()):
         frame, parents = _with_virtual_assets(frame, readings, cols, settings)
-    fits = train_candidates(frame, candidates, accelerator, parents)
+    resume_root = resume_directory(Path(settings.state_dir) / "training-resume", frame,
+                                   candidates, accelerator, parents)
+    fits = train_candidates(frame, candidates, accelerator, parents, resume_root)
     blended, blend_candidates, blend_sets = blends(fits, candidates)
     fits, candidates = {**fits, **blended}, {**candidates, **blend_candidates}
     val_rmse = {name: float(module.best_rmse) for name, (_, module, _) in fits.items()}
@@ -317,6 +328,7 @@ def fit(
         "horizon": horizon,
         "damage_law": physics_params["damage_law"],
     }
+    shutil.rmtree(resume_root, ignore_errors=True)  # the run completed: nothing to resume
     return FitResult(
         predictor=predictor,
         metrics=metrics,

@@ -67,6 +67,9 @@ def test_service_definition():
     assert TwinService.config["logging"]["access"]["enabled"] is False
     assert (HealthzMiddleware, {}) in TwinService.middlewares
     assert (RequestGuard, {}) in TwinService.middlewares
+    from serving.shutdown import DrainMiddleware
+
+    assert TwinService.middlewares[0] == (DrainMiddleware, {})  # outermost: every response
 
 
 def test_the_openapi_document_is_valid_openapi_3_0():
