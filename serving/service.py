@@ -11,7 +11,8 @@
                                ├─► SIGTERM: stop listening, drain keep-alive clients, stop
                                │     (serving.shutdown)
                                └─► metrics: twinops_model_info{model_name,model_version,alias}
-    ClientErrorLog (a 4xx: one log line, no traceback: serving.error_log)
+    DrainMiddleware (a stopping worker: Connection: close) ─► ClientErrorLog (a 4xx: one
+    log line, no traceback: serving.error_log)
     ─► HealthzMiddleware (/healthz, /readyz) ─► RequestGuard (401 / 413 / 408 / bad JSON 400)
     ─► routes:
     POST /predict        {"asset_ids": [...], "horizon"?}  ─► serving.predict.predict_assets
