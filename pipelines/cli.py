@@ -108,6 +108,14 @@ def _has_model(settings) -> bool:
     return latest_version(settings) is not None
 
 
+def _champions(settings) -> list[str]:
+    """The declared asset types whose model has a `champion` alias."""
+    from training.registry import get_alias_version
+
+    return [name for name in sorted(settings.declared_types())
+            if get_alias_version(settings.for_type(name), "champion") is not None]
+
+
 def _print_per_type(results: dict) -> None:
     """One result: as is; several (one per type): {type: result}."""
     _print(next(iter(results.values())) if len(results) == 1 else
@@ -291,6 +299,13 @@ def serve(
 ) -> None:
     """Serve `models:/<name>@champion` over HTTP with BentoML (POST /predict)."""
     settings = _settings()
+    if not _champions(settings):
+        # A server with nothing to serve would fail in every worker and BentoML would restart
+        # them forever; a supervisor is better told once, with the way out.
+        typer.echo("error: no asset type has a 'champion' model to serve: promote one first "
+                   "(twinops review approve VERSION, or twinops promote --demo-auto-approve)",
+                   err=True)
+        raise typer.Exit(2)
     cmd = serve_command(settings, host or settings.serving.host, port or settings.serving.port)
     env = os.environ.copy()
     env.setdefault("BENTOML_CONFIG_OPTIONS", f"services.twinops.workers={settings.serving.workers}")
