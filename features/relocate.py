@@ -213,9 +213,9 @@ def _stored_roots(settings: Settings, db: Path | None) -> set[str]:
 
 def _rewrite_feast_sources(settings: Settings, old: str, new: str) -> int:
     """Re-apply every data source, feature view and feature service that holds a FileSource
-    under `old`, with that path under `new`, through Feast's store.apply as `twinops features` does (Feast
-    then keeps its registry consistent: a view's copy of its source, the cache, the online
-    tables). Returns the number of objects applied."""
+    under `old`, with that path under `new`, through Feast's store.apply as `twinops
+    features` does (Feast keeps its registry consistent: the cache, the online tables).
+    Returns the number of objects applied."""
     if not _feast_registry(settings).exists():
         return 0
     from features.store import open_store
