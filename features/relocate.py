@@ -7,7 +7,7 @@
             mlflow.db          every text value under file://<old>/ or <old>/ ─► <new>/...
                                (one sqlite transaction)
             feast/registry.db  every FileSource under <old>/ re-applied with the <new>/ path
-                               (Feast's own store.apply, on its sources and feature views)
+                               (Feast's store.apply of its sources, views and services)
             ROOT ─► state_dir (written last, atomically: a crash before it redoes the
                                rewrite, which is idempotent)
 
@@ -22,12 +22,13 @@ immutable in its API), so the sqlite rows are rewritten with sqlite3; only value
 *start* with the old root are touched, so a path mentioned inside a longer text stays.
 Why a ROOT file: it makes the common case, nothing moved, one read of a few bytes. A state
 dir from before this file has none: its old root is read off the stores themselves (the
-experiments' `<root>/mlartifacts`, the FileSources' `<root>/feast/offline/...`).
+experiments' `<root>/mlartifacts`, the FileSources' `<root>/feast/offline/...`; twinops
+creates every experiment there, so another location would be one made by hand).
 
 Not rewritten, because they are history, not locations anything reads: the audit log,
-reports' JSON, Prefect's run parameters and logs, work orders already proposed, and the
-informational `uri:` of an MLmodel file. A server MLflow (`mlflow_tracking_uri` set) is not
-in the state dir and is left alone.
+reports' JSON, Prefect's run parameters and logs, work orders already proposed, Feast's
+feature-view version history, and the informational `uri:` of an MLmodel file. A server
+MLflow (`mlflow_tracking_uri` set) is not in the state dir and is left alone.
 """
 
 from __future__ import annotations
