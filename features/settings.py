@@ -14,7 +14,8 @@ Precedence (highest first): init kwargs, `TWINOPS_*` environment variables
 
 All state of a run (MLflow db + artifacts, Feast registry + online store +
 offline parquet, reports, quarantine, prediction log) lives under `state_dir`,
-so two runs with different `TWINOPS_STATE_DIR` never mix.
+so two runs with different `TWINOPS_STATE_DIR` never mix, and a state dir can be moved or
+copied: the stores' absolute paths follow it on first use (features.relocate).
 """
 
 from __future__ import annotations

@@ -115,7 +115,19 @@ def repo_config(settings: Settings):
 
 
 def get_store(settings: Settings) -> FeatureStore:
-    """A FeatureStore whose registry, online db and offline parquet sit under feast_dir."""
+    """A FeatureStore whose registry, online db and offline parquet sit under feast_dir.
+
+    A state dir that was moved or copied has its registered paths rewritten first
+    (features.relocate), so the store never reads the original's parquet.
+    """
+    from features.relocate import ensure_state_root
+
+    ensure_state_root(settings)
+    return open_store(settings)
+
+
+def open_store(settings: Settings) -> FeatureStore:
+    """get_store without the relocation check (what the relocation itself opens)."""
     from feast import FeatureStore
 
     feast_dir = Path(settings.feast_dir)

@@ -74,7 +74,11 @@ def _client(settings):
     import mlflow
     from mlflow import MlflowClient
 
+    from features.relocate import ensure_state_root
+
     Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+    # a moved or copied state dir: its stored artifact locations follow it first
+    ensure_state_root(settings)
     # tqdm bars of artifact downloads are noise in service logs
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(settings.tracking_uri)
