@@ -225,6 +225,11 @@ class ServingSettings(BaseModel):
     #: max_body_bytes body at 1 Mbit/s takes 8 s; a client that declares more than it sends
     #: was held until BentoML's 60 s timeout (a 504).
     body_timeout_s: float = Field(default=10.0, gt=0)
+    #: Seconds from a connection's start (or, on a keep-alive connection, from the next
+    #: request's first byte) to the end of the request's headers, else 408 and the
+    #: connection closed (serving.header_timeout): uvicorn bounds neither, so a client that
+    #: never finished its headers held the connection for good (slowloris).
+    header_timeout_s: float = Field(default=10.0, gt=0)
     #: Readings per /ingest or /predict_window request, and events per /feedback.
     max_rows: int = 5_000
     #: Seconds between checks of where the `champion` alias points (hot swap); 0 = off.

@@ -20,10 +20,8 @@ before any work is done.
 Time: the body is read here, so its deadline is here (settings.serving.body_timeout_s):
 without one a body that never completes held the request until BentoML's 60 s traffic
 timeout answered 504. Answers sent before the body was read whole say `connection: close`,
-so the unread rest cannot keep the connection. Headers are uvicorn's: a connection that never
-finishes its request line and headers has no timer at all in uvicorn 0.54 (its only one,
-timeout_keep_alive, is armed after a response), and no ASGI code runs before the headers
-are complete; docs/serving.md "Connection limits" says what bounds it.
+so the unread rest cannot keep the connection. Headers come before any ASGI code runs, so
+their deadline is in uvicorn's protocol (serving.header_timeout, header_timeout_s).
 
 Keys: clients send `Authorization: Bearer <key>` or `X-API-Key: <key>`; the
 configuration holds only SHA-256 hex digests (settings.serving.api_key_sha256),

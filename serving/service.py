@@ -11,7 +11,9 @@
                                ├─► SIGTERM: stop listening, drain keep-alive clients, stop
                                │     (serving.shutdown)
                                └─► metrics: twinops_model_info{model_name,model_version,alias}
-    DrainMiddleware (a stopping worker: Connection: close) ─► ClientErrorLog (a 4xx: one
+    uvicorn's protocol + a header deadline (408 on a request line / headers not complete in
+    serving.header_timeout_s: serving.header_timeout)
+    ─► DrainMiddleware (a stopping worker: Connection: close) ─► ClientErrorLog (a 4xx: one
     log line, no traceback: serving.error_log)
     ─► HealthzMiddleware (/healthz, /readyz) ─► RequestGuard (401 / 413 / 408 / bad JSON 400)
     ─► routes:
@@ -66,6 +68,7 @@ from serving.decision_schemas import (
 )
 from serving.error_log import ClientErrorLog
 from serving.guard import RequestGuard
+from serving.header_timeout import install as install_header_timeout
 from serving.health import HealthzMiddleware
 from serving.route_labels import install as install_route_labels
 from serving.schemas import (
@@ -432,3 +435,7 @@ TwinService.add_asgi_middleware(RequestGuard)
 # /metrics labelled by route, not by raw path (serving.route_labels): BentoML's metrics
 # middleware is outside the two above, so it is swapped where BentoML looks it up.
 install_route_labels()
+# A deadline for request lines and headers, which uvicorn does not bound (slowloris): its
+# protocol table is read after this import, when the worker's uvicorn Config loads
+# (serving.header_timeout).
+install_header_timeout()

@@ -1,13 +1,13 @@
 """The service's edges over real HTTP: metrics that cannot be blown up, bounded reads, logs.
 
     module fixture: simulator fleet ─► features ─► one trained champion ─► `bentoml serve`
-                    (API key on, body timeout 2 s)
+                    (API key on, body and header timeouts 2 s)
     tests: 500 distinct unknown paths grow /metrics by a constant (one "<unmatched>"
            label), no NUL in it · a body shorter than its Content-Length, or a trickle, is
            408 within seconds (raw sockets) · an idle keep-alive connection is closed ·
-           unfinished headers are not bounded (uvicorn 0.54: strict xfail, docs/serving.md)
-           · every 4xx is one log line, no traceback · /feedback refuses a timestamp that
-           contradicts the cycle
+           a connection that sends nothing, or trickles its headers, is 408 at the header
+           deadline; keep-alive idle is not cut by it · every 4xx is one log line, no
+           traceback · /feedback refuses a timestamp that contradicts the cycle
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 AUTH = API_KEY_HEADERS
 BODY_TIMEOUT_S = 2
+HEADER_TIMEOUT_S = 2
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def env(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("serving-edge")
     env = with_api_key({**os.environ, **state_env(root, n_assets=4),
-                        "TWINOPS_SERVING__BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)})
+                        "TWINOPS_SERVING__BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+                        "TWINOPS_SERVING__HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S)})
     with in_env(env):
         s = get_settings()
         ingest_flow("simulator", s)
@@ -168,14 +170,59 @@ def test_an_idle_keep_alive_connection_is_closed(server):
     assert closed_after is not None and closed_after < 5 + 3, closed_after  # keep-alive 5 s
 
 
-@pytest.mark.xfail(strict=True, reason="uvicorn 0.54 arms no timer before a request's headers "
-                   "are complete; bound it in a proxy in front (docs/serving.md 'Connection "
-                   "limits'). Fails (XPASS) the day uvicorn or BentoML bounds it.")
-def test_unfinished_headers_are_closed_by_the_server(server):
+def test_a_connection_that_sends_nothing_is_408_at_the_header_deadline(server):
     with _connect(server) as sock:
-        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: t\r\n")  # no blank line, ever
-        _, closed_after = _read_until_closed(sock, 8)
-    assert closed_after is not None
+        data, closed_after = _read_until_closed(sock, 15)
+    assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    assert b"connection: close" in data.lower() and b"no request within" in data
+    assert closed_after is not None and closed_after < HEADER_TIMEOUT_S + 3, closed_after
+
+
+def test_trickled_headers_are_408_at_one_deadline_and_the_server_still_answers(server):
+    request = b"GET /livez HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n"
+    with _connect(server) as sock:
+        started, data, sent = time.monotonic(), b"", 0
+        sock.sendall(request[:8])  # half a request line ...
+        while not data and time.monotonic() - started < 15:
+            try:  # ... then a byte every 0.2 s: 40 s for the whole request
+                sent += sock.send(request[8 + sent:9 + sent])
+            except OSError:
+                break
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                pass
+        took = time.monotonic() - started
+    assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    assert b"request line and headers not complete" in data, data
+    assert took < HEADER_TIMEOUT_S + 3, took
+    # the server answers the next client, and on its keep-alive connection the idle time
+    # between requests is keep-alive's (5 s), not the header deadline's
+    with _connect(server) as sock:
+        for i in range(2):
+            if i:
+                time.sleep(HEADER_TIMEOUT_S + 1)
+            sock.sendall(b"GET /livez HTTP/1.1\r\nHost: t\r\n\r\n")
+            data = _read_response(sock)
+            assert data.startswith(b"HTTP/1.1 200"), (i, data[:200])
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One small response (headers and a Content-Length body), read within 10 s."""
+    data, started = b"", time.monotonic()
+    while time.monotonic() - started < 10:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        length = re.search(rb"(?i)content-length: *(\d+)", head)
+        if sep and length and len(body) >= int(length.group(1)):
+            return data
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 # ---------------------------------------------------------------- one line per 4xx
