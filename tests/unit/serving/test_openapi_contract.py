@@ -131,3 +131,24 @@ def test_an_event_needs_cycle_or_timestamp_and_whatif_names_the_settings():
     assert not profile.is_valid({"speed": 1.0})
     fleet = OAS30Validator(_request(document, "/fleet/risk")["properties"]["asset_type"])
     assert fleet.is_valid("turbofan") and fleet.is_valid(None) and not fleet.is_valid("0")
+
+
+@pytest.mark.parametrize("model, body, field", [
+    ("serving.schemas:PredictRequest", {"asset_ids": ["a"], "horizon": True}, "horizon"),
+    ("serving.schemas:PredictRequest", {"asset_ids": ["a"], "horizon": "5"}, "horizon"),
+    ("serving.decision_schemas:RecommendRequest", {"asset_ids": ["a"], "horizon": True},
+     "horizon"),
+    ("serving.decision_schemas:FleetRiskRequest", {"page": True}, "page"),
+    ("serving.whatif_schemas:WhatIfRequest", {"asset_id": "a", "profile": {"V": True}},
+     "profile"),
+])
+def test_a_number_is_a_json_number(model, body, field):
+    """The fuzzer's find: lax pydantic answered `"horizon": true` as horizon 1.0 (a 200)."""
+    import importlib
+
+    from pydantic import ValidationError
+
+    module, name = model.split(":")
+    with pytest.raises(ValidationError) as caught:
+        getattr(importlib.import_module(module), name).model_validate(body)
+    assert caught.value.errors()[0]["loc"][0] == field
