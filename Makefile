@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-unit test-integration lint clean
+.PHONY: install demo test test-unit test-integration lint audit clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,14 @@ test-integration: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# pip-audit over uv.lock's pinned packages; fails on a vulnerability AND on any package it
+# could not check (no reachable service). Not part of `make test`: it needs a vulnerability
+# service (docs/operations.md "Dependency audit"). AUDIT_ARGS="--osv-url URL" for a mirror.
+AUDIT_ARGS ?=
+audit: install
+	$(UV) export --frozen --no-hashes --no-emit-project --quiet -o $(VENV)/requirements.lock.txt
+	$(BIN)/twinops check deps --requirements $(VENV)/requirements.lock.txt $(AUDIT_ARGS)
 
 clean:
 	rm -rf .twinops data $(VENV)

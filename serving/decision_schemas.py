@@ -27,8 +27,10 @@ class FleetRiskRequest(BaseModel):
     horizon: Horizon | None = Field(
         default=None, description="p_fail = P(RUL <= horizon), in each type's RUL unit; "
         "default: each asset type's horizon.")
-    page: int = Field(default=1, ge=1, le=1_000_000, description="1-based page number.")
-    page_size: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE)
+    # strict: `true` is no page number (lax pydantic read it as 1)
+    page: int = Field(default=1, ge=1, le=1_000_000, strict=True,
+                      description="1-based page number.")
+    page_size: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE, strict=True)
 
 
 class RiskItem(BaseModel):

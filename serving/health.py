@@ -4,7 +4,8 @@
                                   ├─ GET /readyz  ─► service.ready()   200 only when the model is
                                   │                  loaded AND the feature store answers
                                   ├─ GET /docs.json ─► BentoML's OpenAPI document, its schemas in
-                                  │                  the 3.0 dialect it declares (openapi30)
+                                  │                  the 3.0 dialect it declares (openapi30),
+                                  │                  its answers and limits true (serving.openapi)
                                   └─ anything else ─► BentoML's app (its /livez stays)
 
 Why a middleware: BentoML 1.4 registers its own GET /healthz (a plain-text
@@ -90,11 +91,21 @@ class HealthzMiddleware:
 
 @functools.cache
 def openapi_document() -> tuple[int, dict]:
-    """(200, the service's OpenAPI document in 3.0's dialect); built once per worker."""
+    """(200, the service's OpenAPI document in 3.0's dialect, its answers and limits those
+    of this configuration: serving.openapi); built once per worker."""
+    import bentoml
+
+    from features.settings import get_settings
+    from serving.openapi import declare_contract
     from serving.service import TwinService
 
+    try:  # a worker answers requests once its service exists: the types it serves
+        served = sorted(bentoml.get_current_service().lanes)
+    except Exception:  # noqa: BLE001 — outside a worker (tests, `twinops check`): declared
+        served = None
     document = json.loads(json.dumps(TwinService.openapi_spec.asdict(), default=str))
     openapi30(document)
+    declare_contract(document, get_settings(), served)
     return 200, document
 
 

@@ -39,8 +39,9 @@ MAX_HORIZON = 100_000
 MAX_EXPLAINED = 64
 
 AssetId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
-#: A failure horizon in RUL units: > 0, finite, at most MAX_HORIZON.
-Horizon = Annotated[float, Field(gt=0, le=MAX_HORIZON, allow_inf_nan=False)]
+#: A failure horizon in RUL units: > 0, finite, at most MAX_HORIZON. Strict: a JSON number
+#: only (lax pydantic took `true` as 1.0 and "5" as 5.0; the document says number).
+Horizon = Annotated[float, Field(gt=0, le=MAX_HORIZON, allow_inf_nan=False, strict=True)]
 
 
 class PredictRequest(BaseModel):

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from serving.schemas import AssetId, Horizon
 from serving.whatif import MAX_SAMPLES
 
-Value = Annotated[float, Field(allow_inf_nan=False)]
+#: Strict: a JSON number only (lax pydantic took `true` as 1.0).
+Value = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 
 class WhatIfRequest(BaseModel):
@@ -31,7 +32,7 @@ class WhatIfRequest(BaseModel):
     horizon: Horizon | None = Field(
         default=None, description="p_fail = P(RUL <= horizon), in the type's RUL unit; "
         "default: the type's horizon.")
-    n_samples: Annotated[int, Field(ge=10, le=MAX_SAMPLES)] | None = Field(
+    n_samples: Annotated[int, Field(ge=10, le=MAX_SAMPLES, strict=True)] | None = Field(
         default=None, description="Physics only: simulated samples per profile "
         "(default serving.whatif.N_SAMPLES).")
 
