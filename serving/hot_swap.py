@@ -136,7 +136,10 @@ class ModelHolder:
         self.status.failed_version = None
         self.status.last_error = None
         self.status.history.append({"version": new.version, "ok": True, "at": time.time()})
-        logger.info("hot swap: version %s -> %s", getattr(old, "version", None), new.version)
+        if old is None:
+            logger.info("loaded version %s", new.version)
+        else:
+            logger.info("hot swap: version %s -> %s", old.version, new.version)
         if self._on_swap is not None:
             self._on_swap(new)
         return True
