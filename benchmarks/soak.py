@@ -126,18 +126,20 @@ async def _load(url: str, headers: dict, assets: list[str], rate: float, seconds
 
 def _ingest_loop(url: str, headers: dict, template: dict, every_s: float,
                  stop: threading.Event, codes: list[int]) -> None:
-    """New readings of one new asset, a batch of 10 cycles every `every_s` seconds."""
+    """New readings of one new asset (named for this run, so a re-run on the same state
+    adds a life instead of re-sending one), a batch of 10 cycles every `every_s` seconds."""
     import httpx
 
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    asset = f"soak-{start:%Y%m%dT%H%M%S}"
     cycle = 0
     with httpx.Client(headers=headers, timeout=60) as client:
         while not stop.wait(every_s):
             batch = []
             for _ in range(10):
                 cycle += 1
-                batch.append({**template, "asset_id": "soak-0001", "cycle": cycle,
-                              "timestamp": (start + timedelta(minutes=cycle)).isoformat()})
+                batch.append({**template, "asset_id": asset, "cycle": cycle,
+                              "timestamp": (start + timedelta(seconds=cycle)).isoformat()})
             try:
                 codes.append(client.post(url, json={"readings": batch}).status_code)
             except httpx.HTTPError:
@@ -223,6 +225,7 @@ def command(
         "answered_rate": ok / load_s, "load_s": load_s,
         "ingest_batches": len(ingest_codes),
         "ingest_errors": sum(code != 200 for code in ingest_codes),
+        "ingest_error_codes": sorted({code for code in ingest_codes if code != 200}),
         "logged_rows": len(log.read(since=marker)),
         "per_minute": minutes_rows,
         "memory_growth": memory_growth(memory, warmup_s),
