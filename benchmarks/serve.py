@@ -126,11 +126,7 @@ def command(
     result: dict = {"asset_id": asset, **reader_ms}
 
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "serving.service:TwinService", "--host",
-         "127.0.0.1", "--port", str(port), "--working-dir", str(REPO)],
-        cwd=REPO, env=env, stdout=open(work / "bentoml.log", "w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
+    server = start_service(env, port, work)
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/readyz", server)
         url, body = f"http://127.0.0.1:{port}/predict", {"asset_ids": [asset]}
@@ -158,6 +154,16 @@ def command(
     out.write_text(json.dumps(result, indent=1))
     _print_table(result)
     typer.echo(f"wrote {out}")
+
+
+def start_service(env: dict, port: int, work: Path) -> subprocess.Popen:
+    """`bentoml serve` of the twinops service on loopback, in its own process group (for
+    stop_group), logging to `work`/bentoml.log."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", "serving.service:TwinService", "--host",
+         "127.0.0.1", "--port", str(port), "--working-dir", str(REPO)],
+        cwd=REPO, env=env, stdout=open(work / "bentoml.log", "w"), stderr=subprocess.STDOUT,
+        start_new_session=True)
 
 
 def build_tiny_state(env: dict, work: Path) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -181,7 +180,13 @@ def command(
     """Constant-rate /predict with /ingest running: errors, p99 per minute, memory, log."""
     import asyncio
 
-    from benchmarks.serve import BENCH_KEY, REPO, _environment, _machine, build_tiny_state
+    from benchmarks.serve import (
+        BENCH_KEY,
+        _environment,
+        _machine,
+        build_tiny_state,
+        start_service,
+    )
 
     work = Path(tempfile.mkdtemp(prefix="twinops-bench-soak-"))
     env = _environment(work, state_dir, data_dir)
@@ -190,11 +195,7 @@ def command(
         build_tiny_state(env, work)
     assets, template, log = _fleet(env)
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bentoml", "serve", "serving.service:TwinService", "--host",
-         "127.0.0.1", "--port", str(port), "--working-dir", str(REPO)],
-        cwd=REPO, env=env, stdout=open(work / "bentoml.log", "w"), stderr=subprocess.STDOUT,
-        start_new_session=True)
+    server = start_service(env, port, work)
     stop, memory, ingest_codes = threading.Event(), [], []
     headers = {"X-API-Key": BENCH_KEY}
     base = f"http://127.0.0.1:{port}"

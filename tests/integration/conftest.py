@@ -134,6 +134,23 @@ def in_env(env: dict) -> Iterator[None]:
         yield
 
 
+def build_champion(env: dict, sources: tuple[str, ...] = ("simulator",)) -> str:
+    """Ingest `sources`, build features, train one version and make it `champion`, in this
+    process with `env`'s settings (a module fixture's served state); returns the version."""
+    from features.settings import get_settings
+    from pipelines.flows import features_flow, ingest_flow, train_flow
+    from training.registry import set_alias
+
+    with in_env(env):
+        s = get_settings()
+        for source in sources:
+            ingest_flow(source, s)
+        features_flow(s)
+        version = train_flow(settings=s).version
+        set_alias(s, "champion", version)
+    return version
+
+
 @contextlib.contextmanager
 def serving(env: dict, log_path: Path) -> Iterator[RunningServer]:
     """A ready RunningServer for the block, stopped after it (a module fixture's server)."""

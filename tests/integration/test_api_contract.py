@@ -23,6 +23,7 @@ import pytest
 from tests.integration.conftest import (
     REPO,
     TEST_API_KEY,
+    build_champion,
     in_env,
     serving,
     state_env,
@@ -37,18 +38,10 @@ FUZZ_EXAMPLES = int(os.environ.get("TWINOPS_FUZZ_EXAMPLES", "200"))
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    from features.settings import get_settings
-    from pipelines.flows import features_flow, ingest_flow, train_flow
-    from training.registry import set_alias
-
     root = tmp_path_factory.mktemp("contract")
     env = with_api_key({**os.environ, **state_env(root, n_assets=10),
                         "TWINOPS_FEAST__TTL_DAYS": "400"})
-    with in_env(env):
-        s = get_settings()
-        ingest_flow("simulator", s)
-        features_flow(s)
-        set_alias(s, "champion", train_flow(settings=s).version)
+    build_champion(env)
     env["_ROOT"] = str(root)
     return env
 

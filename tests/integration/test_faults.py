@@ -32,7 +32,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.processes import free_port, wait_http_ok
-from tests.integration.conftest import REPO, in_env, state_env
+from tests.integration.conftest import REPO, build_champion, state_env
 from tests.layout import MEASUREMENT_COLUMNS, TURBOFAN
 
 pytestmark = pytest.mark.integration
@@ -43,18 +43,10 @@ ROWS_PER_BATCH = 4
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """A fleet, its features and one champion, built in this process (tiny profile)."""
-    from features.settings import get_settings
-    from pipelines.flows import features_flow, ingest_flow, train_flow
-    from training.registry import set_alias
-
     root = tmp_path_factory.mktemp("faults")
     env = {**os.environ, **state_env(root, n_assets=8), "TWINOPS_FEAST__TTL_DAYS": "400",
            "TWINOPS_SERVING__WORKERS": "2", "_ROOT": str(root)}
-    with in_env(env):
-        s = get_settings()
-        ingest_flow("simulator", s)
-        features_flow(s)
-        set_alias(s, "champion", train_flow(settings=s).version)
+    build_champion(env)
     return env
 
 

@@ -25,6 +25,7 @@ import pytest
 from tests.integration.conftest import (
     API_KEY_HEADERS,
     TEST_API_KEY,
+    build_champion,
     in_env,
     serving,
     state_env,
@@ -42,19 +43,11 @@ HEADER_TIMEOUT_S = 2
 def env(tmp_path_factory):
     import os
 
-    from features.settings import get_settings
-    from pipelines.flows import features_flow, ingest_flow, train_flow
-    from training.registry import set_alias
-
     root = tmp_path_factory.mktemp("serving-edge")
     env = with_api_key({**os.environ, **state_env(root, n_assets=4),
                         "TWINOPS_SERVING__BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
                         "TWINOPS_SERVING__HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S)})
-    with in_env(env):
-        s = get_settings()
-        ingest_flow("simulator", s)
-        features_flow(s)
-        set_alias(s, "champion", train_flow(settings=s).version)
+    build_champion(env)
     env["_ROOT"] = str(root)
     return env
 
