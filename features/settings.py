@@ -331,6 +331,10 @@ class ReviewSettings(BaseModel):
     four_eyes: bool = True
     #: How long the promotion flow waits for a decision (Prefect pause-for-input).
     wait_seconds: int = 7 * 24 * 3600
+    #: URL of `twinops govern`, the process that holds the service identity. Set: review
+    #: decisions are sent there with the caller's own MLflow credentials. None: they run in
+    #: this process (the embedded default, where one local user holds every identity).
+    governor_url: str | None = None
 
 
 class WorkOrderSettings(BaseModel):
@@ -512,6 +516,19 @@ class Settings(BaseSettings):
     def model_name(self) -> str:
         """The registered MLflow model of this asset type."""
         return f"{self.model_prefix}-{self.asset_type}"
+
+    @property
+    def candidates_model_name(self) -> str:
+        """Where training registers versions of this asset type: trainers may write it. The
+        serving model (`model_name`) is written only by the service identity, which copies an
+        approved candidate into it (docs/review.md#identities)."""
+        return f"{self.model_name}-candidates"
+
+    @property
+    def reviews_experiment_name(self) -> str:
+        """The service-owned experiment whose runs hold the review reports, out of trainers'
+        reach (they may only read it)."""
+        return f"{self.experiment_name}-reviews"
 
     # ---- derived locations (all under state_dir unless configured) ----
     @property
