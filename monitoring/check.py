@@ -301,11 +301,12 @@ def log_check(settings: Settings, verdict: dict[str, Any], run_name: str) -> str
 
 def champion_stage(settings: Settings) -> Callable[[pd.DataFrame], np.ndarray] | None:
     """The champion's predicted RUL as a stage function, or None when there is no champion."""
-    from training.registry import get_alias_version, load_by_alias
+    from pipelines.approvals import load_champion
+    from training.registry import get_alias_version
 
     if get_alias_version(settings, "champion") is None:
         return None
-    model = load_by_alias(settings, "champion")
+    model = load_champion(settings)
 
     def predict(frame: pd.DataFrame) -> np.ndarray:
         # out of fold: reference units the champion trained on get honest stages too

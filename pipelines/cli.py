@@ -106,7 +106,7 @@ def _has_readings(settings) -> bool:
 def _has_model(settings) -> bool:
     from training.registry import latest_version
 
-    return latest_version(settings) is not None
+    return latest_version(settings, model=settings.candidates_model_name) is not None
 
 
 def _champions(settings) -> list[str]:
@@ -129,9 +129,9 @@ def _print(obj) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
 
 
 @app.callback()
@@ -255,7 +255,11 @@ def evaluate(
     from pipelines.flows import evaluate_flow
 
     per_type = [_one_type(asset_type)] if version else _types_with(asset_type, _has_model)
-    _print_per_type({s.asset_type: evaluate_flow(version, s) for s in per_type})
+    results = {s.asset_type: evaluate_flow(version, s) for s in per_type}
+    _print_per_type(results)
+    refused = [f"{kind} v{r['version']}" for kind, r in results.items() if not r["passed"]]
+    if refused:  # a script that chains evaluate and approve must not go on
+        _fail(f"the gates refused {', '.join(refused)}", code=3)
 
 
 @app.command()
@@ -545,16 +549,18 @@ def _review_call(fn, *args, **kwargs):
 
 @review_app.command("list")
 def review_list(asset_type: AssetTypeOption = None) -> None:
-    """Registered versions with their review status and aliases."""
+    """Candidate versions with their review status (from the audit), aliases and the
+    serving version an approval made of each."""
     from pipelines.review import versions
 
-    rows = versions(_one_type(asset_type))
+    rows = _review_call(versions, _one_type(asset_type))
     if not rows:
         typer.echo("no registered versions")
     for r in rows:
         aliases = ",".join(r["aliases"]) or "-"
+        serving = f"serving v{r['serving_version']}" if r["serving_version"] else "-"
         typer.echo(f"v{r['version']:<4} {r['status']:<18} aliases={aliases:<20} "
-                   f"trained_by={r['trained_by']:<12} {r['created']}")
+                   f"{serving:<12} trained_by={r['trained_by']:<12} {r['created']}")
 
 
 @review_app.command("show")
@@ -622,6 +628,18 @@ def review_history(asset_type: AssetTypeOption = None) -> None:
         reasons = "; ".join(entry.get("reasons") or [])
         typer.echo(f"{entry['at']}  {entry['action']:<9} v{entry.get('version') or '-':<4} "
                    f"{entry['outcome']:<18} by {entry['actor']}  {reasons}")
+
+
+@app.command()
+def govern(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+) -> None:
+    """Run the governor: the process holding the service identity that applies review
+    decisions sent with reviewers' own credentials (docs/review.md#identities)."""
+    from pipelines.governor import serve
+
+    serve(_settings(), host, port)
 
 
 @review_app.command("request")

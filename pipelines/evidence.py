@@ -159,14 +159,15 @@ def _sensor_importance(predictor, frame: pd.DataFrame) -> dict[str, float]:
 
 
 def gather(settings: Settings, version: str) -> Evidence:
-    """Evaluate `version` and the current champion (if any) on the same pinned units."""
+    """Evaluate candidate `version` (of the candidates model) and the current champion (of
+    the serving model, if any) on the same pinned units."""
     from features.versioning import version_and_read
     from training.registry import get_alias_version, load_version
 
-    candidate = load_version(settings, version)
+    candidate = load_version(settings, version, model=settings.candidates_model_name)
     champion_version = get_alias_version(settings, "champion")
     champion, notes = None, []
-    if champion_version and champion_version != str(version):
+    if champion_version:
         try:
             champion = load_version(settings, champion_version)
         except (ValueError, RuntimeError, LookupError) as exc:

@@ -313,9 +313,10 @@ def evaluate_flow(version: str | None = None, settings: Settings | None = None) 
     from training.registry import latest_version
 
     settings = _settings(settings)
-    version = str(version or latest_version(settings) or "")
+    cand = settings.candidates_model_name
+    version = str(version or latest_version(settings, model=cand) or "")
     if not version:
-        raise LookupError(f"no registered version of {settings.model_name!r}: train first")
+        raise LookupError(f"no registered version of {cand!r}: train first")
     proposal = review.propose(settings, version)
     print(
         f"v{version}: {proposal['status']} {proposal['failures'] or ''} "
@@ -345,11 +346,13 @@ def promote_flow(
             "promotion needs a reviewer: use `twinops review approve VERSION --comment ...` "
             "(or --demo-auto-approve for a demo, recorded as an automatic demo approval)"
         )
-    version = version or get_alias_version(settings, "challenger")
+    version = version or get_alias_version(settings, "challenger",
+                                           model=settings.candidates_model_name)
     if version is None:
         raise RuntimeError("no version has the alias 'challenger': run `twinops evaluate` first")
     result = review.approve(settings, version, "twinops run (demo)", demo=True)
-    print(f"champion → v{version} (was {result['previous']}); {result['comment']}")
+    print(f"champion → v{result['champion']} (candidate v{version}; was "
+          f"{result['previous']}); {result['comment']}")
     return result
 
 
@@ -381,12 +384,12 @@ def score_flow(asset_ids: list[str] | None = None, settings: Settings | None = N
 
     from features import datastore, store
     from features.prediction_log import PredictionLog
+    from pipelines.approvals import load_champion
     from serving.predict import ServedModel, predict_assets
     from serving.schemas import PredictRequest
-    from training.registry import load_by_alias
 
     settings = _settings(settings)
-    model = ServedModel.from_loaded(load_by_alias(settings, "champion"))
+    model = ServedModel.from_loaded(load_champion(settings))
     if asset_ids is None:
         asset_ids = in_service(datastore.load_readings(settings), datastore.load_events(settings))
     response = predict_assets(

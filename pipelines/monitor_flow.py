@@ -121,7 +121,8 @@ def last_monitor_retrain(settings: Settings) -> datetime | None:
     """Creation time of the newest version a monitor run triggered (the cooldown's clock)."""
     from training.registry import versions_tagged
 
-    times = [v.created for v in versions_tagged(settings, "trigger.monitor_run")]
+    times = [v.created for v in versions_tagged(settings, "trigger.monitor_run",
+                                                model=settings.candidates_model_name)]
     return max(times) if times else None
 
 

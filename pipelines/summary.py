@@ -17,12 +17,13 @@ def _champion_line(summary: dict) -> str:
     """Who serves after this run: the new version, the one that stayed, or nobody."""
     promoted = summary.get("promoted") or {}
     if promoted:
-        return f"v{promoted['version']}  (promoted; {promoted.get('approved_by', '-')})"
+        return (f"v{promoted['champion']}  (candidate v{promoted['version']} promoted; "
+                f"{promoted.get('approved_by', '-')})")
     champion = summary.get("champion")
     candidate = summary["train"]["version"]
     if champion:
-        return f"v{champion}  (kept: v{candidate} was not promoted)"
-    return f"none  (v{candidate} was not promoted)"
+        return f"v{champion}  (kept: candidate v{candidate} was not promoted)"
+    return f"none  (candidate v{candidate} was not promoted)"
 
 
 def _alert_lines(alerts: dict, orders: dict) -> list[str]:
@@ -66,10 +67,10 @@ def where_to_look(settings: Settings, summary: dict) -> str:
         f"trained on (DVC)    data {train.get('data_hash') or summary['ingest'].get('data_hash')}",
         f"data now (DVC)      data {summary['live_ingest'].get('data_hash')}  (data.dvc)",
         f"MLflow run          {train['run_id']}  (tracking URI {settings.tracking_uri})",
-        f"registered model    {settings.model_name} v{train['version']}  "
+        f"candidate           {settings.candidates_model_name} v{train['version']}  "
         f"gates {'passed' if summary['gate']['passed'] else 'FAILED'}  "
         f"review report {summary['gate'].get('report', '-')}",
-        f"champion            {_champion_line(summary)}",
+        f"champion            {settings.model_name} {_champion_line(summary)}",
         f"quarantined rows    {summary['live_ingest'].get('rows_quarantined', 0)} (live) "
         f"→ {summary['live_ingest'].get('quarantine_file') or 'none'}",
         f"drift report        {monitor.get('report_html', '-')}",

@@ -218,8 +218,9 @@ def local_lanes(settings, types=None) -> dict:
 
     from features.online import make_online_reader
     from features.store import get_store
+    from pipelines.approvals import load_champion
     from serving.predict import ServedModel, make_lane
-    from training.registry import get_alias_version, load_by_alias
+    from training.registry import get_alias_version
 
     store = get_store(settings)
     lanes = {}
@@ -227,7 +228,7 @@ def local_lanes(settings, types=None) -> dict:
         typed = settings.for_type(name)
         if get_alias_version(typed, "champion") is None:
             continue
-        model = ServedModel.from_loaded(load_by_alias(typed, "champion"), alias="champion")
+        model = ServedModel.from_loaded(load_champion(typed), alias="champion")
         lanes[name] = make_lane(typed, SimpleNamespace(current=model),
                                 make_online_reader(typed, store))
     return lanes

@@ -19,7 +19,9 @@ Why poll instead of an MLflow webhook: the embedded registry (sqlite) has no
 webhooks, and one `get_model_version_by_alias` per few seconds is cheap.
 Why the failed version is not retried: a tampered or broken artifact stays
 broken; retrying it every poll would spam the log. Moving the alias (again)
-triggers a new attempt.
+triggers a new attempt. The exception is a refusal marked `retryable` (a champion whose
+approval is not in the audit yet, pipelines.approvals): it costs one registry read, so it
+is retried every poll and logged once.
 
 Why a holder may start empty (`initial=None`, then `check_once()`): a champion refused at
 start (tampered, unloadable, incompatible features) must not crash the worker. A crash made
@@ -120,12 +122,17 @@ class ModelHolder:
         try:
             new = self._load()
         except Exception as exc:  # noqa: BLE001 — any load failure leaves the old model serving
+            error = f"version {target} refused: {type(exc).__name__}: {exc}"
+            # a refusal that may clear without the alias moving (an approval not yet in
+            # the audit) is retried every poll, and counted and logged once
+            self.status.failed_version = None if getattr(exc, "retryable", False) else target
+            if error == self.status.last_error:
+                return False
             self.status.failures += 1
-            self.status.failed_version = target
-            self.status.last_error = f"version {target} refused: {type(exc).__name__}: {exc}"
+            self.status.last_error = error
             self.status.history.append({"version": target, "ok": False, "at": time.time(),
-                                        "error": self.status.last_error})
-            logger.error("hot swap: %s; %s", self.status.last_error,
+                                        "error": error})
+            logger.error("hot swap: %s; %s", error,
                          f"still serving version {served}" if served else "nothing served")
             if self._on_refused is not None:
                 self._on_refused(target, exc)

@@ -182,10 +182,11 @@ class TwinService:
     # ---- model lifecycle -----------------------------------------------------------
     @staticmethod
     def _load_model(settings):
+        """The champion, only with an approval the audit chain verifies."""
+        from pipelines.approvals import load_champion
         from serving.predict import ServedModel, check_feature_compatibility
-        from training.registry import load_by_alias
 
-        model = ServedModel.from_loaded(load_by_alias(settings, ALIAS), alias=ALIAS)
+        model = ServedModel.from_loaded(load_champion(settings), alias=ALIAS)
         from features.store import view_columns
 
         check_feature_compatibility(model, view_columns(settings))

@@ -153,7 +153,9 @@ def log_and_register(
     feature_service: str,
     extra_tags: dict | None = None,
 ) -> tuple[str, str]:
-    """Log the run and register the pyfunc model; returns (run_id, model version)."""
+    """Log the run and register the pyfunc model as a version of the candidates model
+    (`settings.candidates_model_name`; only an approval copies it into the serving model);
+    returns (run_id, candidate version)."""
     import mlflow
     import numpy as np
     from mlflow.models import infer_signature
@@ -211,12 +213,12 @@ def log_and_register(
             input_example=example,
             pip_requirements=PIP_REQUIREMENTS,
             model_config={"horizon": horizon},
-            registered_model_name=settings.model_name,
+            registered_model_name=settings.candidates_model_name,
         )
         run_id = run.info.run_id
     version = str(info.registered_model_version)
     for k, v in tags.items():
-        client.set_model_version_tag(settings.model_name, version, k, v)
+        client.set_model_version_tag(settings.candidates_model_name, version, k, v)
     return run_id, version
 
 
@@ -238,17 +240,19 @@ def _param(v):
     return s if len(s) <= 500 else s[:497] + "..."
 
 
-def set_alias(settings, alias: str, version: str | int) -> None:
-    """Point `alias` (e.g. "challenger", "champion") at `version`."""
-    _client(settings).set_registered_model_alias(settings.model_name, alias, str(version))
+def set_alias(settings, alias: str, version: str | int, *, model: str | None = None) -> None:
+    """Point `alias` (e.g. "challenger", "champion") at `version` of `model` (default: the
+    serving model)."""
+    _client(settings).set_registered_model_alias(model or settings.model_name, alias,
+                                                 str(version))
 
 
-def get_alias_version(settings, alias: str) -> str | None:
+def get_alias_version(settings, alias: str, *, model: str | None = None) -> str | None:
     """Version the alias points to, or None when the model or alias does not exist."""
     from mlflow.exceptions import MlflowException
 
     try:
-        mv = _client(settings).get_model_version_by_alias(settings.model_name, alias)
+        mv = _client(settings).get_model_version_by_alias(model or settings.model_name, alias)
     except MlflowException:
         return None
     return str(mv.version)
@@ -264,7 +268,8 @@ def _model_dir_in(local_model: Path) -> Path:
     return local_model / rel
 
 
-def load_by_alias(settings, alias: str, dst_dir: str | Path | None = None) -> LoadedModel:
+def load_by_alias(settings, alias: str, dst_dir: str | Path | None = None, *,
+                  model: str | None = None) -> LoadedModel:
     """Download `models:/<name>@<alias>`, verify artifact_sha256, load the predictor.
 
     Raises LookupError if the alias does not exist, TamperedArtifactError on a hash mismatch.
@@ -273,16 +278,16 @@ def load_by_alias(settings, alias: str, dst_dir: str | Path | None = None) -> Lo
     """
     from mlflow.exceptions import MlflowException
 
+    name = model or settings.model_name
     try:
-        mv = _client(settings).get_model_version_by_alias(settings.model_name, alias)
+        mv = _client(settings).get_model_version_by_alias(name, alias)
     except MlflowException as exc:
-        raise LookupError(
-            f"no model version with alias {alias!r} for {settings.model_name!r}"
-        ) from exc
-    return load_version(settings, mv.version, dst_dir)
+        raise LookupError(f"no model version with alias {alias!r} for {name!r}") from exc
+    return load_version(settings, mv.version, dst_dir, model=name)
 
 
-def load_version(settings, version: str | int, dst_dir: str | Path | None = None) -> LoadedModel:
+def load_version(settings, version: str | int, dst_dir: str | Path | None = None, *,
+                 model: str | None = None) -> LoadedModel:
     """Download one registered version, verify its artifact_sha256 tag, load the predictor.
 
     Without `dst_dir` the download goes to a temporary directory that is removed when this
@@ -292,17 +297,17 @@ def load_version(settings, version: str | int, dst_dir: str | Path | None = None
     """
     if dst_dir is None:
         with tempfile.TemporaryDirectory(prefix="twinops-model-") as tmp:
-            return _load_version(settings, version, Path(tmp))
-    return _load_version(settings, version, Path(dst_dir))
+            return _load_version(settings, version, Path(tmp), model)
+    return _load_version(settings, version, Path(dst_dir), model)
 
 
-def _load_version(settings, version: str | int, dst: Path) -> LoadedModel:
+def _load_version(settings, version: str | int, dst: Path, model: str | None) -> LoadedModel:
     import mlflow
     from mlflow.exceptions import MlflowException
 
     from training.artifact import load_predictor, sha256_of_dir
 
-    name = settings.model_name
+    name = model or settings.model_name
     try:
         mv = _client(settings).get_model_version(name, str(version))
     except MlflowException as exc:
@@ -331,31 +336,59 @@ def _load_version(settings, version: str | int, dst: Path) -> LoadedModel:
     )
 
 
-def tag_version(settings, version: str | int, tags: dict) -> None:
+def tag_version(settings, version: str | int, tags: dict, *, model: str | None = None) -> None:
     """Set tags on a model version (the registry is where reviewers look)."""
     client = _client(settings)
     for key, value in tags.items():
-        client.set_model_version_tag(settings.model_name, str(version), key, str(value))
+        client.set_model_version_tag(model or settings.model_name, str(version), key, str(value))
 
 
-def delete_alias(settings, alias: str) -> None:
+def describe_version(settings, version: str | int, text: str, *,
+                     model: str | None = None) -> None:
+    """Set the version's description: the first thing the MLflow UI shows on its page."""
+    _client(settings).update_model_version(model or settings.model_name, str(version),
+                                           description=text)
+
+
+def delete_alias(settings, alias: str, *, model: str | None = None) -> None:
     """Remove `alias` from the model (the server asks for MANAGE permission)."""
-    _client(settings).delete_registered_model_alias(settings.model_name, alias)
+    _client(settings).delete_registered_model_alias(model or settings.model_name, alias)
 
 
-def version_tags(settings, version: str | int) -> dict[str, str]:
+def version_tags(settings, version: str | int, *, model: str | None = None) -> dict[str, str]:
     """Tags of one version; raises MlflowException when it does not exist."""
-    return dict(_client(settings).get_model_version(settings.model_name, str(version)).tags)
+    name = model or settings.model_name
+    return dict(_client(settings).get_model_version(name, str(version)).tags)
 
 
-def list_versions(settings) -> list[VersionInfo]:
+def version_run_user(settings, version: str | int, *, model: str | None = None) -> str:
+    """The user recorded on the run that produced `version`: with the `twinops-auth`
+    tracking server the authenticated user who created the run (the server refuses any
+    other), never a tag anyone may set afterwards."""
+    client = _client(settings)
+    mv = client.get_model_version(model or settings.model_name, str(version))
+    return client.get_run(mv.run_id).info.user_id if mv.run_id else ""
+
+
+def copy_version(settings, version: str | int, *, source: str, model: str | None = None) -> str:
+    """Copy `source` v`version` into `model` (default: the serving model) as a new version:
+    same run, same artifacts (the new version's source is `models:/<source>/<version>`).
+    Returns the new version number."""
+    client = _client(settings)
+    mv = client.get_model_version(source, str(version))
+    return str(client.copy_model_version(f"models:/{source}/{mv.version}",
+                                         model or settings.model_name).version)
+
+
+def list_versions(settings, *, model: str | None = None) -> list[VersionInfo]:
     """Every registered version with its tags and aliases, oldest first ([] if none)."""
     from mlflow.exceptions import MlflowException
 
     client = _client(settings)
+    name = model or settings.model_name
     try:
-        found = client.search_model_versions(f"name='{settings.model_name}'")
-        aliases = client.get_registered_model(settings.model_name).aliases if found else {}
+        found = client.search_model_versions(f"name='{name}'")
+        aliases = client.get_registered_model(name).aliases if found else {}
     except MlflowException:
         return []
     by_version: dict[str, list[str]] = {}
@@ -369,14 +402,14 @@ def list_versions(settings) -> list[VersionInfo]:
     return sorted(rows, key=lambda r: int(r.version))
 
 
-def versions_tagged(settings, tag: str) -> list[VersionInfo]:
+def versions_tagged(settings, tag: str, *, model: str | None = None) -> list[VersionInfo]:
     """The versions that carry `tag` (any value), oldest first."""
-    return [v for v in list_versions(settings) if tag in v.tags]
+    return [v for v in list_versions(settings, model=model) if tag in v.tags]
 
 
-def latest_version(settings) -> str | None:
+def latest_version(settings, *, model: str | None = None) -> str | None:
     """Highest registered version number, or None when nothing is registered."""
-    versions = list_versions(settings)
+    versions = list_versions(settings, model=model)
     return versions[-1].version if versions else None
 
 

@@ -134,21 +134,33 @@ def in_env(env: dict) -> Iterator[None]:
         yield
 
 
+def make_champion(settings, candidate: str) -> str:
+    """Serve candidate version `candidate` without a review: the step an approval ends with
+    (pipelines.review.install_champion: copy into the serving model, `champion`, an audit
+    line), recorded as a demo approval by "test fixture". Returns the serving version."""
+    from pipelines.review import install_champion
+    from training.identity import Identity
+    from training.registry import version_tags
+
+    sha = version_tags(settings, candidate, model=settings.candidates_model_name)
+    return install_champion(settings, str(candidate), actor=Identity("test fixture", False),
+                            note="test fixture: served without a review", demo=True,
+                            artifact_sha256=sha["artifact_sha256"])["champion"]
+
+
 def build_champion(env: dict, sources: tuple[str, ...] = ("simulator",)) -> str:
     """Ingest `sources`, build features, train one version and make it `champion`, in this
-    process with `env`'s settings (a module fixture's served state); returns the version."""
+    process with `env`'s settings (a module fixture's served state); returns the serving
+    version."""
     from features.settings import get_settings
     from pipelines.flows import features_flow, ingest_flow, train_flow
-    from training.registry import set_alias
 
     with in_env(env):
         s = get_settings()
         for source in sources:
             ingest_flow(source, s)
         features_flow(s)
-        version = train_flow(settings=s).version
-        set_alias(s, "champion", version)
-    return version
+        return make_champion(s, train_flow(settings=s).version)
 
 
 @contextlib.contextmanager

@@ -35,11 +35,13 @@ def test_register_alias_and_load(registered):
     from training.artifact import sha256_of_dir
 
     s, frame, result, run_id, version = registered
+    cand = s.candidates_model_name  # training registers candidates; approvals copy them
     assert registry.get_alias_version(s, "champion") is None
-    registry.set_alias(s, "challenger", version)
-    assert registry.get_alias_version(s, "challenger") == version
-    loaded = registry.load_by_alias(s, "challenger")
-    assert (loaded.name, loaded.version, loaded.run_id) == (s.model_name, version, run_id)
+    assert registry.list_versions(s) == []  # nothing in the serving model
+    registry.set_alias(s, "challenger", version, model=cand)
+    assert registry.get_alias_version(s, "challenger", model=cand) == version
+    loaded = registry.load_by_alias(s, "challenger", model=cand)
+    assert (loaded.name, loaded.version, loaded.run_id) == (cand, version, run_id)
     tags = loaded.tags
     assert tags["dvc_data_hash"] == "deadbeef" and tags["feature_service"] == "rul_model"
     assert tags["artifact_sha256"] == sha256_of_dir(result.artifact_dir)
@@ -60,14 +62,17 @@ def test_reads_and_runs_go_through_the_registry(registered):
     from training import registry
 
     s, _, result, run_id, version = registered
-    registry.tag_version(s, version, {"trigger.monitor_run": "r1"})
-    assert [v.version for v in registry.versions_tagged(s, "trigger.monitor_run")] == [version]
-    assert registry.versions_tagged(s, "no.such.tag") == []
-    (listed,) = registry.list_versions(s)
+    cand = s.candidates_model_name
+    registry.tag_version(s, version, {"trigger.monitor_run": "r1"}, model=cand)
+    assert [v.version for v in registry.versions_tagged(s, "trigger.monitor_run", model=cand)
+            ] == [version]
+    assert registry.versions_tagged(s, "no.such.tag", model=cand) == []
+    (listed,) = registry.list_versions(s, model=cand)
     assert (listed.version, listed.run_id) == (version, run_id)
     assert listed.created.tzinfo is not None and listed.tags["purpose"] == "test"
-    assert registry.latest_version(s) == version
-    assert registry.version_tags(s, version)["trigger.monitor_run"] == "r1"
+    assert registry.latest_version(s, model=cand) == version
+    assert registry.version_tags(s, version, model=cand)["trigger.monitor_run"] == "r1"
+    assert registry.version_run_user(s, version, model=cand)  # the run's recorded user
     assert registry.run_metrics(s, run_id)["val_rmse"] == pytest.approx(result.metrics["val_rmse"])
     assert sorted(registry.load_run_dict(s, run_id, "split.json")["val_assets"]) == sorted(
         result.val_assets)
@@ -88,7 +93,9 @@ def test_tampered_artifact_is_refused(registered):
     from training import registry
 
     s, _, _, _, version = registered
-    registry.set_alias(s, "champion", version)
+    served = registry.copy_version(s, version, source=s.candidates_model_name)
+    registry.set_alias(s, "champion", served)
+    assert registry.version_tags(s, served)["artifact_sha256"]  # the copy keeps the tags
     weights = list(s.artifact_root.rglob("weights.safetensors"))
     assert len(weights) == 1
     original = weights[0].read_bytes()

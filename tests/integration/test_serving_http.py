@@ -32,6 +32,7 @@ from tests.integration.conftest import (
     API_KEY_HEADERS,
     TEST_API_KEY,
     in_env,
+    make_champion,
     serving,
     state_env,
     with_api_key,
@@ -72,18 +73,18 @@ def env(tmp_path_factory):
 
 
 def _build(env: dict) -> list[str]:
-    """Fleet, features and three trained versions (champion = the first) in this process,
-    with the server's settings in the environment while they are built."""
+    """Fleet, features and three trained candidate versions (champion = the first, as
+    serving v1) in this process, with the server's settings in the environment while they
+    are built."""
     from features.settings import get_settings
     from pipelines.flows import features_flow, ingest_flow, train_flow
-    from training.registry import set_alias
 
     with in_env(env):
         s = get_settings()
         ingest_flow("simulator", s)
         features_flow(s)
         versions = [train_flow(settings=s).version for _ in range(3)]
-        set_alias(s, "champion", versions[0])
+        assert make_champion(s, versions[0]) == "1"
     return versions
 
 
@@ -432,9 +433,11 @@ def test_prediction_log_n_requests_in_n_rows_out(server, settings, assets):
 # ---------------------------------------------------------------- hot swap + tampering
 def test_hot_swap_under_load_then_tampered_version_is_refused(server, settings, assets,
                                                               versions):
-    from training.registry import set_alias
+    from training.registry import get_alias_version
 
-    v1, v2, v3 = versions
+    # candidates c1, c2, c3; the served versions are their copies in the serving model
+    c1, c2, c3 = versions
+    v1 = get_alias_version(settings, "champion")
     assert post(server, "/predict", {"asset_ids": [assets[0]]}).json()["model_version"] == v1
     per_thread: list[list[str]] = [[] for _ in range(4)]
     failures, stop = [], threading.Event()
@@ -458,7 +461,7 @@ def test_hot_swap_under_load_then_tampered_version_is_refused(server, settings, 
     for t in threads:
         t.start()
     time.sleep(1.0)
-    set_alias(settings, "champion", v2)
+    v2 = make_champion(settings, c2)
     deadline = time.monotonic() + 30
     while any(not s or s[-1] != v2 for s in per_thread) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -475,7 +478,8 @@ def test_hot_swap_under_load_then_tampered_version_is_refused(server, settings, 
     # Tamper with v3's weights in the artifact store, then point champion at it.
     from mlflow import MlflowClient
 
-    source = MlflowClient(settings.tracking_uri).get_model_version(settings.model_name, v3).source
+    source = MlflowClient(settings.tracking_uri).get_model_version(
+        settings.candidates_model_name, c3).source
     model_id = source.rsplit("/", 1)[-1]  # models:/m-<id>: the logged model's own folder
     weights = [p for p in settings.artifact_root.rglob("weights.safetensors")
                if model_id in p.parts]
@@ -484,7 +488,7 @@ def test_hot_swap_under_load_then_tampered_version_is_refused(server, settings, 
         data = bytearray(w.read_bytes())
         data[-1] ^= 0xFF
         w.write_bytes(bytes(data))
-    set_alias(settings, "champion", v3)
+    v3 = make_champion(settings, c3)
     deadline = time.monotonic() + 30
     health = {}
     while time.monotonic() < deadline:
@@ -599,9 +603,9 @@ def test_sigterm_to_twinops_serve_stops_its_server(env, settings, versions):
     from training.registry import get_alias_version, set_alias
 
     # a champion that loads (the hot-swap test leaves a tampered one behind, which a fresh
-    # server refuses: a separate #18 item), put back afterwards
+    # server refuses), put back afterwards
     before = get_alias_version(settings, "champion")
-    set_alias(settings, "champion", versions[0])
+    set_alias(settings, "champion", "1")  # serving v1 = candidate v1, approved in _build
     port = free_port()
     log = open(Path(env["_ROOT"]) / "twinops-serve.log", "w")
     proc = subprocess.Popen(

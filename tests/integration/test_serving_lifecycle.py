@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import REPO, in_env, state_env
+from tests.integration.conftest import REPO, in_env, make_champion, state_env
 
 pytestmark = pytest.mark.integration
 
@@ -44,26 +44,26 @@ def env(tmp_path_factory):
 
 
 def _build(env: dict) -> list[str]:
-    """Two versions; the second's weights tampered after registration, and made champion."""
+    """Two served versions [good, tampered]: both approved (test fixture), the second's
+    weights tampered after registration, and champion."""
     from features.settings import get_settings
     from pipelines.flows import features_flow, ingest_flow, train_flow
-    from training.registry import set_alias
 
     with in_env(env):
         s = get_settings()
         ingest_flow("simulator", s)
         features_flow(s)
-        versions = [train_flow(settings=s).version for _ in range(2)]
-        _tamper(s, versions[1])
-        set_alias(s, "champion", versions[1])
-    return versions
+        candidates = [train_flow(settings=s).version for _ in range(2)]
+        good = make_champion(s, candidates[0])
+        _tamper(s, candidates[1])
+        return [good, make_champion(s, candidates[1])]
 
 
 def _tamper(settings, version: str) -> None:
     from mlflow import MlflowClient
 
     source = MlflowClient(settings.tracking_uri).get_model_version(
-        settings.model_name, version).source
+        settings.candidates_model_name, version).source
     model_id = source.rsplit("/", 1)[-1]
     weights = [p for p in settings.artifact_root.rglob("weights.safetensors")
                if model_id in p.parts]

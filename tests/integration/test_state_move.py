@@ -36,13 +36,13 @@ def _settings(root: Path):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     from pipelines.flows import features_flow, ingest_flow, train_flow
-    from training.registry import set_alias
+    from tests.integration.conftest import make_champion
 
     root = tmp_path_factory.mktemp("move") / "built"
     settings = _settings(root)
     ingest_flow("simulator", settings)
     features_flow(settings)
-    set_alias(settings, "champion", train_flow(settings).version)
+    make_champion(settings, train_flow(settings).version)
     return root
 
 

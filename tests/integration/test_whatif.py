@@ -32,14 +32,14 @@ def env(tmp_path_factory):
                         "TWINOPS_FEAST__TTL_DAYS": "400"})
     from features.settings import get_settings
     from pipelines.flows import features_flow, ingest_flow, train_flow
-    from training.registry import set_alias
+    from tests.integration.conftest import make_champion
 
     with in_env(env):
         s = get_settings()
         ingest_flow("simulator", s)
         ingest_flow("simulator-live", s)
         features_flow(s)
-        set_alias(s, "champion", train_flow(settings=s).version)
+        make_champion(s, train_flow(settings=s).version)
         from features.datastore import load_readings
 
         readings = load_readings(s)

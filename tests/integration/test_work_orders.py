@@ -89,12 +89,12 @@ def world(tmp_path_factory):
         from features.maintenance import read_metadata_file
         from features.settings import get_settings
         from pipelines.flows import features_flow, ingest_flow, train_flow
-        from training.registry import set_alias
+        from tests.integration.conftest import make_champion
 
         settings = get_settings()
         ingest_flow("simulator", settings)
         features_flow(settings)
-        set_alias(settings, "champion", train_flow(settings=settings).version)
+        make_champion(settings, train_flow(settings=settings).version)
         ingest_flow("simulator-live", settings)
         features_flow(settings)
         live = sorted(a for a in datastore.load_assets(settings)["asset_id"].astype(str)

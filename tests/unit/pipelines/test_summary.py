@@ -8,13 +8,14 @@ def _summary(promoted=None, champion=None):
 
 
 def test_a_promoted_candidate_is_the_champion():
-    line = _champion_line(_summary({"version": "3", "approved_by": "demo"}, "3"))
-    assert line.startswith("v3") and "promoted" in line and "demo" in line
+    line = _champion_line(_summary({"version": "3", "champion": "2", "approved_by": "demo"},
+                                   "2"))
+    assert line.startswith("v2") and "candidate v3 promoted" in line and "demo" in line
 
 
 def test_a_refused_candidate_leaves_the_old_champion_named():
     line = _champion_line(_summary(None, "2"))
-    assert line.startswith("v2") and "kept" in line and "v3 was not promoted" in line
+    assert line.startswith("v2") and "kept" in line and "candidate v3 was not promoted" in line
 
 
 def test_no_champion_at_all_says_none():
