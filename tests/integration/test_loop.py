@@ -53,8 +53,8 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
     settings = get_settings()
     summary = json.loads((settings.reports_dir / "last_run.json").read_text())
     assert summary["gate"]["passed"], summary["gate"]
-    champion = summary["promoted"]["version"]
-    assert champion == summary["train"]["version"]
+    assert summary["promoted"]["version"] == summary["train"]["version"]  # the candidate
+    champion = summary["promoted"]["champion"]  # its copy in the serving model
     assert summary["ingest"]["data_hash"] and summary["live_ingest"]["rows_quarantined"] > 0
     assert settings.prediction_log_path.exists()
     scored = summary["scored_assets"]
@@ -68,9 +68,11 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
     assert verdict["stage"] == "champion_predicted_rul"
     assert verdict["drifted_columns"] and set(verdict["drifted_columns"]) <= BIASED, verdict
     challenger = monitor["retrained_version"]
-    assert monitor["retrain"] and monitor["challenger"] and challenger not in (None, champion)
-    assert get_alias_version(settings, "challenger") == challenger
-    tags = version_tags(settings, challenger)
+    assert monitor["retrain"] and monitor["challenger"]
+    assert challenger not in (None, summary["promoted"]["version"])
+    cand = settings.candidates_model_name
+    assert get_alias_version(settings, "challenger", model=cand) == challenger
+    tags = version_tags(settings, challenger, model=cand)
     assert tags["trigger.monitor_run"] == monitor["monitor_run_id"]
     assert tags["trigger.report_uri"].startswith(f"runs:/{monitor['monitor_run_id']}/")
     assert get_alias_version(settings, "champion") == champion  # never promoted by itself
@@ -100,7 +102,7 @@ def test_whole_loop_with_drift_then_http_predict(isolated_env, start_server, mon
     pump = settings.for_type("pump")
     pumped = json.loads((pump.reports_dir / "last_run.json").read_text())
     assert pumped["gate"]["passed"], pumped["gate"]
-    assert pumped["promoted"]["version"] == get_alias_version(pump, "champion")
+    assert pumped["promoted"]["champion"] == get_alias_version(pump, "champion")
     pump_asset = pumped["scored_assets"][0]
     mixed = httpx.post(f"{server.url}/predict", json={"asset_ids": [asset, pump_asset]},
                        headers=API_KEY_HEADERS, timeout=30).json()

@@ -80,3 +80,15 @@ def test_an_empty_holder_reports_why_and_loads_when_the_alias_moves_to_a_good_ve
     state["target"] = "4"
     assert h.check_once() is True and h.current == M("4") and h.reason is None
     assert swapped == [M("4")] and h.report()["swaps"] == 0  # a first load, not a swap
+
+
+def test_a_retryable_refusal_is_tried_again_every_poll_and_counted_once():
+    from pipelines.approvals import NotApproved
+
+    outcomes = {"2": NotApproved("serving v2 has no approval in the audit")}
+    h, state = holder("2", outcomes)
+    assert h.check_once() is False and h.current.version == "1"
+    assert h.check_once() is False  # retried (the approval may land just after the alias)
+    assert h.report()["failures"] == 1 and h.report()["failed_version"] is None
+    outcomes["2"] = M("2")  # its audit line arrived
+    assert h.check_once() is True and h.current.version == "2"
