@@ -215,6 +215,8 @@ def setup(settings, *, service: str, trainers: Iterable[str] = (),
                               f"{password_env(name)}")
         AuthServiceClient(uri).create_user(name, passwords[name])
         changes.append(f"created user {name}")
+    if passwords.get(service):  # a wrong one would fail half-way, at the first create
+        verify_credentials(uri, service, passwords[service])
     ids: dict[str, str] = {}
     for resource in resources(settings):
         resource_id = _resource_id(settings, resource)

@@ -43,11 +43,14 @@ def setup(
                                passwords=access.passwords_from_env(names))
     except access.AccessError as exc:
         _fail(str(exc))
-    except Exception as exc:  # MLflow's 401/403: the caller is not the admin
-        if getattr(exc, "error_code", None) in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
-            _fail(f"{exc} (run `twinops access setup` with the admin's "
-                  "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)")
-        raise
+    except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
+        if not isinstance(exc, MlflowException):
+            raise
+        # a 401/403 here means the caller is not the admin
+        _fail(f"{exc.message} (run `twinops access setup` with the admin's "
+              "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)")
     if not changes:
         typer.echo("access: nothing to change (users, resources and grants already match)")
     for change in changes:

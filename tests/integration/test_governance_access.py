@@ -217,8 +217,8 @@ def test_verify_credentials(mlflow_governed_server):
 
 
 def test_access_setup_converges_and_is_idempotent(mlflow_governed_server):
-    """A grant made by hand outside the matrix is taken back by a re-run; a second re-run
-    changes nothing and says so. `access show` prints the matrix."""
+    """Only the admin may run setup; a grant made by hand outside the matrix is taken back
+    by a re-run; a second re-run changes nothing and says so. `access show` prints it."""
     from mlflow.server.auth.client import AuthServiceClient
 
     server, settings = mlflow_governed_server, mlflow_governed_server["settings"]
@@ -238,6 +238,11 @@ def test_access_setup_converges_and_is_idempotent(mlflow_governed_server):
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
+    as_trainer = subprocess.run(command, env={**env, "MLFLOW_TRACKING_USERNAME": "trainer",
+                                              "MLFLOW_TRACKING_PASSWORD":
+                                              server["passwords"]["trainer"]},
+                                cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert as_trainer.returncode == 2 and "admin" in as_trainer.stderr, as_trainer.stderr
     first = twinops(command)
     assert "viewer on serving model: READ -> NO_PERMISSIONS" in first, first
     assert "nothing to change" in twinops(command)
