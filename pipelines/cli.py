@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 
 from benchmarks.cli import benchmark_app
-from pipelines import alerts_cli, checks_cli, decisions_cli, whatif_cli, work_orders_cli
+from pipelines import access_cli, alerts_cli, checks_cli, decisions_cli, whatif_cli, work_orders_cli
 
 app = typer.Typer(
     help="twinops: predictive-maintenance MLOps — features, physics-informed RUL models, "
@@ -50,6 +50,7 @@ app.add_typer(alerts_cli.app, name="alerts")
 app.add_typer(work_orders_cli.app, name="work-orders")
 app.command("whatif")(whatif_cli.whatif)
 app.add_typer(checks_cli.app, name="check")
+app.add_typer(access_cli.app, name="access")
 
 
 def _settings():
