@@ -620,15 +620,29 @@ def review_rollback(comment: Annotated[str, typer.Option(help="Why (recorded).")
 
 
 @review_app.command("history")
-def review_history(asset_type: AssetTypeOption = None) -> None:
-    """The audit trail: every proposal (with its gate results), approval, refusal,
-    rejection and rollback."""
+def review_history(
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Check the hash chain and the local mirror; exit 1 if tampered.")] = False,
+    asset_type: AssetTypeOption = None,
+) -> None:
+    """The audit trail (from MLflow): every proposal (with its gate results), approval,
+    refusal, rejection and rollback."""
     from pipelines import audit
 
-    for entry in audit.history(_one_type(asset_type)):
-        reasons = "; ".join(entry.get("reasons") or [])
-        typer.echo(f"{entry['at']}  {entry['action']:<9} v{entry.get('version') or '-':<4} "
-                   f"{entry['outcome']:<18} by {entry['actor']}  {reasons}")
+    settings = _one_type(asset_type)
+    if verify:
+        result = audit.verify(settings)
+        for problem in result.problems:
+            typer.echo(f"TAMPERED: {problem}")
+        typer.echo(f"audit of {settings.model_name}: {len(result.entries)} entries, "
+                   + ("chain and mirror verify" if result.ok
+                      else f"{len(result.problems)} problem(s)"))
+        raise typer.Exit(0 if result.ok else 1)
+    for entry in audit.history(settings):
+        reasons = "; ".join(str(r) for r in entry.get("reasons") or [])
+        typer.echo(f"#{entry.get('seq', '?'):<4} {entry.get('at', '?')}  "
+                   f"{entry.get('action', '?'):<9} v{entry.get('version') or '-':<4} "
+                   f"{entry.get('outcome', '?'):<18} by {entry.get('actor', '?')}  {reasons}")
 
 
 @app.command()
