@@ -212,7 +212,11 @@ def headline(ev: Evidence, gates: GateResult) -> str:
         band = where_it_changes(ev) if cut else None
         if band:
             compare += f", mostly at true RUL {band}"
-    diffs = [(k, a, b) for k, a, b, d in config_rows(ev) if d and k in KEY_PARAMS][:3]
+        if gates.passed and rel > 0:
+            verdict = verdict.replace("all gates pass", "all gates pass (within tolerance)")
+    # settings only (KEY_PARAMS first), not what the fit did with them (epochs trained)
+    params = set(ev.candidate.params) | set(ev.champion.params)
+    diffs = [(k, a, b) for k, a, b, d in config_rows(ev) if d and k in params][:3]
     trained = ("; trained with " + ", ".join(f"{k} {a} ({champ}: {b})" for k, a, b in diffs)
                if diffs else "; same training configuration")
     data = data_change(ev)

@@ -61,15 +61,21 @@ def predicted_vs_true(ev: Evidence) -> str:
     top = max(float(np.nanmax(m.predictions[["true_rul", "rul"]].to_numpy())) for _, m in pairs)
     fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 4.4), squeeze=False,
                              sharey=True)
+    from matplotlib.colors import LogNorm
+
+    cells = []
     for ax, (label, m) in zip(axes[0], pairs, strict=True):
         p = m.predictions
-        hb = ax.hexbin(p["true_rul"], p["rul"], gridsize=35, bins="log", mincnt=1,
-                       extent=(0, top, 0, top), cmap="viridis")
+        cells.append(ax.hexbin(p["true_rul"], p["rul"], gridsize=35, norm=LogNorm(), mincnt=1,
+                               extent=(0, top, 0, top), cmap="viridis"))
         ax.plot([0, top], [0, top], "r--", lw=1, label="perfect")
         ax.set(title=f"{label} ({len(p)} rows)", xlabel="true RUL (uncapped)",
                ylabel="predicted RUL")
         ax.legend(loc="upper left", fontsize=8)
-    fig.colorbar(hb, ax=axes[0].tolist(), label="rows per cell (log)")
+    most = max(float(c.get_array().max()) for c in cells)
+    for c in cells:  # one colour scale for both panels, so one colour bar reads for both
+        c.set_clim(1, most)
+    fig.colorbar(cells[-1], ax=axes[0].tolist(), label="rows per cell (log scale)")
     return figure(fig, "Predicted vs true RUL over all evaluation rows, as a density (rows per "
                        "hexagon). Closer to the dashed diagonal is better; above it = predicts "
                        "failure late. A capped model flattens at its cap on purpose.")
@@ -117,8 +123,9 @@ def worst_trajectories(ev: Evidence, n: int = 4) -> str:
             ax.axvspan(cut.min(), cut.max(), color="0.85", zorder=0, label="cut window")
         ax.plot(p["cycle"], p["true_rul"], "k--", lw=1, label="true RUL")
         row = table.loc[unit]
-        champ = f", champion {row['champ_rmse']:.1f}" if "champ_rmse" in row else ""
-        ax.set(title=f"{unit}: cut RMSE {row['rmse']:.1f}{champ}", xlabel="cycle", ylabel="RUL")
+        champ = f" (champion {row['champ_rmse']:.1f})" if "champ_rmse" in row else ""
+        ax.set_title(f"{unit}\ncut RMSE {row['rmse']:.1f}{champ}", fontsize=9)
+        ax.set(xlabel="cycle", ylabel="RUL")
     axes[0][0].legend(fontsize=7)
     return figure(fig, f"The {len(units)} worst assets by the candidate's RMSE at the cut points "
                        "(grey: the share of life the cuts are drawn from): predicted RUL with "

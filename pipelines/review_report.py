@@ -71,7 +71,8 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:1150px;color:#222}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem}
 td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}th{background:#f3f3f3}
-td:first-child,th:first-child,td.t{text-align:left}
+td:first-child,th:first-child,td.t{text-align:left}td:first-child{white-space:nowrap}
+table{max-width:100%}td{overflow-wrap:anywhere}
 .pass{color:#0a7d28;font-weight:600}.fail{color:#b00020;font-weight:600}img{max-width:100%}
 .warn{color:#a15c00;font-weight:600}tr.diff td{background:#fff3cd}
 .note{background:#fff8e1;padding:.5rem 1rem;border-left:4px solid #f0b400}
@@ -198,7 +199,7 @@ def _lineage(ev: Evidence, run_uri: str) -> str:
     cls = ["diff" if ev.champion and r[1] != r[2] and r[0] not in always else "" for r in rows]
     return (f"<p><b>Data change since the champion:</b> {html.escape(C.data_change(ev))}.</p>"
             + _table(["", *[label for label, _ in pairs]], rows,
-                     "Highlighted: differs between the two.", cls)
+                     "Highlighted: differs between the two." if ev.champion else "", cls)
             + _table(["evaluation", "value"],
                      [["candidate run URI", run_uri or "—"],
                       ["evaluation data (DVC)", ev.data_hash or "untracked"],
@@ -247,7 +248,8 @@ def _bands(ev: Evidence) -> str:
                   for b in all_rows],
                  "RMSE over ALL rows against the capped target (not what the gates read); "
                  "lower is better.")
-    return cut + P.residuals_by_band(ev) + f"<details><summary>all rows</summary>{old}</details>"
+    return (cut + P.residuals_by_band(ev) + "<details><summary>RMSE by band over all rows "
+            f"(capped target)</summary>{old}</details>")
 
 
 def render_html(ev: Evidence, gates: GateResult, *, model_name: str, run_uri: str = "") -> str:

@@ -115,6 +115,15 @@ def test_an_equal_candidate_reads_as_about_as_good_and_passes():
     assert "all gates pass" in line
 
 
+def test_a_slightly_worse_candidate_the_gates_pass_says_within_tolerance():
+    ev = Evidence(candidate=model("2", extra=lambda unit, true: 2.0 if true < 125 else 0.0,
+                                  params={"n_members": "8"}),
+                  champion=model("1"), units=UNITS, data_hash=None)
+    line = C.headline(ev, gates_of(ev))
+    assert line.startswith("v2 is 2% worse than v1") and "n_members 8 (v1: 4)" in line
+    assert line.endswith("all gates pass (within tolerance): v2 can be approved by a reviewer.")
+
+
 def test_the_change_is_located_in_the_band_that_makes_it():
     def near_failure(unit, true):
         return 25.0 if true < 25 else 0.0
