@@ -7,7 +7,9 @@
     per model: metrics (RMSE, PHM08, MAE, coverage, width), RMSE by true-RUL band,
                calibration curve (nominal vs empirical coverage), physics checks
                (RUL >= 0, health in [0,1], monotone damage, time consistency),
-               predictions (for the report's plots), the metrics its training run logged
+               predictions (for the report's plots and per-asset table; `cut_weight`:
+               each row's weight in the cut figures, training.truncation), the params,
+               metrics and recorded user of its training run, the units it trained on
 
 Both models predict out of fold (training.artifact.RULPredictor.predict): a unit either
 model trained on is predicted only by the ensemble members that never saw it, so both are
@@ -47,6 +49,14 @@ class ModelEvidence:
     #: Channel (sensor, setting, age) -> mean |contribution| to the RUL over a sample of the
     #: evaluation rows (serving.explain.global_importance), largest first.
     sensor_importance: dict[str, float] = field(default_factory=dict)
+    #: The training run's params (its configuration: epochs, learning rate, the feature set
+    #: it kept, physics, members, ...): what the report diffs against the champion's.
+    params: dict[str, str] = field(default_factory=dict)
+    #: The user the tracking server recorded as the run's creator (run.info.user_id).
+    run_user: str = ""
+    #: The run-to-failure units its training saw (its run's split.json), sorted: the
+    #: report's "units added or removed since the champion".
+    trained_units: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -111,6 +121,7 @@ def model_evidence(settings: Settings, loaded, frame: pd.DataFrame) -> ModelEvid
     from training import metrics as M
     from training.evaluate import evaluate
     from training.registry import run_metrics
+    from training.truncation import cut_weights
 
     predictor = loaded.predictor
     horizon = settings.horizon
@@ -128,9 +139,15 @@ def model_evidence(settings: Settings, loaded, frame: pd.DataFrame) -> ModelEvid
         out = predictor.predict(frame, horizon=horizon, level=level, out_of_fold=True)
         calibration[level] = M.interval_coverage(frame["rul"].to_numpy(dtype=float),
                                                  out["rul_lower"], out["rul_upper"])
+    # the row weights of evaluate's cut_* figures (the same call), so the report's per-asset
+    # and per-band errors are the gates' scoring broken down, not a different one
+    weights = cut_weights(frame["asset_id"].astype(str).to_numpy(),
+                          frame["cycle"].to_numpy(dtype=float),
+                          frame["rul"].to_numpy(dtype=float),
+                          float(getattr(predictor.spec, "rul_per_cycle", 1.0)))
     predictions = predictions.assign(asset_id=frame["asset_id"].to_numpy(),
                                      cycle=frame["cycle"].to_numpy(),
-                                     true_rul=frame["rul"].to_numpy())
+                                     true_rul=frame["rul"].to_numpy(), cut_weight=weights)
     # Physics checks are properties of the function that is served (every member): a
     # two-member out-of-fold mean is noisier from one cycle to the next than what apps get.
     served = predictor.predict(frame, horizon=horizon)
@@ -141,7 +158,26 @@ def model_evidence(settings: Settings, loaded, frame: pd.DataFrame) -> ModelEvid
         tags=dict(loaded.tags), run_id=loaded.run_id,
         training_metrics=run_metrics(settings, loaded.run_id),
         sensor_importance=_sensor_importance(predictor, frame),
+        **_run_record(settings, loaded.run_id),
     )
+
+
+def _run_record(settings: Settings, run_id: str) -> dict:
+    """The training run's params, its server-recorded user and the units it trained on;
+    empty where the run lacks them (a run from before split.json was logged)."""
+    from mlflow.exceptions import MlflowException
+
+    # training.registry has no public reader for a run's params and user (yet); its client
+    # is the one every MLflow call goes through (tracking URI, relocated state dir)
+    from training.registry import _client, load_run_dict
+
+    run = _client(settings).get_run(run_id)
+    try:
+        units = sorted(str(u) for u in load_run_dict(settings, run_id, "split.json")["val_assets"])
+    except (MlflowException, OSError, KeyError):
+        units = []
+    return {"params": dict(run.data.params), "run_user": run.info.user_id or "",
+            "trained_units": units}
 
 
 #: Evaluation rows the global sensor importance is computed on (~1.5 ms of CPU each).

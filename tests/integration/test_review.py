@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -370,15 +371,26 @@ def test_an_edited_audit_mirror_is_found_by_verify(world):
 
 
 def test_report_renders_with_plots_in_headless_chromium(world, tmp_path):
-    """The reviewer's HTML report renders in a real browser, plots included (screenshot kept)."""
+    """The reviewer's HTML report renders in a real browser, plots included (screenshot kept),
+    and reads top-down: the headline, the gates, the cut-point scoring, what changed."""
     from tests.integration.conftest import chromium_screenshot
 
     report = world["settings"].reports_dir / f"review-v{world['v1']}.html"
     html = report.read_text()
-    assert html.count('src="data:image/png;base64,') >= 3
-    for section in ("Gates", "RMSE by true-RUL band", "Physics checks", "DVC data hash"):
-        assert section in html
+    # trajectories of the worst assets, residuals by band, predicted vs true, calibration
+    assert html.count('src="data:image/png;base64,') == 4
+    assert html.count("<figcaption>") == 4
+    sections = ['class="headline pass"', "Gates", "Scoring at the cut points (what the gates read)",
+                "What changed: training configuration", "Data change since the champion",
+                "DVC data hash",
+                "Error per asset at the cut points", "Error by true-RUL band at the cut points",
+                "All evaluation rows (not what the gates read)", "Physics checks"]
+    positions = [html.index(section) for section in sections]
+    assert positions == sorted(positions)
+    assert f"v{world['v1']} has no champion to compare with" in html
+    assert "<td>max_epochs</td>" in html and "<td>learning_rate</td>" in html  # the run's params
+    assert re.search(r"\[n_rows\]</td><td>count</td><td>\d+</td>", html)  # no decimals
     shot = tmp_path / "review-report.png"
-    colours = chromium_screenshot(report, shot, (1200, 2600))
+    colours = chromium_screenshot(report, shot, (1200, 5200))
     assert colours > 200, f"screenshot looks blank ({colours} colours): {shot}"
     print(f"review report screenshot: {shot}")
