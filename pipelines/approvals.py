@@ -92,7 +92,7 @@ def load_champion(settings):
 
     def entries():
         try:
-            return audit.verified_history(settings)
+            return audit.verified_history(settings, mirror=False)
         except audit.AuditTampered as exc:
             raise NotApproved(f"the audit chain is broken: {exc}") from exc
 

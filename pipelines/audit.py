@@ -274,8 +274,8 @@ def history(settings: Settings) -> list[dict]:
     return out
 
 
-def verify(settings: Settings) -> VerifyResult:
-    """Check the MLflow chain link by link, then the local mirror against it."""
+def verify(settings: Settings, *, mirror: bool = True) -> VerifyResult:
+    """Check the MLflow chain link by link, then (`mirror`) the local mirror against it."""
     problems: list[str] = []
     stored = _entries(_tags(_client(settings), settings.model_name))
     entries: list[dict] = []
@@ -306,7 +306,8 @@ def verify(settings: Settings) -> VerifyResult:
             problems.append(f"entry {n}: prev does not link to entry {n - 1} "
                             "(removed, reordered or forged)")
         expected_prev = entry.get("hash")
-    problems += _mirror_problems(settings, by_seq)
+    if mirror:
+        problems += _mirror_problems(settings, by_seq)
     return VerifyResult(ok=not problems, problems=problems, entries=entries)
 
 
@@ -346,9 +347,13 @@ def _mirror_problems(settings: Settings, by_seq: dict[int, dict]) -> list[str]:
     return problems
 
 
-def verified_history(settings: Settings) -> list[dict]:
-    """The entries, only when the whole chain verifies: what review decisions rely on."""
-    result = verify(settings)
+def verified_history(settings: Settings, *, mirror: bool = True) -> list[dict]:
+    """The entries, only when the whole chain verifies: what review decisions rely on.
+
+    `mirror=False` checks the MLflow chain alone: what serving relies on, so that an edit of
+    one machine's local copy is reported by `verify` without taking the champion off line.
+    """
+    result = verify(settings, mirror=mirror)
     if not result.ok:
         raise AuditTampered(f"audit of {settings.model_name!r} does not verify: "
                             f"{result.problems[0]}"

@@ -109,7 +109,7 @@ def _propose(settings: Settings, version: str, decide: bool,
     from features import atomic
     from pipelines.evidence import gather
     from pipelines.gates import review_gates
-    from pipelines.review_report import render_html
+    from pipelines.review_report import render_html, version_description
     from training.registry import (
         describe_version,
         log_run,
@@ -155,11 +155,7 @@ def _propose(settings: Settings, version: str, decide: bool,
     tag_version(settings, version, {STATUS: status, "review.report": report_uri,
                                     "review.gate_failures": " | ".join(gates.failures),
                                     "review.proposed_at": _now()}, model=cand)
-    with contextlib.suppress(ImportError, AttributeError):
-        from pipelines.review_report import version_description
-
-        describe_version(settings, version, version_description(ev, gates, report_uri),
-                         model=cand)
+    describe_version(settings, version, version_description(ev, gates, report_uri), model=cand)
     if gates.passed:
         set_alias(settings, "challenger", version, model=cand)
     else:
