@@ -155,12 +155,25 @@ def _propose(settings: Settings, version: str, decide: bool,
     tag_version(settings, version, {STATUS: status, "review.report": report_uri,
                                     "review.gate_failures": " | ".join(gates.failures),
                                     "review.proposed_at": _now()}, model=cand)
-    describe_version(settings, version, version_description(ev, gates, report_uri), model=cand)
+    describe_version(settings, version,
+                     version_description(ev, gates, _ui_link(settings, review_run, report)),
+                     model=cand)
     if gates.passed:
         set_alias(settings, "challenger", version, model=cand)
     else:
         _drop_challenger(settings, version)
     return {**summary, "status": status}
+
+
+def _ui_link(settings: Settings, run_id: str, report) -> str:
+    """The report as a link of the MLflow UI (relative: it opens from the version's page on
+    whatever host serves the UI), with its runs:/ URI."""
+    from training.registry import _client
+
+    exp = _client(settings).get_run(run_id).info.experiment_id
+    path = f"review/{report.name}"
+    return (f"[{report.name}](#/experiments/{exp}/runs/{run_id}/artifacts/{path}) "
+            f"(`runs:/{run_id}/{path}`)")
 
 
 def _decided(settings: Settings, version: str) -> bool:

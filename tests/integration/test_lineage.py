@@ -100,7 +100,7 @@ def test_model_hash_restores_exactly_the_readings_it_trained_on(lineage_env, mon
     evaluated = gather(settings, trained.version).data_hash
     assert evaluated == versioning.data_hash(settings) != before
 
-    tags = version_tags(settings, trained.version)
+    tags = version_tags(settings, trained.version, model=settings.candidates_model_name)
     recorded = tags["dvc_data_hash"]
     assert recorded == trained.data_hash
     assert recorded != versioning.data_hash(settings)  # data.dvc now names a newer version

@@ -112,7 +112,8 @@ def test_a_fleet_declared_only_in_yaml_goes_through_the_whole_loop(isolated_env,
     trained = _json(_cli("train", "-t", "fan"))
     verdict = _json(_cli("evaluate", "-t", "fan"))
     assert verdict["passed"], verdict
-    _cli("promote", "-t", "fan", "--demo-auto-approve")
+    promoted = _json(_cli("promote", "-t", "fan", "--demo-auto-approve"))
+    assert promoted["version"] == trained["version"]  # the candidate, copied to serving
     _cli("ingest", str(tmp_path / "live.csv"), "-t", "fan")
     _cli("features", "-t", "fan")
 
@@ -132,8 +133,8 @@ def test_a_fleet_declared_only_in_yaml_goes_through_the_whole_loop(isolated_env,
     answers = predict(["live-00", "live-05", "sim-0001"])
     fresh, stopped = answers["live-00"], answers["live-05"]
     assert (fresh["asset_type"], fresh["rul_unit"]) == ("fan", "hours")
-    assert fresh["model_name"] == "twinops-rul-fan" and fresh["model_version"] == trained[
-        "version"]
+    assert fresh["model_name"] == "twinops-rul-fan"
+    assert fresh["model_version"] == promoted["champion"]
     assert 0.0 <= fresh["rul"] <= 4.0 and fresh["horizon"] == 0.5
     assert not fresh["stale"] and stopped["stale"]  # 2 h without a reading: 5 periods is 5 min
     assert "error" in answers["sim-0001"]           # not registered

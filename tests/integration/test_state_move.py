@@ -103,5 +103,6 @@ def test_a_moved_state_trains_and_serves_from_its_new_place(built, tmp_path):
     trained = train_flow(settings)
     run = _client(settings).get_run(trained.run_id)
     assert run.info.artifact_uri.startswith(settings.artifact_root.as_uri() + "/")
-    assert load_version(settings, trained.version).version == trained.version
+    cand = settings.candidates_model_name
+    assert load_version(settings, trained.version, model=cand).version == trained.version
     assert _mentions(moved / "state" / "mlflow.db", built) == []
