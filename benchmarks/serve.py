@@ -43,14 +43,17 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH_KEY = "benchmark-key"
 TARGETS = {"p50_ms": 2.0, "p99_ms": 5.0, "rps_32": 1000.0, "vs_baseline": 1.5}
 
+#: The served state: one candidate through the gates, then the demo's recorded automatic
+#: approval (the embedded default; serving loads only an approved champion).
 BUILD = """
 from features.settings import get_settings
-from pipelines.flows import features_flow, ingest_flow, train_flow
-from training.registry import set_alias
+from pipelines.flows import evaluate_flow, features_flow, ingest_flow, promote_flow, train_flow
 s = get_settings()
 ingest_flow("simulator", s)
 features_flow(s)
-set_alias(s, "champion", train_flow(settings=s).version)
+version = train_flow(settings=s).version
+evaluate_flow(version, s)
+promote_flow(version, demo_auto_approve=True, settings=s)
 """
 
 LUA = """

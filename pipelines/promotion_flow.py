@@ -8,8 +8,9 @@
         │                                                then resumes this run with applied=True)
         │                                           ◄── or the Prefect UI's resume form
         ▼                                               (decision applied here, recorded with the
-    approved ─► champion moves (serving hot-swaps)       claimed reviewer, unauthenticated)
-    rejected ─► challenger dropped
+    approved ─► champion moves (serving hot-swaps)       claimed reviewer, unauthenticated:
+    rejected ─► challenger dropped                       refused where a tracking server
+                                                         holds the identities)
 
 Pausing needs a Prefect server (PREFECT_API_URL): with the ephemeral API no
 other process could resume the run, so the flow proposes and returns

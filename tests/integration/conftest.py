@@ -189,25 +189,39 @@ def start_server(tmp_path):
         server.stop()
 
 
-def chromium_screenshot(page: Path, shot: Path, size: tuple[int, int]) -> int:
-    """Render `page` in headless Chromium into `shot`; the number of colours of the image
-    (a blank page has a handful). Skips without Chromium, fails on CI (.ci/run installs it)."""
+def _chromium(shot_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run headless Chromium with a throwaway profile. Skips without Chromium, fails on CI
+    (.ci/run installs it)."""
     import shutil
-
-    from PIL import Image
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed: .ci/run must apt-get install it")
         pytest.skip("chromium not installed (apt-get install chromium)")
-    subprocess.run(
+    return subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={shot.parent / 'chromium-profile'}",
-         "--hide-scrollbars", f"--window-size={size[0]},{size[1]}", f"--screenshot={shot}",
-         page.as_uri()],
-        check=True, capture_output=True, timeout=120)
+         "--disable-sync", f"--user-data-dir={shot_dir / 'chromium-profile'}",
+         "--hide-scrollbars", *args],
+        check=True, capture_output=True, text=True, timeout=120)
+
+
+def chromium_screenshot(page: Path | str, shot: Path, size: tuple[int, int],
+                        wait_ms: int = 0) -> int:
+    """Render `page` (a file, or a URL; `wait_ms` of virtual time lets a web app load) in
+    headless Chromium into `shot`; the number of colours of the image (a blank page has a
+    handful)."""
+    from PIL import Image
+
+    wait = [f"--virtual-time-budget={wait_ms}"] if wait_ms else []
+    _chromium(shot.parent, *wait, f"--window-size={size[0]},{size[1]}", f"--screenshot={shot}",
+              page.as_uri() if isinstance(page, Path) else page)
     image = Image.open(shot).convert("RGB")
     assert image.size == size
     return len(set(image.resize((size[0] // 4, size[1] // 4)).getdata()))
+
+
+def chromium_text(url: str, work_dir: Path, wait_ms: int = 20000) -> str:
+    """The DOM of `url` after `wait_ms` of virtual time (a web app's rendered page)."""
+    return _chromium(work_dir, f"--virtual-time-budget={wait_ms}", "--dump-dom", url).stdout

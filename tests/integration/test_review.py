@@ -395,3 +395,18 @@ def test_report_renders_with_plots_in_headless_chromium(world, tmp_path):
     colours = chromium_screenshot(report, shot, (1200, 5200))
     assert colours > 200, f"screenshot looks blank ({colours} colours): {shot}"
     print(f"review report screenshot: {shot}")
+
+
+def test_the_version_page_in_the_mlflow_ui_leads_to_the_report(world, tmp_path):
+    """The reviewer opens the candidate in the MLflow UI: its description (the headline,
+    the gates, the figures) and the report's link are on the version page itself."""
+    from tests.integration.conftest import chromium_screenshot, chromium_text
+
+    settings, v1 = world["settings"], world["v1"]
+    url = world["url"].replace("http://", f"http://reviewer:{world['passwords']['reviewer']}@")
+    page = f"{url}/#/models/{settings.candidates_model_name}/versions/{v1}"
+    dom = chromium_text(page, tmp_path)
+    assert f"review-v{v1}.html" in dom and "has no champion to compare with" in dom, dom[-2000:]
+    shot = tmp_path / "mlflow-version-page.png"
+    assert chromium_screenshot(page, shot, (1400, 1400), wait_ms=20000) > 50
+    print(f"MLflow version page screenshot: {shot}")
