@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import random
-import socket
 import threading
 import time
 import uuid
@@ -83,9 +82,18 @@ def entry_hash(entry: dict) -> str:
 
 
 def mirror_id(settings: Settings) -> str:
-    """Which local mirror an entry was also written to (host and state dir), so that this
-    mirror's verify can tell a line deleted from it from an entry written elsewhere."""
-    return f"{socket.gethostname()}:{settings.state_dir}"
+    """Which local mirror an entry was also written to, so that this mirror's verify can
+    tell a line deleted from it from an entry written elsewhere: a random id kept in the
+    state dir (`audit.mirror-id`), never its path, so that a moved state dir
+    (features.relocate) keeps its id and no entry names a place (hashed entries cannot be
+    rewritten when the state moves)."""
+    path = settings.state_dir / "audit.mirror-id"
+    if not path.exists():
+        from features import atomic
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(path, uuid.uuid4().hex)
+    return path.read_text().strip()
 
 
 def _local_user() -> str:
@@ -328,6 +336,8 @@ def _mirror_problems(settings: Settings, by_seq: dict[int, dict]) -> list[str]:
             continue
         if not isinstance(line, dict) or "hash" not in line:
             continue
+        if line.get("model") != settings.model_name:
+            continue  # one mirror holds every asset type's chain; each verifies its own
         seq = line.get("seq")
         seen.add(seq)
         if line["hash"] != entry_hash(line):

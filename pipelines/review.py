@@ -147,7 +147,7 @@ def _propose(settings: Settings, version: str, decide: bool,
                  outcome=status, reasons=gates.failures or ["all gates passed"],
                  actor=current_identity(settings).label(), trainer=trainer,
                  requested_by=(requester or current_identity(settings)).label(),
-                 evidence=str(report), report_uri=report_uri, report_sha256=_sha256(report),
+                 report_uri=report_uri, report_sha256=_sha256(report),
                  artifact_sha256=ev.candidate.tags.get("artifact_sha256", ""),
                  champion=ev.champion.version if ev.champion else None,
                  checks=[[c.name, c.passed] for c in gates.checks])

@@ -399,14 +399,31 @@ def test_report_renders_with_plots_in_headless_chromium(world, tmp_path):
 
 def test_the_version_page_in_the_mlflow_ui_leads_to_the_report(world, tmp_path):
     """The reviewer opens the candidate in the MLflow UI: its description (the headline,
-    the gates, the figures) and the report's link are on the version page itself."""
+    the gates, the figures) and the report's link are on the version page itself.
+
+    Headless Chromium cannot log in to the basic-auth UI (credentials in the URL do not
+    reach the app's API calls), so a second, read-only UI server is started on the same
+    backend store.
+    """
+    from benchmarks.processes import free_port, stop_group, wait_http_ok
     from tests.integration.conftest import chromium_screenshot, chromium_text
 
     settings, v1 = world["settings"], world["v1"]
-    url = world["url"].replace("http://", f"http://reviewer:{world['passwords']['reviewer']}@")
-    page = f"{url}/#/models/{settings.candidates_model_name}/versions/{v1}"
-    dom = chromium_text(page, tmp_path)
-    assert f"review-v{v1}.html" in dom and "has no champion to compare with" in dom, dom[-2000:]
-    shot = tmp_path / "mlflow-version-page.png"
-    assert chromium_screenshot(page, shot, (1400, 1400), wait_ms=20000) > 50
+    store = settings.state_dir.parent / "mlflow.db"  # the governed server's backend store
+    port = free_port()
+    log = tmp_path / "ui.log"
+    ui = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                           f"sqlite:///{store}", "--host", "127.0.0.1", "--port", str(port),
+                           "--workers", "1"], stdout=log.open("w"), stderr=subprocess.STDOUT,
+                          start_new_session=True)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/health", ui, 120, log_text=log.read_text)
+        page = f"http://127.0.0.1:{port}/#/models/{settings.candidates_model_name}/versions/{v1}"
+        dom = chromium_text(page, tmp_path)
+        shot = tmp_path / "mlflow-version-page.png"
+        assert chromium_screenshot(page, shot, (1400, 1000), wait_ms=20000) > 50
+    finally:
+        stop_group(ui)
+    assert "Description" in dom and "has no champion to compare with" in dom, dom[-1500:]
+    assert f">review-v{v1}.html</a>" in dom and "Gates:" in dom
     print(f"MLflow version page screenshot: {shot}")
