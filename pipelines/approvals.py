@@ -52,6 +52,25 @@ def pending_proposal(entries: list[dict], candidate: str) -> dict:
                       f"{last['actor']} at {last['at']})")
 
 
+def status(entries: list[dict], candidate: str) -> str:
+    """Candidate `candidate`'s review status: "not proposed", "awaiting_approval",
+    "rejected", "approved", or "rolled_back" (approved, then rolled back from)."""
+    mine = [e for e in _of_candidate(entries, candidate)
+            if e["action"] in ("propose", "approve", "reject") and e["outcome"] != "refused"]
+    if not mine:
+        return "not proposed"
+    last = mine[-1]
+    if last["action"] == "reject":
+        return REJECTED
+    if last["action"] == "propose":
+        return last["outcome"]
+    try:
+        champion_record(entries, last["serving_version"])
+    except NotApproved:
+        return "rolled_back"
+    return "approved"
+
+
 def champion_record(entries: list[dict], serving: str, artifact_sha256: str | None = None
                     ) -> dict:
     """The entry that made serving version `serving` champion, if it still stands.

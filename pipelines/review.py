@@ -185,12 +185,7 @@ def _decided(settings: Settings, version: str) -> bool:
 
 def _status(settings: Settings, version: str) -> str:
     """Candidate `version`'s review status as the audit records it."""
-    mine = [e for e in audit.verified_history(settings)
-            if e.get("candidate_version") == version and e["outcome"] != "refused"]
-    if not mine:
-        return "not proposed"
-    last = mine[-1]
-    return {"approve": APPROVED, "reject": REJECTED}.get(last["action"], last["outcome"])
+    return approvals.status(audit.verified_history(settings), version)
 
 
 def _check_reviewer(settings: Settings, actor: Identity, proposal: dict, version: str,
@@ -362,16 +357,12 @@ def versions(settings: Settings) -> list[dict]:
                   if e["action"] == "approve" and e["outcome"] == approvals.CHAMPION}
     rows = []
     for v in reversed(list_versions(settings, model=settings.candidates_model_name)):
-        mine = [e for e in entries if e.get("candidate_version") == v.version
-                and e["outcome"] != "refused"]
-        status = "not proposed" if not mine else {"approve": APPROVED, "reject": REJECTED}.get(
-            mine[-1]["action"], mine[-1]["outcome"])
+        trainer = next((e["trainer"] for e in entries if e.get("candidate_version") == v.version
+                        and e.get("trainer")), v.tags.get("trained_by", ""))
         serving = serving_of.get(v.version)
         aliases = list(v.aliases) + (["champion"] if serving and serving == champion else [])
-        rows.append({"version": v.version, "status": status, "aliases": aliases,
-                     "serving_version": serving or "",
-                     "trained_by": next((e.get("trainer") for e in mine if e.get("trainer")),
-                                        v.tags.get("trained_by", "")),
+        rows.append({"version": v.version, "status": approvals.status(entries, v.version),
+                     "aliases": aliases, "serving_version": serving or "", "trained_by": trainer,
                      "created": v.created.isoformat(timespec="seconds"),
                      "report": v.tags.get("review.report", "")})
     return rows

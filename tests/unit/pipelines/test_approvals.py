@@ -9,6 +9,7 @@ from pipelines.approvals import (
     champion_record,
     pending_proposal,
     rollback_target,
+    status,
 )
 
 
@@ -67,3 +68,14 @@ def test_rollback_follows_the_approvals_never_a_tag():
         rollback_target(entries, "1")
     with pytest.raises(NotApproved, match="never approved"):
         rollback_target([approve("2", "2", previous="9")], "2")
+
+
+def test_status_follows_the_last_decision_and_a_rollback():
+    entries = [propose("1"), approve("1", "1"), propose("2", "rejected"), propose("3"),
+               approve("3", None, outcome="refused")]
+    assert [status(entries, c) for c in "1234"] == [
+        "approved", "rejected", "awaiting_approval", "not proposed"]
+    entries += [approve("3", "2", previous="1"),
+                {"action": "rollback", "candidate_version": "1", "serving_version": "1",
+                 "rollback_from": "2", "outcome": "champion", "at": "t2"}]
+    assert status(entries, "3") == "rolled_back" and status(entries, "1") == "approved"
