@@ -15,7 +15,8 @@ drift statistics lie without anybody noticing.
 
 Rules and why:
 - naive timestamps are read as UTC (the contract is UTC; refusing them would
-  quarantine most CSV exports), unparsable ones are rejected;
+  quarantine most CSV exports), unparsable ones are rejected, and so is one later than
+  this machine's clock plus MAX_CLOCK_SKEW (not measured yet: a wrong gateway clock);
 - cycle must be a positive integer: it is the age axis of the window transform;
 - the columns, units' valid ranges and optional sensors are the asset type's
   (features.asset_types); a value outside its declared range is rejected (a sentinel
@@ -64,6 +65,7 @@ CHECKS = (
     "missing_columns",
     "bad_asset_id",
     "bad_timestamp",
+    "future_timestamp",
     "bad_cycle",
     "unparsable",
     "missing_value",
@@ -74,6 +76,12 @@ CHECKS = (
     "out_of_order",
 )
 
+
+#: How far ahead of this machine's clock a reading's timestamp may be (clock skew between
+#: a sensor gateway and the platform). A reading from later than that cannot have been
+#: measured yet: stored, it would make its asset look fresh to serving's staleness check
+#: until that time and sort after every real reading of the asset.
+MAX_CLOCK_SKEW = pd.Timedelta(minutes=10)
 
 #: Largest cycle a JSON reading may carry: beyond it int64 arithmetic downstream overflows
 #: (2**63 was stored as -2**63), and no asset lives two billion cycles.
@@ -226,6 +234,10 @@ def validate_readings(
     ts = _timestamps(original[TIMESTAMP])
     bad_ts = np.asarray(ts.isna())
     reasons.add(bad_ts, "bad_timestamp", "unparsable or missing timestamp")
+    latest = pd.Timestamp.now(tz="UTC") + MAX_CLOCK_SKEW
+    future = np.asarray(ts > latest) & ~bad_ts
+    reasons.add(future, "future_timestamp",
+                f"timestamp in the future (later than this clock + {MAX_CLOCK_SKEW})")
 
     if derive_cycle:
         cyc = _age_in_periods(asset, ts, asset_type.sampling_period_s, life_starts or {})

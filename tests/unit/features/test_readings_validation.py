@@ -165,3 +165,16 @@ def test_json_rows_are_checked_as_sent_never_coerced():
         for value in values:
             problems = json_row_problems({**good, field: value}, turbofan)
             assert len(problems) == 1 and problems[0].startswith(f"{field}:"), (value, problems)
+
+
+def test_a_reading_from_the_future_is_quarantined_and_clock_skew_is_allowed(good):
+    from features.validation import MAX_CLOCK_SKEW
+
+    now = pd.Timestamp.now(tz="UTC")
+    df = good.copy()
+    df.loc[df["asset_id"] == df["asset_id"].iloc[-1], "timestamp"] = [
+        now + pd.Timedelta(hours=35 + i) for i in range(10)]  # the soak's 35 h ahead
+    df.loc[9, "timestamp"] = now + MAX_CLOCK_SKEW / 2  # asset 0's newest, a clock a bit ahead
+    res = validate_readings(df, TURBOFAN)
+    assert res.counts["future_timestamp"] == 10 and res.counts["valid"] == 20
+    assert all("timestamp in the future" in r for r in res.quarantined[QUARANTINE_REASON])
