@@ -44,6 +44,10 @@ class AccessError(RuntimeError):
     """Setup cannot reach the requested state, or credentials were refused."""
 
 
+class ServerUnavailable(AccessError):
+    """The tracking server did not answer: nothing is known about the credentials."""
+
+
 @dataclass(frozen=True)
 class Resource:
     label: str  # a MATRIX key
@@ -293,7 +297,8 @@ def verify_credentials(tracking_uri: str, username: str, password: str) -> str:
     try:
         response = httpx.get(url, auth=(username, password), timeout=30.0)
     except httpx.HTTPError as exc:
-        raise AccessError(f"tracking server {tracking_uri} did not answer: {exc}") from exc
+        raise ServerUnavailable(f"tracking server {tracking_uri} did not answer: {exc}"
+                                ) from exc
     if response.status_code == 401:
         raise AccessError(f"the tracking server refused the credentials of {username!r} "
                           "(wrong user name or password)")

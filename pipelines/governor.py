@@ -72,7 +72,7 @@ def call(settings, action: str, body: dict) -> dict:
 # ------------------------------------------------------------------ server side
 def _caller(header: str | None, tracking_uri: str):
     """The caller's Identity, verified against the tracking server; GovernorError 401."""
-    from pipelines.access import AccessError, verify_credentials
+    from pipelines.access import AccessError, ServerUnavailable, verify_credentials
     from training.identity import Identity
 
     if not header or not header.lower().startswith("basic "):
@@ -83,6 +83,8 @@ def _caller(header: str | None, tracking_uri: str):
         raise GovernorError(401, "malformed basic authorization header") from exc
     try:
         return Identity(verify_credentials(tracking_uri, user, password), authenticated=True)
+    except ServerUnavailable as exc:
+        raise GovernorError(503, str(exc)) from exc
     except AccessError as exc:
         raise GovernorError(401, str(exc)) from exc
 
