@@ -118,9 +118,12 @@ def load_champion(settings):
     version = get_alias_version(settings, "champion")
     if version is None:
         raise LookupError(f"no champion of {settings.model_name!r}")
-    champion_record(entries(), version)
+    chain = entries()
+    champion_record(chain, version)
     loaded = load_by_alias(settings, "champion")
-    champion_record(entries(), loaded.version, loaded.tags.get("artifact_sha256"))
+    if loaded.version != version:  # the alias moved during the download: read the chain again
+        chain = entries()
+    champion_record(chain, loaded.version, loaded.tags.get("artifact_sha256"))
     return loaded
 
 

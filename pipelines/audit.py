@@ -24,7 +24,6 @@ entry written through another state dir's mirror: a mirror only vouches for its 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
 import json
 import os
@@ -94,13 +93,6 @@ def mirror_id(settings: Settings) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(path, uuid.uuid4().hex)
     return path.read_text().strip()
-
-
-def _local_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry in some containers
-        return "unknown"
 
 
 def _fit(entry: dict) -> dict:
@@ -239,9 +231,11 @@ def record(
     Runs with the process's MLflow credentials: the service identity's, since only it may
     write the serving model's tags.
     """
+    from training.identity import local_user
+
     body = json.loads(canonical({
         "at": datetime.now(UTC).isoformat(),
-        "actor": actor or _local_user(),
+        "actor": actor or local_user(),
         "action": action,
         "model": settings.model_name,
         "version": version,

@@ -185,7 +185,9 @@ def serve(settings, host: str, port: int) -> None:
 
     import uvicorn
 
-    if not settings.tracking_uri.startswith(("http://", "https://")):
+    from pipelines.review import governed
+
+    if not governed(settings):
         raise SystemExit("twinops govern needs a tracking server with auth "
                          "(TWINOPS_MLFLOW_TRACKING_URI=http://...); the embedded store "
                          "decides in-process")

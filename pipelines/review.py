@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 from features.settings import Settings
 from pipelines import approvals, audit
@@ -208,22 +209,30 @@ def _check_reviewer(settings: Settings, actor: Identity, proposal: dict, version
         raise ReviewError(f"four-eyes: {actor.name} trained v{version} and cannot approve it")
 
 
+def _verified_report(settings: Settings, proposal: dict, version: str, dst: str) -> Path:
+    """The report `proposal` recorded, downloaded into `dst`, if it still hashes to the
+    SHA-256 the audit holds; ReviewError otherwise."""
+    import mlflow
+
+    from training.registry import _client
+
+    _client(settings)  # points mlflow.artifacts at this tracking server
+    got = Path(mlflow.artifacts.download_artifacts(proposal["report_uri"], dst_path=dst))
+    if _sha256(got) != proposal["report_sha256"]:
+        raise ReviewError(f"the review report of v{version} at {proposal['report_uri']} is not "
+                          "the one the gates produced (SHA-256 differs): do not act on it; "
+                          f"`twinops review show {version}` after a new proposal")
+    return got
+
+
 def _check_unchanged(settings: Settings, proposal: dict, version: str) -> None:
     """The report and the artifact a reviewer approves are the ones the gates saw."""
     import tempfile
-    from pathlib import Path
 
-    import mlflow
+    from training.registry import version_tags
 
-    from training.registry import _client, version_tags
-
-    _client(settings)  # points mlflow.artifacts at this tracking server
     with tempfile.TemporaryDirectory() as tmp:
-        got = Path(mlflow.artifacts.download_artifacts(proposal["report_uri"], dst_path=tmp))
-        if _sha256(got) != proposal["report_sha256"]:
-            raise ReviewError(f"the review report of v{version} was altered after the gates "
-                              f"ran ({proposal['report_uri']}): run `twinops review show "
-                              f"{version}` again")
+        _verified_report(settings, proposal, version, tmp)
     tag = version_tags(settings, version, model=settings.candidates_model_name)
     if tag.get("artifact_sha256") != proposal["artifact_sha256"]:
         raise ReviewError(f"candidate v{version}'s artifact changed after the gates ran")
@@ -384,24 +393,14 @@ def show(settings: Settings, version: str) -> dict:
 def _recorded_report(settings: Settings, proposal: dict, version: str) -> dict:
     import shutil
     import tempfile
-    from pathlib import Path
 
-    import mlflow
-
-    from training.registry import _client
-
-    _client(settings)
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    local = settings.reports_dir / f"review-v{version}.html"
     with tempfile.TemporaryDirectory() as tmp:
-        got = Path(mlflow.artifacts.download_artifacts(proposal["report_uri"], dst_path=tmp))
-        if _sha256(got) != proposal["report_sha256"]:
-            raise ReviewError(f"the review report of v{version} at {proposal['report_uri']} "
-                              "is not the one the gates produced (SHA-256 differs): do not "
-                              "act on it")
-        local = settings.reports_dir / f"review-v{version}.html"
-        shutil.copyfile(got, local)
-    return {"version": version, "status": _status(settings, version),
-            "passed": proposal["outcome"] == AWAITING or _status(settings, version) == APPROVED,
+        shutil.copyfile(_verified_report(settings, proposal, version, tmp), local)
+    status = _status(settings, version)
+    return {"version": version, "status": status,
+            "passed": proposal["outcome"] == AWAITING or status == APPROVED,
             "failures": [] if proposal["outcome"] == AWAITING else proposal.get("reasons", []),
             "report": str(local), "report_uri": proposal["report_uri"],
             "report_sha256": proposal["report_sha256"], "checks": proposal.get("checks", [])}

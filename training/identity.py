@@ -27,7 +27,7 @@ class Identity:
         return self.name if self.authenticated else f"{self.name} (unauthenticated)"
 
 
-def _local_user() -> str:
+def local_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry in some containers
@@ -39,4 +39,4 @@ def current_identity(settings: Settings) -> Identity:
     username = os.environ.get("MLFLOW_TRACKING_USERNAME")
     if settings.tracking_uri.startswith(("http://", "https://")) and username:
         return Identity(username, authenticated=True)
-    return Identity(_local_user(), authenticated=False)
+    return Identity(local_user(), authenticated=False)

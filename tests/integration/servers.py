@@ -52,17 +52,14 @@ def start_prefect_server(tmp: Path) -> tuple[str, subprocess.Popen]:
     return api, proc
 
 
-@pytest.fixture(scope="module")
-def mlflow_auth_server(tmp_path_factory):
-    """URL of a real `mlflow server --app-name basic-auth` with users alice, bob, mallory.
-
-    Nobody but the admin has any grant yet: each test module decides who may do what.
-    """
-    tmp = tmp_path_factory.mktemp("mlflow-auth")
+def _start_auth_server(tmp: Path, app: str, default_permission: str,
+                       extra_env: dict | None = None) -> tuple[str, subprocess.Popen]:
+    """`mlflow server --app-name <app>` with an ini under `tmp` (admin ADMIN, sqlite stores,
+    proxied artifacts): (url, process)."""
     port = free_port()
     ini = tmp / "basic_auth.ini"
     ini.write_text(
-        "[mlflow]\ndefault_permission = READ\n"
+        f"[mlflow]\ndefault_permission = {default_permission}\n"
         f"database_uri = sqlite:///{tmp / 'auth.db'}\n"
         f"admin_username = {ADMIN[0]}\nadmin_password = {ADMIN[1]}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
@@ -71,15 +68,26 @@ def mlflow_auth_server(tmp_path_factory):
         "auth_cache_ttl_seconds = 300\n"
     )
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": "twinops-test-secret"}
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": "twinops-test-secret", **(extra_env or {})}
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(key, None)
     url = f"http://127.0.0.1:{port}"
-    proc = _start([sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+    proc = _start([sys.executable, "-m", "mlflow", "server", "--app-name", app,
                    "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
                    "--artifacts-destination", str(tmp / "artifacts"),
                    "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                   env, tmp / "server.log", f"{url}/health")
+    return url, proc
+
+
+@pytest.fixture(scope="module")
+def mlflow_auth_server(tmp_path_factory):
+    """URL of a real `mlflow server --app-name basic-auth` with users alice, bob, mallory.
+
+    Nobody but the admin has any grant yet: each test module decides who may do what.
+    """
+    tmp = tmp_path_factory.mktemp("mlflow-auth")
+    url, proc = _start_auth_server(tmp, "basic-auth", "READ")
     from mlflow.server.auth.client import AuthServiceClient
 
     admin = AuthServiceClient(url)
@@ -144,28 +152,8 @@ def mlflow_governed_server(tmp_path_factory):
     from pipelines import access
 
     tmp = tmp_path_factory.mktemp("mlflow-governed")
-    port = free_port()
-    ini = tmp / "basic_auth.ini"
-    ini.write_text(
-        "[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
-        f"database_uri = sqlite:///{tmp / 'auth.db'}\n"
-        f"admin_username = {ADMIN[0]}\nadmin_password = {ADMIN[1]}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        "grant_default_workspace_access = false\n"
-        # PBKDF2 on every request makes a model upload take minutes on 2 cores
-        "auth_cache_ttl_seconds = 300\n"
-    )
-    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": "twinops-test-secret",
-           "PYTHONPATH": _twinops_auth_pythonpath(tmp)}
-    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        env.pop(key, None)
-    url = f"http://127.0.0.1:{port}"
-    proc = _start([sys.executable, "-m", "mlflow", "server", "--app-name", "twinops-auth",
-                   "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
-                   "--artifacts-destination", str(tmp / "artifacts"),
-                   "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                  env, tmp / "server.log", f"{url}/health")
+    url, proc = _start_auth_server(tmp, "twinops-auth", "NO_PERMISSIONS",
+                                   {"PYTHONPATH": _twinops_auth_pythonpath(tmp)})
     settings = get_settings(state_dir=tmp / "state", data_dir=tmp / "ws" / "data",
                             mlflow_tracking_uri=url, profile="tiny")
     try:
